@@ -1,0 +1,52 @@
+# flowaudit — two commands: `make demo` and `make test`. Each sets everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_HOME ?= demo-home
+
+.PHONY: setup system-deps services demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages the tests need: espeak-ng (real speech for the VAD test), sox, chromium
+# (renders the HTML reports headless). Installed only when missing.
+system-deps:
+	@missing=""; \
+	for bin in espeak-ng:espeak-ng sox:sox chromium:chromium; do \
+	  command -v $${bin%%:*} >/dev/null 2>&1 || missing="$$missing $${bin##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# PostgreSQL must be up for the test suite (its tests never silently skip in CI).
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  echo "starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+
+demo: setup
+	$(PY) examples/demo.py --home $(DEMO_HOME)
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup system-deps services lint
+	$(PY) -m pytest
+
+bench: setup services
+	$(PY) bench/store.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .hypothesis build *.egg-info

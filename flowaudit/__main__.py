@@ -1,0 +1,3 @@
+from flowaudit.cli import main
+
+main()

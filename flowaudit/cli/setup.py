@@ -1,0 +1,76 @@
+"""`flowaudit init` and `flowaudit db upgrade|current`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retention import db as dbmod
+
+from ..config import default_home
+from ..runtime import initialise_home
+from ._common import DbOption, HomeOption, settings_from
+
+db_app = typer.Typer(
+    help="Database schema: migrate with alembic, show the revision.", no_args_is_help=True
+)
+
+
+def init(
+    home: HomeOption = None,
+    db: DbOption = None,
+    policy: Annotated[
+        str, typer.Option(help="Default policy for this home.")
+    ] = "privacy-by-default",
+) -> None:
+    """Create a data home: master key (0600), signing key, key store, config, migrated database."""
+    target = home or default_home()
+    settings = initialise_home(Path(target), db_url=db, policy=policy)
+    typer.echo(f"initialised flowaudit home at {settings.home}")
+    typer.echo(f"  database: {dbmod.redact_url(settings.db_url)}")
+    typer.echo(f"  policy:   {settings.policy}")
+    typer.echo(
+        "  keep master.key and signing.key private; "
+        "back up keystore.bin only within the retention window"
+    )
+
+
+@db_app.command("upgrade")
+def upgrade(
+    home: HomeOption = None,
+    db: DbOption = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database to the latest (or given) schema revision."""
+    settings = settings_from(home, db)
+    dbmod.upgrade(settings.db_url, revision)
+    engine = dbmod.make_engine(settings.db_url)
+    try:
+        typer.echo(f"database at revision {dbmod.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("current")
+def current(home: HomeOption = None, db: DbOption = None) -> None:
+    """Show the database's schema revision and whether it is the latest."""
+    settings = settings_from(home, db)
+    engine = dbmod.make_engine(settings.db_url)
+    try:
+        revision = dbmod.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = dbmod.head_revision()
+    state = (
+        "up to date"
+        if revision == head
+        else f"behind (latest is {head}; run `flowaudit db upgrade`)"
+    )
+    typer.echo(f"{revision or 'empty'} — {state}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,100 @@
+"""Settings of a data home: where the database, keys and policy are.
+
+A home is a directory made by ``flowaudit init``::
+
+    HOME/flowaudit.toml   database URL and default policy
+    HOME/master.key       the KEK, base64, mode 0600 (or FLOWAUDIT_MASTER_KEY)
+    HOME/signing.key      Ed25519 key for audit checkpoints, separate from the KEK, mode 0600
+    HOME/keystore.bin     bucket and subject keys, encrypted under the KEK
+    HOME/flowaudit.db     the embedded SQLite database (unless FLOWAUDIT_DB_URL says otherwise)
+
+Precedence: command-line option, then environment (FLOWAUDIT_HOME, FLOWAUDIT_DB_URL), then
+``flowaudit.toml``, then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from retention.errors import ConfigError
+
+__all__ = ["Settings", "resolve_settings", "default_home", "CONFIG_NAME"]
+
+CONFIG_NAME = "flowaudit.toml"
+HOME_ENV = "FLOWAUDIT_HOME"
+DB_ENV = "FLOWAUDIT_DB_URL"
+_ALLOWED_KEYS = {"database_url", "policy"}
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get(HOME_ENV):
+        return Path(env[HOME_ENV]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path("~/.local/share").expanduser())
+    return Path(base) / "flowaudit"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved paths and URLs of one data home."""
+
+    home: Path
+    db_url: str
+    policy: str
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_NAME
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.home / "master.key"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.home / "signing.key"
+
+    @property
+    def keystore_file(self) -> Path:
+        return self.home / "keystore.bin"
+
+
+def sqlite_url_for(home: Path) -> str:
+    return f"sqlite:///{(home / 'flowaudit.db').resolve()}"
+
+
+def resolve_settings(
+    home: Path | None = None,
+    db_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    must_exist: bool = True,
+) -> Settings:
+    """Find the home and read its config; refuse a home that was never initialised."""
+    env = os.environ if environ is None else environ
+    home = (home or default_home(env)).expanduser().resolve()
+    config: dict[str, object] = {}
+    config_file = home / CONFIG_NAME
+    if must_exist:
+        if not config_file.is_file():
+            raise ConfigError(
+                f"no flowaudit home at '{home}'; run `flowaudit init --home {home}` "
+                "or set FLOWAUDIT_HOME"
+            )
+        try:
+            config = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"'{config_file}' is not valid TOML ({exc})") from None
+        unknown = sorted(set(config) - _ALLOWED_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"'{config_file}': unknown key {unknown[0]!r}; "
+                f"allowed: {', '.join(sorted(_ALLOWED_KEYS))}"
+            )
+    url = db_url or env.get(DB_ENV) or str(config.get("database_url") or sqlite_url_for(home))
+    policy = str(config.get("policy") or "privacy-by-default")
+    return Settings(home=home, db_url=url, policy=policy)

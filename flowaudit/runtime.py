@@ -1,0 +1,89 @@
+"""Composition: a data home's settings become an engine, a key store, an audit log and a store.
+
+This is the only place where `retention` and `audit` meet; neither imports the other's wiring.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from audit.log import AuditLog
+from audit.signing import create_signing_key
+from retention import db
+from retention.errors import ConfigError
+from retention.keys import MASTER_KEY_ENV, FileKeyStore, create_master_key_file, load_master_key
+from retention.policy import load_policy
+from retention.store import EncryptedStore
+
+from .config import CONFIG_NAME, Settings, resolve_settings
+
+__all__ = ["Runtime", "open_runtime", "initialise_home"]
+
+
+@dataclass
+class Runtime:
+    """Everything a command needs, opened from one data home."""
+
+    settings: Settings
+    engine: Engine
+    keys: FileKeyStore
+    audit: AuditLog
+    store: EncryptedStore
+    now: datetime
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_runtime(
+    settings: Settings,
+    now: datetime,
+    environ: Mapping[str, str] | None = None,
+    *,
+    check_schema: bool = True,
+) -> Runtime:
+    """Open the store of a home; refuses a database that is not migrated to head."""
+    master_key = load_master_key(settings.master_key_file, environ)
+    keys = FileKeyStore(settings.keystore_file, master_key)
+    engine = db.make_engine(settings.db_url)
+    if check_schema:
+        db.check_schema(engine)
+    audit_log = AuditLog()
+    store = EncryptedStore(engine, keys, master_key=master_key, recorder=audit_log)
+    return Runtime(settings, engine, keys, audit_log, store, now)
+
+
+def initialise_home(
+    home: Path,
+    *,
+    db_url: str | None = None,
+    policy: str = "privacy-by-default",
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Create a data home: keys with mode 0600, the key store, config, a migrated database."""
+    env = os.environ if environ is None else environ
+    home = home.expanduser().resolve()
+    if (home / CONFIG_NAME).exists():
+        raise ConfigError(f"'{home}' is already a flowaudit home; use it, or pick another --home")
+    load_policy(policy)  # fail before creating anything if the policy is bad
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    master_file = home / "master.key"
+    if not env.get(MASTER_KEY_ENV):
+        create_master_key_file(master_file)
+    master_key = load_master_key(master_file, env)
+    FileKeyStore.create(home / "keystore.bin", master_key)
+    create_signing_key(home / "signing.key")
+    lines = [f'policy = "{policy}"']
+    if db_url:
+        lines.insert(0, f'database_url = "{db_url}"')
+    (home / CONFIG_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = resolve_settings(home, db_url, env)
+    db.upgrade(settings.db_url)
+    return settings

@@ -1,0 +1,1 @@
+"""The event pipeline: capture sources, gates, sentiment, selection, run orchestration."""

@@ -1,0 +1,50 @@
+"""Retention durations as policy files write them: "72h", "30d", "0h", "indefinite".
+
+A duration without a unit is refused rather than guessed, because "72" meaning minutes or
+hours is exactly the kind of ambiguity a regulator will ask about.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+__all__ = ["Duration", "parse_duration", "format_duration"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+
+#: ``None`` means "indefinite": kept until someone decides otherwise.
+Duration = timedelta | None
+
+
+def parse_duration(text: object) -> Duration:
+    """Parse ``"72h"`` / ``"30d"`` / ``"indefinite"``; raise ``ValueError`` saying what to write."""
+    if not isinstance(text, str):
+        raise ValueError(f'{text!r} is not a duration; write it as a string such as "72h"')
+    if text.strip().lower() == "indefinite":
+        return None
+    match = _PATTERN.match(text)
+    if match is None:
+        if text.strip().isdigit():
+            raise ValueError(
+                f'"{text}" has no unit; write "{text.strip()}h" (units: s, m, h, d, w)'
+            )
+        raise ValueError(
+            f'"{text}" is not a duration; use a number and a unit (s, m, h, d, w) '
+            'such as "72h" or "30d", or "indefinite"'
+        )
+    amount, unit = match.groups()
+    return timedelta(seconds=int(amount) * _UNITS[unit])
+
+
+def format_duration(value: Duration) -> str:
+    """The inverse of :func:`parse_duration`, choosing the largest exact unit."""
+    if value is None:
+        return "indefinite"
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s" if seconds else "0h"

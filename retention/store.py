@@ -1,0 +1,631 @@
+"""The encrypted, retention-aware store: the only way audio and metadata reach the database.
+
+Usage::
+
+    store = EncryptedStore(engine, keys, master_key=kek, recorder=audit_log)
+    with store.transaction(now) as tx:
+        pseudonym = tx.register_subject("WB-000123", zone="A")
+        rid = tx.put_raw(event_id="fete-2026", pseudonym=pseudonym, start_at=t, pcm=pcm,
+                         sample_rate=16000, retention=timedelta(hours=72))
+    segment = store.get_raw(rid, now=now)
+
+Each record is sealed with AES-256-GCM under a key derived (HKDF) from its bucket key and its
+subject key; the AAD binds it to its row, and a key commitment is checked before decrypting.
+Reads refuse data past its retention even before a purge has run. ``now`` is always a
+parameter, never read from a clock here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import _crypto
+from .db import map_db_errors
+from .durations import Duration, format_duration
+from .errors import (
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    RecordExpiredError,
+    RetentionError,
+)
+from .keys import KeyProvider, derive_pepper
+from .models import (
+    BUCKET_ACTIVE,
+    BUCKET_SHREDDED,
+    Consent,
+    Event,
+    MetadataRecord,
+    RawSegment,
+    RetentionBucket,
+    Subject,
+)
+from .recorder import Recorder
+
+__all__ = [
+    "EncryptedStore",
+    "StoreTransaction",
+    "RawSegmentData",
+    "MetadataData",
+    "bucket_id_for",
+    "RAW_AUDIO",
+    "METADATA",
+]
+
+RAW_AUDIO = "raw_audio"
+METADATA = "metadata"
+_NO_SUBJECT = "-"
+
+
+@dataclass(frozen=True)
+class RawSegmentData:
+    """A decrypted raw segment."""
+
+    id: str
+    event_id: str
+    pseudonym: str | None
+    start_at: datetime
+    expires_at: datetime | None
+    sample_rate: int
+    duration_ms: int
+    speech_frames: int
+    pcm: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class MetadataData:
+    """A decrypted metadata record."""
+
+    id: str
+    event_id: str
+    pseudonym: str | None
+    kind: str
+    start_at: datetime
+    expires_at: datetime | None
+    anonymised: bool
+    payload: dict[str, Any] = field(repr=False)
+
+
+def bucket_id_for(event_id: str, category: str, at: datetime) -> str:
+    """Records of one event, category and UTC hour share a bucket (and so a bucket key)."""
+    return f"{event_id}:{category}:{at.astimezone(UTC):%Y%m%dT%H}"
+
+
+def _hour_floor(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _aad(table: str, row: RawSegment | MetadataRecord, category: str) -> bytes:
+    parts = [
+        "flowaudit/v1",
+        table,
+        row.id,
+        row.event_id,
+        row.subject_pseudonym or _NO_SUBJECT,
+        category,
+        row.start_at.astimezone(UTC).isoformat(),
+        row.key_id,
+    ]
+    return "|".join(parts).encode()
+
+
+def _require_aware(at: datetime, name: str) -> datetime:
+    if at.tzinfo is None:
+        raise InputError(f"{name} must be a timezone-aware time (got {at.isoformat()})")
+    return at.astimezone(UTC)
+
+
+class EncryptedStore:
+    """Safe API over the database and the key provider; no algorithm choices for callers."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        keys: KeyProvider,
+        *,
+        master_key: bytes,
+        recorder: Recorder,
+    ) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.recorder = recorder
+        self._pepper = derive_pepper(master_key)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._record_keys: dict[tuple[str, str], bytes] = {}
+
+    # -- identity -------------------------------------------------------------------------------
+    def pseudonym(self, serial: str) -> str:
+        """HMAC of a wristband serial; the serial itself is never stored."""
+        if not serial or not serial.strip():
+            raise InputError("empty wristband serial")
+        return _crypto.pseudonym(self._pepper, serial.strip())
+
+    # -- sessions -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read session (no commit)."""
+        with map_db_errors(), self._sessions() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def transaction(self, now: datetime, actor: str = "flowaudit") -> Iterator[StoreTransaction]:
+        """One atomic unit: rows, their audit entries and their new keys land together."""
+        now = _require_aware(now, "now")
+        with map_db_errors():
+            session = self._sessions()
+            try:
+                tx = StoreTransaction(self, session, now, actor)
+                yield tx
+                session.flush()
+                self.keys.flush()  # keys must be durable before rows that need them commit
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _record_key(self, bucket_id: str, pseudonym: str | None, create: bool) -> bytes:
+        subject = pseudonym or _NO_SUBJECT
+        cache_key = (bucket_id, subject)
+        cached = self._record_keys.get(cache_key)
+        if cached is not None and not create:
+            if self.keys.is_bucket_destroyed(bucket_id):
+                self._record_keys.pop(cache_key, None)
+            else:
+                return cached
+        bucket_key = self.keys.bucket_key(bucket_id, create=create)
+        subject_key = self.keys.subject_key(subject, create=create) if pseudonym else b""
+        key = _crypto.derive(bucket_key + subject_key, f"record|{bucket_id}|{subject}".encode())
+        self._record_keys[cache_key] = key
+        return key
+
+    def forget_cached_keys(self) -> None:
+        """Drop derived keys from memory (done after every shred)."""
+        self._record_keys.clear()
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get_raw(self, record_id: str, *, now: datetime) -> RawSegmentData:
+        with self.session() as session:
+            row = session.get(RawSegment, record_id)
+            if row is None:
+                raise NotFoundError(f"no raw segment {record_id!r}")
+            return self._open_raw(row, _require_aware(now, "now"))
+
+    def get_metadata(self, record_id: str, *, now: datetime) -> MetadataData:
+        with self.session() as session:
+            row = session.get(MetadataRecord, record_id)
+            if row is None:
+                raise NotFoundError(f"no metadata record {record_id!r}")
+            return self._open_metadata(row, _require_aware(now, "now"))
+
+    def iter_raw(
+        self,
+        *,
+        now: datetime,
+        event_id: str | None = None,
+        pseudonym: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch: int = 500,
+    ) -> Iterator[RawSegmentData]:
+        """Readable raw segments in time order; expired or shredded records are skipped."""
+        now = _require_aware(now, "now")
+        for row in self._iter_rows(RawSegment, event_id, pseudonym, since, until, None, batch):
+            with contextlib.suppress(RetentionError):
+                yield self._open_raw(row, now)
+
+    def iter_metadata(
+        self,
+        *,
+        now: datetime,
+        event_id: str | None = None,
+        pseudonym: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch: int = 500,
+    ) -> Iterator[MetadataData]:
+        """Readable metadata in time order; expired or shredded records are skipped."""
+        now = _require_aware(now, "now")
+        for row in self._iter_rows(MetadataRecord, event_id, pseudonym, since, until, kind, batch):
+            with contextlib.suppress(RetentionError):
+                yield self._open_metadata(row, now)
+
+    def _iter_rows(
+        self,
+        model: type[RawSegment] | type[MetadataRecord],
+        event_id: str | None,
+        pseudonym: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        kind: str | None,
+        batch: int,
+    ) -> Iterator[Any]:
+        query = select(model).order_by(model.start_at, model.id)
+        if event_id is not None:
+            query = query.where(model.event_id == event_id)
+        if pseudonym is not None:
+            query = query.where(model.subject_pseudonym == pseudonym)
+        if since is not None:
+            query = query.where(model.start_at >= since)
+        if until is not None:
+            query = query.where(model.start_at < until)
+        if kind is not None and model is MetadataRecord:
+            query = query.where(MetadataRecord.kind == kind)
+        offset = 0
+        while True:
+            with self.session() as session:
+                rows = list(session.scalars(query.offset(offset).limit(batch)))
+            if not rows:
+                return
+            yield from rows
+            offset += len(rows)
+
+    def _check_readable(self, row: RawSegment | MetadataRecord, now: datetime) -> None:
+        if row.expires_at is not None and row.expires_at <= now:
+            raise RecordExpiredError(
+                f"record {row.id} expired at {row.expires_at.isoformat()} and may not be read"
+            )
+
+    def _open(self, table: str, row: RawSegment | MetadataRecord, category: str) -> bytes:
+        key = self._record_key(row.key_id, row.subject_pseudonym, create=False)
+        return _crypto.open_sealed(
+            key, row.nonce, row.ciphertext, _aad(table, row, category), row.commitment
+        )
+
+    def _open_raw(self, row: RawSegment, now: datetime) -> RawSegmentData:
+        self._check_readable(row, now)
+        pcm = self._open("raw_segments", row, RAW_AUDIO)
+        return RawSegmentData(
+            id=row.id,
+            event_id=row.event_id,
+            pseudonym=row.subject_pseudonym,
+            start_at=row.start_at,
+            expires_at=row.expires_at,
+            sample_rate=row.sample_rate,
+            duration_ms=row.duration_ms,
+            speech_frames=row.speech_frames,
+            pcm=pcm,
+        )
+
+    def _open_metadata(self, row: MetadataRecord, now: datetime) -> MetadataData:
+        self._check_readable(row, now)
+        plaintext = self._open("metadata_records", row, METADATA + ":" + row.kind)
+        try:
+            payload = json.loads(plaintext)
+        except ValueError as exc:  # authenticated yet not JSON: written by something else
+            raise IntegrityError(f"metadata record {row.id} holds no valid JSON") from exc
+        return MetadataData(
+            id=row.id,
+            event_id=row.event_id,
+            pseudonym=row.subject_pseudonym,
+            kind=row.kind,
+            start_at=row.start_at,
+            expires_at=row.expires_at,
+            anonymised=row.anonymised,
+            payload=payload,
+        )
+
+    # -- low-level destruction ------------------------------------------------------------------
+    def shred_buckets(
+        self, bucket_ids: list[str], *, now: datetime, actor: str = "purge"
+    ) -> list[str]:
+        """Destroy bucket keys: audit entry first, then the key, then the state change.
+
+        Returns the ids whose keys this call destroyed. Safe to repeat: already-destroyed keys
+        are skipped, and a bucket left ACTIVE by a crash after its key died is marked now.
+        """
+        now = _require_aware(now, "now")
+        if not bucket_ids:
+            return []
+        with self.transaction(now, actor=actor) as tx:
+            tx.audit(
+                "bucket.shred",
+                "retention_buckets",
+                f"{len(bucket_ids)} buckets",
+                {"bucket_ids": sorted(bucket_ids)},
+            )
+        destroyed = self.keys.destroy_bucket_keys(list(bucket_ids), now)
+        self.forget_cached_keys()
+        with self.transaction(now, actor=actor) as tx:
+            tx.session.execute(
+                update(RetentionBucket)
+                .where(RetentionBucket.id.in_(bucket_ids), RetentionBucket.state == BUCKET_ACTIVE)
+                .values(state=BUCKET_SHREDDED, shredded_at=now)
+            )
+        return destroyed
+
+    def destroy_subject_key(self, pseudonym: str, *, now: datetime, actor: str = "dsr") -> bool:
+        """Make every record of one wristband unreadable, whatever its retention."""
+        now = _require_aware(now, "now")
+        with self.transaction(now, actor=actor) as tx:
+            tx.audit("subject.key_destroyed", "subject", pseudonym, {})
+        existed = self.keys.destroy_subject_key(pseudonym, now)
+        self.forget_cached_keys()
+        return existed
+
+
+class StoreTransaction:
+    """Writes inside one database transaction; created by :meth:`EncryptedStore.transaction`."""
+
+    def __init__(self, store: EncryptedStore, session: Session, now: datetime, actor: str):
+        self.store = store
+        self.session = session
+        self.now = now
+        self.actor = actor
+        self._buckets: dict[str, RetentionBucket] = {}
+
+    def audit(
+        self, action: str, object_type: str, object_id: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """Append an audit entry in this transaction."""
+        self.store.recorder.record(
+            self.session,
+            at=self.now,
+            actor=self.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=details or {},
+        )
+
+    # -- registration ---------------------------------------------------------------------------
+    def register_event(
+        self,
+        event_id: str,
+        *,
+        name: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        policy_name: str,
+        policy_sha256: str,
+        venue: str = "",
+    ) -> Event:
+        """Create the event row, or return it if it exists with the same window."""
+        starts_at, ends_at = (
+            _require_aware(starts_at, "starts_at"),
+            _require_aware(ends_at, "ends_at"),
+        )
+        if ends_at <= starts_at:
+            raise InputError(f"event {event_id!r} ends before it starts")
+        event = self.session.get(Event, event_id)
+        if event is None:
+            event = Event(
+                id=event_id,
+                name=name,
+                venue=venue,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                policy_name=policy_name,
+                policy_sha256=policy_sha256,
+                created_at=self.now,
+            )
+            self.session.add(event)
+            self.session.flush([event])
+            self.audit(
+                "event.register",
+                "event",
+                event_id,
+                {"policy": policy_name, "policy_sha256": policy_sha256},
+            )
+        return event
+
+    def register_subject(self, serial: str, **attributes: Any) -> str:
+        """Create (or update) the pseudonymous subject for a serial; return its pseudonym."""
+        pseudonym = self.store.pseudonym(serial)
+        allowed = {"zone", "age_band", "ticket_type", "device_model", "arrival_at", "is_staff"}
+        unknown = set(attributes) - allowed
+        if unknown:
+            raise InputError(
+                f"unknown subject attribute(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
+        subject = self.session.scalar(select(Subject).where(Subject.pseudonym == pseudonym))
+        if subject is None:
+            subject = Subject(pseudonym=pseudonym, created_at=self.now, is_staff=False)
+            self.session.add(subject)
+            self.audit("subject.register", "subject", pseudonym, {})
+        for key, value in attributes.items():
+            setattr(subject, key, value)
+        return pseudonym
+
+    def record_consent(
+        self,
+        event_id: str,
+        pseudonym: str,
+        *,
+        status: str,
+        given_at: datetime | None = None,
+        withdrawn_at: datetime | None = None,
+        biometrics_explicit: bool = False,
+        notice_version: str = "",
+    ) -> Consent:
+        """Store the consent state of one wristband for one event."""
+        if status not in ("opted_in", "opted_out", "withdrawn"):
+            raise InputError(f"consent status {status!r}; use opted_in, opted_out or withdrawn")
+        subject = self.session.scalar(select(Subject).where(Subject.pseudonym == pseudonym))
+        if subject is None:
+            raise NotFoundError("unknown subject; register the wristband first")
+        self.session.flush()
+        consent = self.session.scalar(
+            select(Consent).where(Consent.event_id == event_id, Consent.subject_id == subject.id)
+        )
+        if consent is None:
+            consent = Consent(event_id=event_id, subject_id=subject.id)
+            self.session.add(consent)
+        consent.status = status
+        consent.given_at = given_at
+        consent.withdrawn_at = withdrawn_at
+        consent.biometrics_explicit = biometrics_explicit
+        consent.notice_version = notice_version
+        self.audit("consent.record", "subject", pseudonym, {"event": event_id, "status": status})
+        return consent
+
+    # -- sealed writes --------------------------------------------------------------------------
+    def _bucket(
+        self, event_id: str, category: str, at: datetime, retention: Duration
+    ) -> RetentionBucket:
+        bucket_id = bucket_id_for(event_id, category, at)
+        bucket = self._buckets.get(bucket_id) or self.session.get(RetentionBucket, bucket_id)
+        starts = _hour_floor(at)
+        ends = starts + timedelta(hours=1)
+        expires = None if retention is None else ends + retention
+        if bucket is None:
+            bucket = RetentionBucket(
+                id=bucket_id,
+                event_id=event_id,
+                category=category,
+                starts_at=starts,
+                ends_at=ends,
+                expires_at=expires,
+                state=BUCKET_ACTIVE,
+            )
+            self.session.add(bucket)
+            self.session.flush([bucket])  # rows reference it; no ORM relationship orders this
+            self.audit(
+                "bucket.open",
+                "retention_bucket",
+                bucket_id,
+                {"category": category, "expires_at": expires.isoformat() if expires else None},
+            )
+        elif bucket.state != BUCKET_ACTIVE or self.store.keys.is_bucket_destroyed(bucket_id):
+            raise RetentionError(
+                f"bucket {bucket_id} was already shredded; refusing to write into it"
+            )
+        elif bucket.expires_at is not None and (expires is None or expires > bucket.expires_at):
+            bucket.expires_at = expires
+        self._buckets[bucket_id] = bucket
+        return bucket
+
+    def _expiry(self, start_at: datetime, retention: Duration, category: str) -> datetime | None:
+        if retention is None:
+            return None
+        expires = start_at + retention
+        if expires <= self.now:
+            raise RetentionError(
+                f"refusing to store {category} that is already past its retention "
+                f"({format_duration(retention)} from {start_at.isoformat()})"
+            )
+        return expires
+
+    def _seal(
+        self, row: RawSegment | MetadataRecord, table: str, category: str, data: bytes
+    ) -> None:
+        key = self.store._record_key(row.key_id, row.subject_pseudonym, create=True)
+        row.nonce, row.ciphertext, row.commitment = _crypto.seal(
+            key, data, _aad(table, row, category)
+        )
+
+    def put_raw(
+        self,
+        *,
+        event_id: str,
+        pseudonym: str | None,
+        start_at: datetime,
+        pcm: bytes,
+        sample_rate: int,
+        retention: Duration,
+        speech_frames: int = 0,
+        bytes_per_sample: int = 2,
+    ) -> str:
+        """Seal and store one raw PCM segment (mono int16 by default); return its id."""
+        start_at = _require_aware(start_at, "start_at")
+        if sample_rate <= 0 or len(pcm) % bytes_per_sample:
+            raise InputError("raw segment is not whole int16 samples at a positive sample rate")
+        expires = self._expiry(start_at, retention, RAW_AUDIO)
+        bucket = self._bucket(event_id, RAW_AUDIO, start_at, retention)
+        row = RawSegment(
+            id=uuid.uuid4().hex,
+            event_id=event_id,
+            subject_pseudonym=pseudonym,
+            start_at=start_at,
+            expires_at=expires,
+            key_id=bucket.id,
+            bucket_id=bucket.id,
+            duration_ms=int(round(1000 * len(pcm) / bytes_per_sample / sample_rate)),
+            sample_rate=sample_rate,
+            speech_frames=speech_frames,
+            byte_length=len(pcm),
+            created_at=self.now,
+        )
+        self._seal(row, "raw_segments", RAW_AUDIO, pcm)
+        self.session.add(row)
+        self.audit(
+            "raw.put",
+            "raw_segment",
+            row.id,
+            {
+                "event": event_id,
+                "subject": pseudonym,
+                "bucket": bucket.id,
+                "duration_ms": row.duration_ms,
+                "speech_frames": speech_frames,
+            },
+        )
+        return row.id
+
+    def put_metadata(
+        self,
+        *,
+        event_id: str,
+        pseudonym: str | None,
+        kind: str,
+        start_at: datetime,
+        payload: dict[str, Any],
+        retention: Duration,
+        anonymised: bool = False,
+    ) -> str:
+        """Seal and store one metadata record (a JSON object); return its id."""
+        start_at = _require_aware(start_at, "start_at")
+        if not kind or "|" in kind or ":" in kind:
+            raise InputError(f"metadata kind {kind!r} must be a non-empty word")
+        try:
+            data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"metadata payload is not JSON-serialisable ({exc})") from None
+        expires = self._expiry(start_at, retention, METADATA)
+        bucket = self._bucket(event_id, METADATA, start_at, retention)
+        row = MetadataRecord(
+            id=uuid.uuid4().hex,
+            event_id=event_id,
+            subject_pseudonym=pseudonym,
+            kind=kind,
+            start_at=start_at,
+            expires_at=expires,
+            key_id=bucket.id,
+            bucket_id=bucket.id,
+            anonymised=anonymised,
+            created_at=self.now,
+        )
+        self._seal(row, "metadata_records", METADATA + ":" + kind, data)
+        self.session.add(row)
+        self.audit(
+            "metadata.put",
+            "metadata_record",
+            row.id,
+            {
+                "event": event_id,
+                "subject": pseudonym,
+                "bucket": bucket.id,
+                "kind": kind,
+            },
+        )
+        return row.id
+
+
+def ensure_known(store: EncryptedStore, pseudonym: str) -> None:
+    """Raise :class:`NotFoundError` if no subject has this pseudonym."""
+    with store.session() as session:
+        if session.scalar(select(Subject.id).where(Subject.pseudonym == pseudonym)) is None:
+            raise NotFoundError("no data is held for that wristband serial")
