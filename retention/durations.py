@@ -39,12 +39,16 @@ def parse_duration(text: object) -> Duration:
 
 
 def format_duration(value: Duration) -> str:
-    """The inverse of :func:`parse_duration`, choosing the largest exact unit."""
+    """The inverse of :func:`parse_duration`: days from a week up, else hours, minutes, seconds."""
     if value is None:
         return "indefinite"
     seconds = int(value.total_seconds())
-    for unit in ("w", "d", "h", "m"):
-        size = _UNITS[unit]
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s" if seconds else "0h"
+    if seconds == 0:
+        return "0h"
+    day = _UNITS["d"]
+    if seconds % day == 0 and seconds >= 7 * day:
+        return f"{seconds // day}d"
+    for unit in ("h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"

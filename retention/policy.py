@@ -173,26 +173,28 @@ class Policy:
         out: dict[str, str] = {}
         for section, body in self.sections.items():
             for key, value in body.values.items():
-                out[f"{section}.{key}"] = _printable(value)
+                out[f"{section}.{key}"] = _printable(value, SCHEMA[section][key].kind)
         return out
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """JSON-friendly copy (durations as strings, dates ISO)."""
         return {
-            section: {k: _jsonable(v) for k, v in body.values.items()}
+            section: {k: _jsonable(v, SCHEMA[section][k].kind) for k, v in body.values.items()}
             for section, body in self.sections.items()
         }
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, timedelta) or (value is None):
-        return format_duration(value) if isinstance(value, timedelta) else None
+def _jsonable(value: Any, kind: str) -> Any:
+    if kind == "duration":
+        return format_duration(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
 
 
-def _printable(value: Any) -> str:
+def _printable(value: Any, kind: str) -> str:
+    if kind == "duration":
+        return format_duration(value)
     if isinstance(value, timedelta):
         return format_duration(value)
     if isinstance(value, list):

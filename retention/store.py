@@ -413,7 +413,7 @@ class StoreTransaction:
                 created_at=self.now,
             )
             self.session.add(event)
-            self.session.flush([event])
+            self.session.flush()
             self.audit(
                 "event.register",
                 "event",
@@ -492,7 +492,7 @@ class StoreTransaction:
                 state=BUCKET_ACTIVE,
             )
             self.session.add(bucket)
-            self.session.flush([bucket])  # rows reference it; no ORM relationship orders this
+            self.session.flush()  # rows reference it; no ORM relationship orders the inserts
             self.audit(
                 "bucket.open",
                 "retention_bucket",

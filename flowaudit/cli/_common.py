@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -37,24 +36,29 @@ DEBUG_ENV = "FLOWAUDIT_DEBUG"
 
 
 def _report(message: str, code: int) -> None:
-    click.echo(f"flowaudit: error: {message}", err=True)
+    typer.echo(f"flowaudit: error: {message}", err=True)
     sys.exit(code)
+
+
+def _is_cli_control_flow(exc: BaseException) -> bool:
+    """Typer/click exceptions (usage errors, exit, abort) are theirs to render."""
+    return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
 class FlowauditGroup(TyperGroup):
     """Turns our errors into one line and an exit code, and hides tracebacks of bugs."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FlowauditError as exc:
             _report(str(exc), exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except SystemExit:
             raise
         except KeyboardInterrupt:
             _report("interrupted", 130)
         except Exception as exc:  # a bug: say so, without echoing data that may be personal
-            if os.environ.get(DEBUG_ENV):
+            if _is_cli_control_flow(exc) or os.environ.get(DEBUG_ENV):
                 raise
             _report(
                 f"internal error ({type(exc).__name__}); rerun with {DEBUG_ENV}=1 to see the "
@@ -106,14 +110,14 @@ def runtime_from(home: Path | None, db: str | None, now: str | None) -> Iterator
 def check_format(value: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
     value = value.lower()
     if value not in allowed:
-        raise click.BadParameter(
+        raise typer.BadParameter(
             f"{value!r}; use one of {', '.join(allowed)}", param_hint="--format"
         )
     return value
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -53,6 +53,22 @@ def upgrade(
         engine.dispose()
 
 
+@db_app.command("downgrade")
+def downgrade(
+    revision: Annotated[str, typer.Option(help="Target revision, e.g. base or 0001_initial.")],
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Migrate the database down to an older schema revision (drops what newer ones added)."""
+    settings = settings_from(home, db)
+    dbmod.downgrade(settings.db_url, revision)
+    engine = dbmod.make_engine(settings.db_url)
+    try:
+        typer.echo(f"database at revision {dbmod.current_revision(engine) or 'base (empty)'}")
+    finally:
+        engine.dispose()
+
+
 @db_app.command("current")
 def current(home: HomeOption = None, db: DbOption = None) -> None:
     """Show the database's schema revision and whether it is the latest."""
