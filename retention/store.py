@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -253,25 +253,43 @@ class EncryptedStore:
         kind: str | None,
         batch: int,
     ) -> Iterator[Any]:
-        query = select(model).order_by(model.start_at, model.id)
+        """Keyset pages of ids first, then the rows: the database never sorts ciphertext."""
+        conditions = []
         if event_id is not None:
-            query = query.where(model.event_id == event_id)
+            conditions.append(model.event_id == event_id)
         if pseudonym is not None:
-            query = query.where(model.subject_pseudonym == pseudonym)
+            conditions.append(model.subject_pseudonym == pseudonym)
         if since is not None:
-            query = query.where(model.start_at >= since)
+            conditions.append(model.start_at >= since)
         if until is not None:
-            query = query.where(model.start_at < until)
+            conditions.append(model.start_at < until)
         if kind is not None and model is MetadataRecord:
-            query = query.where(MetadataRecord.kind == kind)
-        offset = 0
+            conditions.append(MetadataRecord.kind == kind)
+        after: tuple[datetime, str] | None = None
         while True:
+            page = select(model.start_at, model.id).where(*conditions)
+            if after is not None:
+                page = page.where(
+                    or_(
+                        model.start_at > after[0],
+                        and_(model.start_at == after[0], model.id > after[1]),
+                    )
+                )
+            page = page.order_by(model.start_at, model.id).limit(batch)
             with self.session() as session:
-                rows = list(session.scalars(query.offset(offset).limit(batch)))
-            if not rows:
-                return
-            yield from rows
-            offset += len(rows)
+                keys = session.execute(page).all()
+                if not keys:
+                    return
+                rows = {
+                    r.id: r
+                    for r in session.scalars(
+                        select(model).where(model.id.in_([k[1] for k in keys]))
+                    )
+                }
+            for _, record_id in keys:
+                if record_id in rows:
+                    yield rows[record_id]
+            after = (keys[-1][0], keys[-1][1])
 
     def _check_readable(self, row: RawSegment | MetadataRecord, now: datetime) -> None:
         if row.expires_at is not None and row.expires_at <= now:
