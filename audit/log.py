@@ -1,49 +1,115 @@
 """The hash-chained audit log: every entry's hash covers the one before it.
 
-``hash = SHA-256(prev_hash ‖ canonical JSON of the entry)``, with the genesis ``prev_hash`` all
-zeros. An entry written through :meth:`AuditLog.record` lands in the caller's transaction, so
-data and its entry commit together. Appends are serialised: PostgreSQL takes a transaction-level
-advisory lock; SQLite transactions are single-writer (``BEGIN IMMEDIATE``).
+``hash = SHA-256(prev_hash ‖ canonical entry)``, with the genesis ``prev_hash`` all zeros. An
+entry written through :meth:`AuditLog.record` lands in the caller's transaction, so data and its
+entry commit together. Appends are serialised: PostgreSQL takes a transaction-level advisory
+lock; SQLite transactions are single-writer (``BEGIN IMMEDIATE``).
+
+The canonical entry is JSON with sorted keys and no spaces::
+
+    {"action":…,"actor":…,"at":"<UTC ISO 8601>","details":<D>,"object_id":…,"object_type":…,"seq":N}
+
+where ``<D>`` is ``json.dumps(details, sort_keys=True)`` (ASCII, default separators). Details are
+stored key-sorted, so the text the database keeps *is* ``<D>``: the verifier hashes the stored
+bytes without parsing them (:mod:`audit.verify`), which is what makes it fast, and any change to
+those bytes — even a re-serialisation — breaks the chain.
+
+Details carry pseudonyms, ids, counts and times only: never serials, PCM or free text.
+Every ``checkpoint_every`` entries, if a signer is attached, a signed checkpoint over the new
+head is written in the same transaction (:mod:`audit.checkpoints`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from json.encoder import encode_basestring_ascii as _esc
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from retention.models import AuditEntry
+from retention.errors import InputError
+from retention.models import AuditCheckpoint, AuditEntry
 
-__all__ = ["AuditLog", "GENESIS_HASH", "entry_hash", "canonical_entry"]
+if TYPE_CHECKING:
+    from .checkpoints import CheckpointSigner
+
+__all__ = [
+    "AuditLog",
+    "GENESIS_HASH",
+    "DEFAULT_CHECKPOINT_EVERY",
+    "entry_hash",
+    "canonical_entry",
+    "canonical_details",
+    "normalise_details",
+    "iso_utc",
+    "read_head",
+    "iter_entries",
+    "last_checkpoint",
+]
 
 GENESIS_HASH = "0" * 64
+DEFAULT_CHECKPOINT_EVERY = 1000
 _PG_LOCK_ID = 0x466C6F77  # "Flow"
+_TEMPLATE = (
+    '{"action":%s,"actor":%s,"at":%s,"details":%s,"object_id":%s,"object_type":%s,"seq":%d}'
+)
+
+
+def iso_utc(at: datetime) -> str:
+    """The one time format in the chain: aware UTC ISO 8601 (``…+00:00``)."""
+    if at.tzinfo is None:
+        raise InputError(f"audit time {at.isoformat()} is naive; pass an aware UTC datetime")
+    return at.astimezone(UTC).isoformat()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(type(value).__name__)
+
+
+def canonical_details(details: dict[str, Any]) -> str:
+    """``<D>``: the details as sorted-key ASCII JSON (times become ISO strings)."""
+    try:
+        return json.dumps(details, sort_keys=True, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"audit details must be JSON of ids, counts and times ({exc}); "
+            "convert the value or leave it out"
+        ) from None
+
+
+def normalise_details(details: dict[str, Any] | None) -> dict[str, Any]:
+    """A key-sorted plain-JSON copy, so the stored text equals :func:`canonical_details`."""
+    value: dict[str, Any] = json.loads(canonical_details(details or {}))
+    return value
 
 
 def canonical_entry(
     seq: int,
-    at: datetime,
+    at: datetime | str,
     actor: str,
     action: str,
     object_type: str,
     object_id: str,
-    details: dict[str, Any],
+    details: dict[str, Any] | str,
 ) -> bytes:
-    """The exact bytes hashed for one entry: sorted keys, no spaces, UTC ISO time."""
-    body = {
-        "seq": seq,
-        "at": at.astimezone(UTC).isoformat(),
-        "actor": actor,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "details": details,
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    """The exact bytes hashed for one entry (``at`` may be given as its ISO string,
+    ``details`` as its canonical text)."""
+    iso = at if isinstance(at, str) else iso_utc(at)
+    body = details if isinstance(details, str) else canonical_details(details)
+    return (
+        _TEMPLATE
+        % (_esc(action), _esc(actor), _esc(iso), body, _esc(object_id), _esc(object_type), seq)
+    ).encode("ascii")
 
 
 def entry_hash(prev_hash: str, canonical: bytes) -> str:
@@ -60,8 +126,38 @@ def _forget_head(session: Session, transaction: Any) -> None:
         session.info.pop(_HEAD_KEY, None)
 
 
+def read_head(session: Session) -> tuple[int, str]:
+    """``(seq, hash)`` of the last entry, or ``(0, GENESIS_HASH)`` for an empty log."""
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    return (0, GENESIS_HASH) if last is None else (int(last[0]), str(last[1]))
+
+
 class AuditLog:
-    """Implements :class:`retention.recorder.Recorder` over the ``audit_log`` table."""
+    """Implements :class:`retention.recorder.Recorder` over the ``audit_log`` table.
+
+    ``signer`` (optional) signs a checkpoint every ``checkpoint_every`` entries; wire it with
+    :meth:`attach_signer` once the signing key is known.
+    """
+
+    def __init__(
+        self,
+        signer: CheckpointSigner | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise InputError(f"checkpoint_every = {checkpoint_every}; use a positive count")
+        self.signer = signer
+        self.checkpoint_every = checkpoint_every
+
+    def attach_signer(self, signer: CheckpointSigner | None, checkpoint_every: int | None = None):
+        """Sign a checkpoint every N entries from now on (``None`` detaches)."""
+        self.signer = signer
+        if checkpoint_every is not None:
+            if checkpoint_every < 1:
+                raise InputError(f"checkpoint_every = {checkpoint_every}; use a positive count")
+            self.checkpoint_every = checkpoint_every
 
     def _lock_and_read_head(self, session: Session) -> tuple[int, str]:
         cached = session.info.get(_HEAD_KEY)
@@ -69,10 +165,7 @@ class AuditLog:
             return cached
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
-        last = session.execute(
-            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-        ).first()
-        return (0, GENESIS_HASH) if last is None else (int(last[0]), str(last[1]))
+        return read_head(session)
 
     def record(
         self,
@@ -88,8 +181,10 @@ class AuditLog:
         """Append one entry in ``session``'s transaction."""
         seq, prev = self._lock_and_read_head(session)
         seq += 1
-        details = details or {}
-        canonical = canonical_entry(seq, at, actor, action, object_type, object_id, details)
+        clean = normalise_details(details)
+        canonical = canonical_entry(
+            seq, at, actor, action, object_type, object_id, json.dumps(clean)
+        )
         digest = entry_hash(prev, canonical)
         session.add(
             AuditEntry(
@@ -99,9 +194,49 @@ class AuditLog:
                 action=action,
                 object_type=object_type,
                 object_id=object_id,
-                details=details,
+                details=clean,
                 prev_hash=prev,
                 hash=digest,
             )
         )
         session.info[_HEAD_KEY] = (seq, digest)
+        if self.signer is not None and seq % self.checkpoint_every == 0:
+            session.add(self.signer.checkpoint(seq, digest, at))
+
+
+def iter_entries(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    action: str | None = None,
+    after_seq: int | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+    batch: int = 1000,
+) -> Iterator[AuditEntry]:
+    """Entries in sequence order, filtered. ``action`` ending in ``*`` matches a prefix."""
+    query = select(AuditEntry)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
+    if after_seq is not None:
+        query = query.where(AuditEntry.seq > after_seq)
+    if action:
+        if action.endswith("*"):
+            prefix = action[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(AuditEntry.action.like(prefix + "%", escape="\\"))
+        else:
+            query = query.where(AuditEntry.action == action)
+    query = query.order_by(AuditEntry.seq.desc() if newest_first else AuditEntry.seq)
+    if limit is not None:
+        query = query.limit(limit)
+    yield from session.scalars(query.execution_options(yield_per=batch))
+
+
+def last_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The checkpoint with the highest sequence number, if any."""
+    return session.scalars(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc(), AuditCheckpoint.id.desc())
+    ).first()

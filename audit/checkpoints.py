@@ -1,0 +1,299 @@
+"""Signed checkpoints and anchors: Ed25519 signatures over the head of the audit chain.
+
+A hash chain alone shows that entries were not changed *relative to each other*; whoever can
+write the table can still rewrite the tail and re-hash it, or cut it off. A checkpoint signs
+``(seq, head hash, time)`` with a key that is separate from the master key, and an *anchor* is
+a checkpoint exported to a file that the auditor keeps elsewhere: a later ``verify --anchor``
+detects a rewritten or truncated log up to that point.
+
+The signed text is a C2SP signed note (``c2sp.org/signed-note``) carrying a ``tlog-checkpoint``
+style body — origin line, tree size (the head's sequence number), base64 head hash, then an
+extension line with the time::
+
+    flowaudit/audit-log
+    1234
+    q1Vb9kG…=
+    at 2026-06-21T22:00:00+00:00
+
+    — flowaudit/audit-log AbCd…(base64 of 4-byte key hash ‖ 64-byte signature)
+
+Checkpoints are written every N entries (:class:`audit.log.AuditLog`) and at the end of every
+CLI command that appended entries (:func:`checkpoint_after_command`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.orm import Session
+
+from retention.errors import ConfigError, InputError
+from retention.models import AuditCheckpoint
+
+from .log import iso_utc, last_checkpoint, read_head
+from .signing import load_signing_key, public_key_id
+
+__all__ = [
+    "ORIGIN",
+    "ANCHOR_FORMAT",
+    "CheckpointSigner",
+    "Anchor",
+    "note_body",
+    "signed_note",
+    "verify_signature",
+    "write_checkpoint",
+    "load_signer",
+    "checkpoint_after_command",
+    "make_anchor",
+    "write_anchor",
+    "load_anchor",
+    "load_public_key",
+    "public_key_b64",
+]
+
+ORIGIN = "flowaudit/audit-log"
+ANCHOR_FORMAT = "flowaudit-audit-anchor/v1"
+_ED25519_ALG = b"\x01"
+
+
+def note_body(seq: int, head_hash: str, at: datetime | str, origin: str = ORIGIN) -> bytes:
+    """The signed text: origin, tree size, base64 head hash, time extension line."""
+    iso = at if isinstance(at, str) else iso_utc(at)
+    root = base64.b64encode(bytes.fromhex(head_hash)).decode("ascii")
+    return f"{origin}\n{seq}\n{root}\nat {iso}\n".encode()
+
+
+def _raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_key_b64(public_key: Ed25519PublicKey) -> str:
+    return base64.b64encode(_raw(public_key)).decode("ascii")
+
+
+def _note_key_hash(public_key: Ed25519PublicKey, origin: str = ORIGIN) -> bytes:
+    """C2SP signed-note key hash: SHA-256(name ‖ LF ‖ 0x01 ‖ public key)[:4]."""
+    return hashlib.sha256(origin.encode() + b"\n" + _ED25519_ALG + _raw(public_key)).digest()[:4]
+
+
+def signed_note(
+    seq: int, head_hash: str, at: datetime | str, signature: bytes, public_key: Ed25519PublicKey
+) -> str:
+    """The full signed note (body, blank line, signature line) as text."""
+    blob = base64.b64encode(_note_key_hash(public_key) + signature).decode("ascii")
+    return note_body(seq, head_hash, at).decode() + f"\n\u2014 {ORIGIN} {blob}\n"
+
+
+def verify_signature(
+    public_key: Ed25519PublicKey, seq: int, head_hash: str, at: datetime | str, signature: bytes
+) -> bool:
+    """True iff ``signature`` is the key's signature over this checkpoint's note body."""
+    try:
+        public_key.verify(bytes(signature), note_body(seq, head_hash, at))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class CheckpointSigner:
+    """Signs chain heads with the audit signing key (never the master key)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._private_key = private_key
+        self.public_key = private_key.public_key()
+        self.key_id = public_key_id(self.public_key)
+
+    def sign(self, seq: int, head_hash: str, at: datetime | str) -> bytes:
+        return self._private_key.sign(note_body(seq, head_hash, at))
+
+    def checkpoint(self, seq: int, head_hash: str, at: datetime) -> AuditCheckpoint:
+        """A new (unsaved) checkpoint row over ``(seq, head_hash)``."""
+        return AuditCheckpoint(
+            seq=seq,
+            head_hash=head_hash,
+            at=at,
+            key_id=self.key_id,
+            signature=self.sign(seq, head_hash, at),
+        )
+
+
+def load_signer(path: Path) -> CheckpointSigner | None:
+    """The signer from a home's ``signing.key``; ``None`` if there is no key file."""
+    if not path.exists():
+        return None
+    return CheckpointSigner(load_signing_key(path))
+
+
+def write_checkpoint(
+    session: Session, signer: CheckpointSigner, now: datetime, *, force: bool = False
+) -> AuditCheckpoint | None:
+    """Sign the current head in ``session``'s transaction.
+
+    Returns the new checkpoint, or ``None`` when the log is empty or its head is already
+    covered by a checkpoint of this key (unless ``force``).
+    """
+    seq, head = read_head(session)
+    if seq == 0:
+        return None
+    last = last_checkpoint(session)
+    if (
+        not force
+        and last is not None
+        and last.seq == seq
+        and last.head_hash == head
+        and last.key_id == signer.key_id
+    ):
+        return None
+    checkpoint = signer.checkpoint(seq, head, now)
+    session.add(checkpoint)
+    session.flush([checkpoint])
+    return checkpoint
+
+
+class _StoreLike(Protocol):
+    def transaction(self, now: datetime, actor: str = ...) -> Any: ...
+
+
+class _RuntimeLike(Protocol):
+    store: Any
+    settings: Any
+    now: datetime
+
+
+def checkpoint_after_command(runtime: _RuntimeLike) -> AuditCheckpoint | None:
+    """Sign the head if the command appended entries since the last checkpoint.
+
+    A home without a ``signing.key`` is left alone (``audit verify`` then reports the unsigned
+    entries); a key file others can read is refused by :func:`load_signing_key`.
+    """
+    signer = load_signer(Path(runtime.settings.signing_key_file))
+    if signer is None:
+        return None
+    with runtime.store.transaction(runtime.now, actor="audit") as tx:
+        return write_checkpoint(tx.session, signer, runtime.now)
+
+
+# -- anchors ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Anchor:
+    """A checkpoint the auditor keeps outside the database (``audit anchor --out FILE``)."""
+
+    seq: int
+    head_hash: str
+    at: str
+    key_id: str
+    public_key: Ed25519PublicKey
+    signature: bytes
+
+    def verifies(self) -> bool:
+        return verify_signature(self.public_key, self.seq, self.head_hash, self.at, self.signature)
+
+
+def make_anchor(checkpoint: AuditCheckpoint, public_key: Ed25519PublicKey) -> dict[str, Any]:
+    """The JSON document of an anchor (the signed note is included for other tools)."""
+    at = iso_utc(checkpoint.at)
+    return {
+        "format": ANCHOR_FORMAT,
+        "origin": ORIGIN,
+        "seq": checkpoint.seq,
+        "head_hash": checkpoint.head_hash,
+        "at": at,
+        "key_id": checkpoint.key_id,
+        "public_key": public_key_b64(public_key),
+        "signature": base64.b64encode(bytes(checkpoint.signature)).decode("ascii"),
+        "note": signed_note(
+            checkpoint.seq, checkpoint.head_hash, at, bytes(checkpoint.signature), public_key
+        ),
+    }
+
+
+def write_anchor(path: Path, document: dict[str, Any]) -> None:
+    """Write an anchor file (it holds no secret: public key, hash, signature)."""
+    try:
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write anchor '{path}' ({exc.strerror})") from None
+
+
+def _b64(value: Any, field: str, where: str, size: int | None = None) -> bytes:
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not raw or (size is not None and len(raw) != size):
+        raise InputError(f"anchor '{where}': field {field!r} is not valid base64 of the right size")
+    return raw
+
+
+def load_anchor(path: Path) -> Anchor:
+    """Read and validate an anchor file; refuses anything malformed with one clear line."""
+    where = str(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"anchor file '{where}' does not exist") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(
+            f"anchor '{where}' is not a JSON anchor file ({type(exc).__name__}); "
+            "create one with `flowaudit audit anchor --out FILE`"
+        ) from None
+    if not isinstance(document, dict) or document.get("format") != ANCHOR_FORMAT:
+        raise InputError(f"anchor '{where}': format is not {ANCHOR_FORMAT!r}")
+    seq, head = document.get("seq"), document.get("head_hash")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise InputError(f"anchor '{where}': seq must be a positive integer")
+    if not isinstance(head, str) or len(head) != 64:
+        raise InputError(f"anchor '{where}': head_hash must be 64 hex digits")
+    try:
+        bytes.fromhex(head)
+    except ValueError:
+        raise InputError(f"anchor '{where}': head_hash must be 64 hex digits") from None
+    at = document.get("at")
+    if not isinstance(at, str):
+        raise InputError(f"anchor '{where}': at must be an ISO 8601 time")
+    public_key = Ed25519PublicKey.from_public_bytes(
+        _b64(document.get("public_key"), "public_key", where, 32)
+    )
+    signature = _b64(document.get("signature"), "signature", where, 64)
+    return Anchor(
+        seq=seq,
+        head_hash=head,
+        at=at,
+        key_id=public_key_id(public_key),
+        public_key=public_key,
+        signature=signature,
+    )
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM public key, a PEM private key, or raw base64."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read public key '{path}' ({exc.strerror})") from None
+    key: Any = None
+    try:
+        if b"PRIVATE KEY" in data:
+            key = serialization.load_pem_private_key(data, password=None).public_key()
+        elif b"PUBLIC KEY" in data:
+            key = serialization.load_pem_public_key(data)
+        else:
+            raw = base64.b64decode(data.strip(), validate=True)
+            key = Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, TypeError, binascii.Error):
+        key = None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(
+            f"'{path}' is not an Ed25519 key (PEM public key, PEM private key or base64 raw)"
+        )
+    return key
