@@ -53,6 +53,7 @@ __all__ = [
     "verify_signature",
     "write_checkpoint",
     "load_signer",
+    "attach_signer",
     "checkpoint_after_command",
     "make_anchor",
     "write_anchor",
@@ -160,14 +161,19 @@ def write_checkpoint(
     return checkpoint
 
 
-class _StoreLike(Protocol):
-    def transaction(self, now: datetime, actor: str = ...) -> Any: ...
-
-
 class _RuntimeLike(Protocol):
     store: Any
+    audit: Any
     settings: Any
     now: datetime
+
+
+def attach_signer(runtime: _RuntimeLike, every: int | None = None) -> CheckpointSigner | None:
+    """Let the runtime's audit log sign a checkpoint every ``every`` entries (default 1000)."""
+    signer = load_signer(Path(runtime.settings.signing_key_file))
+    if signer is not None:
+        runtime.audit.attach_signer(signer, every)
+    return signer
 
 
 def checkpoint_after_command(runtime: _RuntimeLike) -> AuditCheckpoint | None:

@@ -151,7 +151,9 @@ class AuditLog:
         self.signer = signer
         self.checkpoint_every = checkpoint_every
 
-    def attach_signer(self, signer: CheckpointSigner | None, checkpoint_every: int | None = None):
+    def attach_signer(
+        self, signer: CheckpointSigner | None, checkpoint_every: int | None = None
+    ) -> None:
         """Sign a checkpoint every N entries from now on (``None`` detaches)."""
         self.signer = signer
         if checkpoint_every is not None:

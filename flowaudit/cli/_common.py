@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from audit.checkpoints import attach_signer, checkpoint_after_command
 from retention.errors import FlowauditError
 
 from ..clock import resolve_now
@@ -102,7 +103,9 @@ def runtime_from(home: Path | None, db: str | None, now: str | None) -> Iterator
     moment: datetime = resolve_now(now)
     runtime = open_runtime(settings_from(home, db), moment)
     try:
+        attach_signer(runtime)  # a signed checkpoint every N audit entries
         yield runtime
+        checkpoint_after_command(runtime)  # and one over the head when the command succeeds
     finally:
         runtime.close()
 
