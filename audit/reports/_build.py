@@ -1,0 +1,296 @@
+"""Pieces several report kinds share: the report envelope and sections built from shared facts."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from retention.models import AuditEntry
+
+from . import _fmt as f
+from ._context import ReportContext
+from ._model import FAIL, PASS, WARN, Para, Report, Section, Status, Table
+
+__all__ = [
+    "finish",
+    "security_measures",
+    "security_section",
+    "retention_table",
+    "receipts_table",
+    "findings_section",
+    "chain_facts",
+    "LAWFUL_BASIS_REF",
+]
+
+LAWFUL_BASIS_REF = {
+    "consent": "GDPR Art 6(1)(a) consent",
+    "contract": "GDPR Art 6(1)(b) performance of a contract",
+    "legal_obligation": "GDPR Art 6(1)(c) legal obligation",
+    "vital_interests": "GDPR Art 6(1)(d) vital interests",
+    "public_task": "GDPR Art 6(1)(e) public task",
+    "legitimate_interests": "GDPR Art 6(1)(f) legitimate interests",
+}
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("flowaudit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def finish(
+    ctx: ReportContext,
+    *,
+    kind: str,
+    title: str,
+    subtitle: str,
+    data: dict[str, Any],
+    sections: list[Section],
+    event_label: str | None = None,
+) -> Report:
+    """Wrap facts and sections with the meta every report carries (dates, policy, log head)."""
+    with ctx.session() as session:
+        head = session.execute(
+            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+    digest = content_hash(data)
+    meta = {
+        "generated_at": f.iso(ctx.now),
+        "as_of": ctx.as_of.isoformat(),
+        "event_id": ctx.event_id,
+        "policy": {"name": ctx.policy.name, "sha256": ctx.policy.sha256},
+        "audit_head": {"seq": head[0] if head else 0, "hash": head[1] if head else None},
+        "content_sha256": digest,
+        "flowaudit_version": _version(),
+    }
+    header = [
+        ("Describes the store at", f.when(ctx.now)),
+        ("Law evaluated at", ctx.as_of.isoformat()),
+        ("Event", event_label or ctx.event_id),
+        ("Policy", f"{ctx.policy.name} (sha256 {ctx.policy.sha256[:16]}…)"),
+        (
+            "Audit log head",
+            f"entry {meta['audit_head']['seq']}"
+            + (f", hash {head[1][:16]}…" if head else " (empty log)"),
+        ),
+        ("Content SHA-256", digest),
+        ("Generator", f"flowaudit {meta['flowaudit_version']}"),
+    ]
+    return Report(kind, title, subtitle, meta, data, sections, header)
+
+
+def chain_facts(chain: dict[str, Any]) -> str:
+    checkpoint = (
+        f"{f.n(chain['checkpoints'])} signed checkpoints, the last at entry "
+        f"{f.n(chain['last_checkpoint_seq'])}"
+        if chain["checkpoints"]
+        else "no signed checkpoint yet"
+    )
+    return f"{f.n(chain['entries'])} entries, head at entry {f.n(chain['last_seq'])}; {checkpoint}"
+
+
+def security_measures(
+    security: dict[str, Any], chain: dict[str, Any], receipts: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """Art 32 measures: what is configured, and the evidence read from the running system."""
+    seal = security["sealing"]
+    keys = security["key_store"]
+    pseud = security["pseudonyms"]
+    database = security["database"]
+    signing = security["signing_key"]
+    real = [r for r in receipts if not r["dry_run"]]
+    bits = ", ".join(str(b) for b in seal["nonce_bits_measured"]) or "-"
+    tags = ", ".join(str(b) for b in seal["tag_bits_measured"]) or "-"
+    commits = ", ".join(str(b) for b in seal["commitment_bits_measured"]) or "-"
+    measures = [
+        {
+            "measure": "Encryption at rest (Art 32(1)(a))",
+            "configured": f"{seal['cipher']}, {seal['key_bits']}-bit keys, random nonce per "
+            "record, associated data binds each record to its row, key commitment checked "
+            "before decryption",
+            "evidence": f"{f.n(seal['records_checked'])} stored records inspected: nonce {bits} "
+            f"bits, tag {tags} bits, key commitment {commits} bits",
+        },
+        {
+            "measure": "Per-record keys",
+            "configured": seal["record_key_derivation"],
+            "evidence": f"{f.n(seal['records_with_foreign_key_id'])} raw records sealed under a "
+            "key id other than their retention bucket",
+        },
+        {
+            "measure": "Key store outside the database",
+            "configured": f"{keys['kind']} file, mode {keys['file_mode'] or '-'}, encrypted under "
+            "the master key; the database holds no key material",
+            "evidence": f"outside the database: {f.yes_no(keys['outside_database'])}; "
+            f"{f.n(keys['live_bucket_keys'])} live bucket keys; key columns in the schema: "
+            + ", ".join(keys["key_columns_in_schema"])
+            + " (identifiers only)",
+        },
+        {
+            "measure": "Master key",
+            "configured": f"from the {security['master_key']['source']}",
+            "evidence": f"key file mode {security['master_key']['file_mode'] or '-'}",
+        },
+        {
+            "measure": "Retention by key destruction (crypto-shredding)",
+            "configured": "one key per event, data category and hour; the purge destroys the "
+            "key, then deletes the ciphertext; reads past expiry are refused even before",
+            "evidence": f"{f.n(len(real))} purge receipts in the audit log, "
+            f"{f.n(sum(r['buckets_shredded'] for r in real))} buckets shredded in total",
+        },
+        {
+            "measure": "Pseudonymisation (Art 4(5), Art 32(1)(a))",
+            "configured": pseud["method"],
+            "evidence": f"{f.n(pseud['pseudonyms_hmac_sha256_shaped'])} of "
+            f"{f.n(pseud['subjects'])} subjects keyed by a 256-bit pseudonym; serial column in "
+            f"the schema: {f.yes_no(pseud['serial_column_in_schema'])}",
+        },
+        {
+            "measure": "Tamper-evident audit log (Art 5(2), Art 32(1)(b))",
+            "configured": "SHA-256 hash chain over every write, purge and decision; "
+            f"{signing['algorithm']} signed checkpoints with a key separate from the master key",
+            "evidence": chain_facts(chain)
+            + f"; signing key id {signing.get('public_key_id') or '-'}, "
+            f"file mode {signing['file_mode'] or '-'}",
+        },
+    ]
+    if database["dialect"] == "sqlite":
+        measures.append(
+            {
+                "measure": "Deleted data overwritten in the database file",
+                "configured": "SQLite secure_delete, WAL checkpoint (TRUNCATE) after each purge",
+                "evidence": f"PRAGMA secure_delete = {'on' if database['secure_delete'] else 'off'}"
+                f", journal_mode = {database['journal_mode']}, foreign_keys = "
+                f"{'on' if database['foreign_keys'] else 'off'} (read from a live connection)",
+            }
+        )
+    else:
+        measures.append(
+            {
+                "measure": "Database connection",
+                "configured": f"{database['dialect']} {database.get('server_version', '')}".strip(),
+                "evidence": "TLS on the current connection: "
+                + f.yes_no(database.get("ssl_in_transit")),
+            }
+        )
+    return measures
+
+
+def security_section(
+    section_id: str,
+    title: str,
+    legal_ref: str,
+    measures: list[dict[str, str]],
+    security: dict[str, Any],
+) -> Section:
+    section = Section(section_id, title, legal_ref)
+    section.add(
+        Para(
+            "Each measure is stated as the running system has it: the evidence column is read "
+            "from the database, the stored records and the key files when this report was made."
+        ),
+        Table(
+            ["Measure", "As configured", "Evidence (measured)"],
+            [[m["measure"], m["configured"], m["evidence"]] for m in measures],
+        ),
+    )
+    database = security["database"]
+    if database["dialect"] == "sqlite" and not database.get("secure_delete"):
+        section.add(Status(FAIL, "SQLite secure_delete is off: deleted ciphertext may remain."))
+    if not security["key_store"]["outside_database"]:
+        section.add(Status(FAIL, "The key store is not separate from the database."))
+    return section
+
+
+def retention_table(categories: list[dict[str, Any]]) -> Table:
+    return Table(
+        [
+            "Category",
+            "Retention (policy)",
+            "Records stored",
+            "Readable now",
+            "Expired, awaiting purge",
+            "Kept indefinitely",
+            "Ciphertext",
+            "Oldest record",
+            "Next expiry",
+            "Buckets active / shredded / deleted",
+        ],
+        [
+            [
+                c["category"],
+                c["retention"],
+                f.n(c["records"]),
+                f.n(c["readable_now"]),
+                f.n(c["expired_awaiting_purge"]),
+                f.n(c["kept_indefinitely"]),
+                f.size(c["ciphertext_bytes"]),
+                f.when(c["oldest_record_at"]),
+                f.when(c["next_expiry_at"]),
+                " / ".join(f.n(c["buckets"][s]) for s in ("ACTIVE", "SHREDDED", "DELETED")),
+            ]
+            for c in categories
+        ],
+    )
+
+
+def receipts_table(receipts: list[dict[str, Any]]) -> Table:
+    return Table(
+        [
+            "Audit entry",
+            "Time",
+            "Purge run",
+            "Dry run",
+            "Buckets shredded (this event / all)",
+            "Buckets deleted (this event / all)",
+            "Rows deleted",
+            "Bytes freed",
+        ],
+        [
+            [
+                f.n(r["seq"]),
+                f.when(r["at"]),
+                str(r["run_id"] if r["run_id"] is not None else "-"),
+                f.yes_no(r["dry_run"]),
+                f"{f.n(r['event_buckets_shredded'])} / {f.n(r['buckets_shredded'])}",
+                f"{f.n(r['event_buckets_deleted'])} / {f.n(r['buckets_deleted'])}",
+                f.n(r["rows_deleted"]),
+                f.size(r["bytes_freed"]),
+            ]
+            for r in receipts
+        ],
+        caption="Purge receipts (audit action purge.receipt)",
+        empty="No purge receipt in the audit log yet.",
+    )
+
+
+def findings_section(section_id: str, findings: dict[str, Any], legal_ref: str = "") -> Section:
+    counts = findings["counts"]
+    section = Section(section_id, "Compliance check findings", legal_ref)
+    level = FAIL if counts["error"] else WARN if counts["warning"] else PASS
+    section.add(
+        Status(
+            level,
+            f"{f.n(counts['error'])} errors, {f.n(counts['warning'])} warnings, "
+            f"{f.n(counts['info'])} notes from `flowaudit audit check` on this event.",
+        ),
+        Table(
+            ["Severity", "Rule", "Legal reference", "Finding"],
+            [
+                [x["severity"], x["rule_id"], x["legal_ref"], x["message"]]
+                for x in findings["findings"]
+            ],
+            empty="No finding: every check held.",
+        ),
+    )
+    return section

@@ -1,0 +1,42 @@
+"""The data-gathering layer: every number a report prints comes from one of these functions.
+
+Each reads the store's tables or the audit log through SQLAlchemy and returns JSON-friendly
+values; none reads ciphertext or key material. Report kinds compose them; tests recompute them
+with direct SQL.
+"""
+
+from .analysis import findings
+from .decisions import decision_stats, parameter_weights, percentile, run_summaries
+from .evidence import (
+    PURGE_RECEIPT,
+    bucket_evidence,
+    purge_receipts,
+    purge_runs,
+    timeline,
+    writes_per_bucket,
+)
+from .requests import subject_requests
+from .store import CATEGORIES, FRAME_MS, category_stats, event_facts, population
+from .system import audit_chain, security_facts
+
+__all__ = [
+    "CATEGORIES",
+    "FRAME_MS",
+    "PURGE_RECEIPT",
+    "audit_chain",
+    "bucket_evidence",
+    "category_stats",
+    "decision_stats",
+    "event_facts",
+    "findings",
+    "parameter_weights",
+    "percentile",
+    "population",
+    "purge_receipts",
+    "purge_runs",
+    "run_summaries",
+    "security_facts",
+    "subject_requests",
+    "timeline",
+    "writes_per_bucket",
+]

@@ -1,0 +1,125 @@
+"""Selection decisions (DSA Art 27 statistics) and pipeline run summaries (minimisation facts)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retention.models import Decision, EventRun
+
+from .._fmt import iso
+
+__all__ = ["decision_stats", "parameter_weights", "run_summaries", "percentile"]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """numpy's default (linear) percentile; ``None`` for no values."""
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def _weights(parameters: dict[str, Any]) -> dict[str, float]:
+    """The numeric weights a decision recorded (``parameters["weights"]``, else top level)."""
+    source = parameters.get("weights") if isinstance(parameters.get("weights"), dict) else None
+    source = source if source is not None else parameters
+    return {
+        str(k): float(v)
+        for k, v in source.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def parameter_weights(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each recorded parameter with its mean, min and max weight, most important first."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for parameters in rows:
+        for name, weight in _weights(parameters).items():
+            values[name].append(weight)
+    out = [
+        {
+            "name": name,
+            "mean_weight": float(np.mean(ws)),
+            "min_weight": min(ws),
+            "max_weight": max(ws),
+            "decisions": len(ws),
+        }
+        for name, ws in values.items()
+    ]
+    total = sum(abs(p["mean_weight"]) for p in out) or 1.0
+    for p in out:
+        p["share"] = abs(p["mean_weight"]) / total
+    out.sort(key=lambda p: (-abs(p["mean_weight"]), p["name"]))
+    for rank, p in enumerate(out, 1):
+        p["rank"] = rank
+    return out
+
+
+def decision_stats(session: Session, event_id: str) -> dict[str, Any]:
+    """Counts, rates, latency percentiles and the sentiment trace of one event's decisions."""
+    rows = session.execute(
+        select(
+            Decision.decided_at,
+            Decision.crowd_sentiment,
+            Decision.adaptive_flow,
+            Decision.artist_override,
+            Decision.latency_ms,
+            Decision.parameters,
+            Decision.explanation,
+        )
+        .where(Decision.event_id == event_id)
+        .order_by(Decision.decided_at, Decision.id)
+    ).all()
+    count = len(rows)
+    latencies = [float(r.latency_ms) for r in rows]
+    sentiments = [float(r.crowd_sentiment) for r in rows]
+    adaptive = sum(1 for r in rows if r.adaptive_flow)
+    overrides = sum(1 for r in rows if r.artist_override)
+    return {
+        "decisions": count,
+        "adaptive_flow": adaptive,
+        "adaptive_flow_rate": adaptive / count if count else None,
+        "artist_overrides": overrides,
+        "artist_override_rate": overrides / count if count else None,
+        "without_parameters": sum(1 for r in rows if not r.parameters),
+        "without_explanation": sum(1 for r in rows if not (r.explanation or "").strip()),
+        "latency_ms_p50": percentile(latencies, 50),
+        "latency_ms_p99": percentile(latencies, 99),
+        "latency_ms_max": max(latencies) if latencies else None,
+        "sentiment_min": min(sentiments) if sentiments else None,
+        "sentiment_mean": float(np.mean(sentiments)) if sentiments else None,
+        "sentiment_max": max(sentiments) if sentiments else None,
+        "first_at": iso(rows[0].decided_at) if rows else None,
+        "last_at": iso(rows[-1].decided_at) if rows else None,
+        "parameters": parameter_weights([r.parameters or {} for r in rows]),
+        "trace": [
+            [
+                iso(r.decided_at),
+                float(r.crowd_sentiment),
+                bool(r.adaptive_flow),
+                bool(r.artist_override),
+            ]
+            for r in rows
+        ],
+    }
+
+
+def run_summaries(session: Session, event_id: str) -> list[dict[str, Any]]:
+    """The pipeline runs of an event with their stored summaries, oldest first."""
+    return [
+        {
+            "id": run.id,
+            "policy_name": run.policy_name,
+            "source": run.source,
+            "started_at": iso(run.started_at),
+            "finished_at": iso(run.finished_at),
+            "summary": run.summary or {},
+        }
+        for run in session.scalars(
+            select(EventRun).where(EventRun.event_id == event_id).order_by(EventRun.id)
+        )
+    ]

@@ -1,0 +1,224 @@
+"""Deletion evidence: purge receipts, per-bucket proof, and the stored-vs-deleted timeline.
+
+The audit log outlives the data: it still says how many records each bucket received after the
+bucket's rows are gone, so "deleted" is counted from the log, not inferred from absence.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retention.models import BUCKET_ACTIVE, AuditEntry, PurgeRun, RetentionBucket
+from retention.store import METADATA, RAW_AUDIO
+
+from .._fmt import iso
+
+__all__ = [
+    "PURGE_RECEIPT",
+    "purge_receipts",
+    "purge_runs",
+    "bucket_evidence",
+    "writes_per_bucket",
+    "timeline",
+]
+
+PURGE_RECEIPT = "purge.receipt"
+BUCKET_SHRED = "bucket.shred"
+_PUT_ACTIONS = {"raw.put": RAW_AUDIO, "metadata.put": METADATA}
+MAX_POINTS = 240
+
+
+def _ids(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, list):
+        return len(value)
+    return int(value or 0)
+
+
+def purge_receipts(session: Session, event_id: str) -> list[dict[str, Any]]:
+    """Every purge receipt in the audit log, with how much of it concerns this event."""
+    prefix = f"{event_id}:"
+    out = []
+    for entry in session.scalars(
+        select(AuditEntry).where(AuditEntry.action == PURGE_RECEIPT).order_by(AuditEntry.seq)
+    ):
+        details = entry.details or {}
+        shredded = _ids(details.get("buckets_shredded"))
+        deleted = _ids(details.get("buckets_deleted"))
+        out.append(
+            {
+                "seq": entry.seq,
+                "at": iso(entry.at),
+                "run_id": details.get("run_id"),
+                "as_of": details.get("as_of"),
+                "dry_run": bool(details.get("dry_run", False)),
+                "buckets_shredded": _count(details.get("buckets_shredded")),
+                "buckets_deleted": _count(details.get("buckets_deleted")),
+                "rows_deleted": int(details.get("rows_deleted") or 0),
+                "bytes_freed": int(details.get("bytes_freed") or 0),
+                "event_buckets_shredded": sum(1 for b in shredded if b.startswith(prefix)),
+                "event_buckets_deleted": sum(1 for b in deleted if b.startswith(prefix)),
+                "hash": entry.hash,
+            }
+        )
+    return out
+
+
+def purge_runs(session: Session) -> dict[str, Any]:
+    """The ``purge_runs`` table: how many runs, how many real (not dry), the last one."""
+    runs = list(session.scalars(select(PurgeRun).order_by(PurgeRun.started_at, PurgeRun.id)))
+    real = [r for r in runs if not r.dry_run]
+    last = real[-1] if real else None
+    return {
+        "runs": len(runs),
+        "real_runs": len(real),
+        "dry_runs": len(runs) - len(real),
+        "buckets_shredded": sum(r.buckets_shredded for r in real),
+        "rows_deleted": sum(r.rows_deleted for r in real),
+        "bytes_freed": sum(r.bytes_freed for r in real),
+        "last_run_at": iso(last.finished_at or last.started_at) if last else None,
+        "last_run_as_of": iso(last.as_of) if last else None,
+        "last_run_status": last.status if last else None,
+    }
+
+
+def _proof_index(session: Session) -> dict[str, int]:
+    """bucket id -> seq of the first audit entry that records its destruction."""
+    proof: dict[str, int] = {}
+    for seq, action, details in session.execute(
+        select(AuditEntry.seq, AuditEntry.action, AuditEntry.details)
+        .where(AuditEntry.action.in_((PURGE_RECEIPT, BUCKET_SHRED)))
+        .order_by(AuditEntry.seq)
+    ):
+        details = details or {}
+        if action == PURGE_RECEIPT and details.get("dry_run"):
+            continue
+        ids = _ids(details.get("buckets_shredded")) + _ids(details.get("bucket_ids"))
+        for bucket_id in ids:
+            proof.setdefault(bucket_id, int(seq))
+    return proof
+
+
+def writes_per_bucket(session: Session, event_id: str) -> dict[str, list[datetime]]:
+    """bucket id -> times of the audit entries that wrote a record into it."""
+    out: dict[str, list[datetime]] = defaultdict(list)
+    for at, details in session.execute(
+        select(AuditEntry.at, AuditEntry.details)
+        .where(AuditEntry.action.in_(tuple(_PUT_ACTIONS)))
+        .order_by(AuditEntry.seq)
+    ):
+        details = details or {}
+        if details.get("event") == event_id and details.get("bucket"):
+            out[str(details["bucket"])].append(at)
+    return out
+
+
+def bucket_evidence(
+    session: Session, event_id: str, now: datetime, writes: dict[str, list[datetime]]
+) -> dict[str, Any]:
+    """Each bucket: expiry, state, and the audit entry that proves it was destroyed."""
+    proof = _proof_index(session)
+    rows = []
+    for bucket in session.scalars(
+        select(RetentionBucket)
+        .where(RetentionBucket.event_id == event_id)
+        .order_by(RetentionBucket.category, RetentionBucket.starts_at)
+    ):
+        expired = bucket.expires_at is not None and bucket.expires_at <= now
+        rows.append(
+            {
+                "id": bucket.id,
+                "category": bucket.category,
+                "starts_at": iso(bucket.starts_at),
+                "expires_at": iso(bucket.expires_at),
+                "state": bucket.state,
+                "shredded_at": iso(bucket.shredded_at),
+                "deleted_at": iso(bucket.deleted_at),
+                "records_written": len(writes.get(bucket.id, [])),
+                "expired": expired,
+                "proof_seq": proof.get(bucket.id),
+            }
+        )
+    expired_rows = [r for r in rows if r["expired"]]
+    return {
+        "buckets": rows,
+        "expired": len(expired_rows),
+        "expired_destroyed_with_receipt": sum(
+            1 for r in expired_rows if r["state"] != BUCKET_ACTIVE and r["proof_seq"] is not None
+        ),
+        "expired_still_active": sum(1 for r in expired_rows if r["state"] == BUCKET_ACTIVE),
+        "destroyed_without_receipt": sum(
+            1 for r in rows if r["state"] != BUCKET_ACTIVE and r["proof_seq"] is None
+        ),
+    }
+
+
+def _cumulative(events: Iterable[tuple[datetime, int]]) -> list[tuple[datetime, int]]:
+    per_time: Counter[datetime] = Counter()
+    for at, count in events:
+        per_time[at] += count
+    total, out = 0, []
+    for at in sorted(per_time):
+        total += per_time[at]
+        out.append((at, total))
+    if len(out) > MAX_POINTS:  # keep the last value of each bin: cumulative values stay exact
+        step = len(out) / MAX_POINTS
+        keep = {min(len(out) - 1, int((i + 1) * step) - 1) for i in range(MAX_POINTS)}
+        out = [p for i, p in enumerate(out) if i in keep]
+    return out
+
+
+def timeline(session: Session, event_id: str, writes: dict[str, list[datetime]]) -> dict[str, Any]:
+    """Per category: cumulative records written, destroyed, and scheduled for destruction."""
+    buckets = {
+        b.id: b
+        for b in session.scalars(
+            select(RetentionBucket).where(RetentionBucket.event_id == event_id)
+        )
+    }
+    out: dict[str, Any] = {}
+    for category in (RAW_AUDIO, METADATA):
+        written: list[tuple[datetime, int]] = []
+        destroyed: list[tuple[datetime, int]] = []
+        scheduled: list[tuple[datetime, int]] = []
+        indefinite = 0
+        for bucket_id, times in writes.items():
+            bucket = buckets.get(bucket_id)
+            if bucket is None or bucket.category != category:
+                continue
+            written.extend((t, 1) for t in times)
+            if bucket.state != BUCKET_ACTIVE:
+                gone_at = bucket.shredded_at or bucket.deleted_at
+                if gone_at is not None:
+                    destroyed.append((gone_at, len(times)))
+            elif bucket.expires_at is not None:
+                scheduled.append((bucket.expires_at, len(times)))
+            else:
+                indefinite += len(times)
+        series = {
+            name: [[iso(at), value] for at, value in _cumulative(points)]
+            for name, points in (
+                ("written", written),
+                ("destroyed", destroyed),
+                ("scheduled", scheduled),
+            )
+        }
+        out[category] = {
+            **series,
+            "totals": {
+                "written": len(written),
+                "destroyed": sum(c for _, c in destroyed),
+                "scheduled": sum(c for _, c in scheduled),
+                "indefinite": indefinite,
+            },
+        }
+    return out
