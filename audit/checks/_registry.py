@@ -20,7 +20,8 @@ Write one rule per module in ``audit/checks/`` (any module whose name does not s
 
 A rule function takes a :class:`CheckContext` and yields, per violation, either
 ``(message, evidence)`` — the registry fills in the rule's id, title, severity and legal
-reference — or a complete :class:`Finding` (to use another severity for one case). Evidence is
+reference — or ``(message, evidence, severity)`` to use another severity for one case (e.g. a
+warning where an obligation does not apply yet), or a complete :class:`Finding`. Evidence is
 JSON-friendly: counts, record/bucket ids (pseudonyms at most, never serials or free text) and
 ISO times; :func:`sample` trims long id lists. Yield nothing when the rule holds.
 
@@ -34,7 +35,7 @@ import contextlib
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +47,8 @@ from sqlalchemy.orm import Session
 from retention.errors import FlowauditError, InputError, NotFoundError
 from retention.models import Event
 from retention.policy import Policy, load_policy
+
+from ..checkpoints import Anchor
 
 __all__ = [
     "ERROR",
@@ -84,7 +87,8 @@ class Finding:
         return asdict(self)
 
 
-RuleFunc = Callable[["CheckContext"], Iterable["Finding | tuple[str, dict[str, Any]]"]]
+RuleItem = Any  # Finding | (message, evidence) | (message, evidence, severity)
+RuleFunc = Callable[["CheckContext"], Iterable[RuleItem]]
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,13 @@ class Rule:
             for item in self.func(ctx):
                 if isinstance(item, Finding):
                     out.append(item)
+                elif len(item) == 3:
+                    message, evidence, severity = item  # type: ignore[misc]
+                    if severity not in SEVERITIES:
+                        raise ValueError(f"severity {severity!r}")
+                    out.append(replace(self.finding(message, evidence), severity=severity))
                 else:
-                    message, evidence = item
+                    message, evidence = item  # type: ignore[misc]
                     out.append(self.finding(message, evidence))
         except FlowauditError as exc:
             out.append(
@@ -214,7 +223,7 @@ class CheckContext:
     as_of: date
     event_id: str | None = None
     policy_explicit: bool = False
-    anchor: dict[str, Any] | None = None  # a previously exported audit anchor, if given
+    anchor: Anchor | None = None  # a previously exported audit anchor, if given
     _policies: dict[str, Policy] = field(default_factory=dict, repr=False)
 
     @contextlib.contextmanager

@@ -1,0 +1,64 @@
+"""Capture stored outside the event window (the article's wristbands that "keep listening").
+
+Raw audio, and metadata tied to a wristband, whose start time lies before the event starts or
+at/after it ends. Crowd-level aggregates (no pseudonym) are not capture and are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import or_, select
+
+from retention.models import MetadataRecord, RawSegment
+
+from ._common import iso, summarise
+from ._registry import ERROR, CheckContext, rule
+
+__all__ = ["capture_outside_window"]
+
+
+@rule(
+    "capture-outside-event-window",
+    title="Capture stored outside the event window",
+    severity=ERROR,
+    legal_ref="GDPR Art 5(1)(b), Art 5(1)(c), Art 25(2)",
+)
+def capture_outside_window(ctx: CheckContext) -> Iterator[tuple]:
+    with ctx.session() as session:
+        for event in ctx.events(session):
+            found = []
+            for model in (RawSegment, MetadataRecord):
+                query = select(model).where(
+                    model.event_id == event.id,
+                    model.subject_pseudonym.is_not(None),
+                    or_(model.start_at < event.starts_at, model.start_at >= event.ends_at),
+                )
+                found.append(list(session.scalars(query)))
+            raw, meta = found
+            if not raw and not meta:
+                continue
+            rows = raw + meta
+            before = sum(1 for r in rows if r.start_at < event.starts_at)
+            policy = ctx.policy_for(event)
+            note = (
+                ""
+                if policy.capture.event_window_only
+                else f" (policy {policy.name} allows it: capture.event_window_only = false)"
+            )
+            yield (
+                f"event {event.id}: {len(raw)} raw segment(s) and {len(meta)} wristband metadata "
+                f"record(s) were captured outside {iso(event.starts_at)}..{iso(event.ends_at)}"
+                f"{note}",
+                {
+                    "event": event.id,
+                    "policy": policy.name,
+                    "event_starts_at": iso(event.starts_at),
+                    "event_ends_at": iso(event.ends_at),
+                    "raw_segments": len(raw),
+                    "metadata_records": len(meta),
+                    "before_start": before,
+                    "after_end": len(rows) - before,
+                    **summarise(rows),
+                },
+            )
