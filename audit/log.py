@@ -54,9 +54,7 @@ __all__ = [
 GENESIS_HASH = "0" * 64
 DEFAULT_CHECKPOINT_EVERY = 1000
 _PG_LOCK_ID = 0x466C6F77  # "Flow"
-_TEMPLATE = (
-    '{"action":%s,"actor":%s,"at":%s,"details":%s,"object_id":%s,"object_type":%s,"seq":%d}'
-)
+_TEMPLATE = '{"action":%s,"actor":%s,"at":%s,"details":%s,"object_id":%s,"object_type":%s,"seq":%d}'
 
 
 def iso_utc(at: datetime) -> str:

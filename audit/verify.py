@@ -298,11 +298,13 @@ def verify_log(
     report.head_hash = last_hash
     for seq in sorted(signed):  # signed heads beyond the end of the log
         for item in signed[seq]:
+            first = report.head_seq + 1
+            span = f"entry {seq} was" if first == seq else f"entries {first}..{seq} were"
             out.add(
-                report.head_seq + 1,
+                first,
                 "truncated",
                 f"the log ends at seq {report.head_seq} but {item.source} covers seq {seq}: "
-                f"entries {report.head_seq + 1}..{seq} were cut off",
+                f"{span} cut off",
             )
     report.elapsed_s = time.perf_counter() - started
     return report

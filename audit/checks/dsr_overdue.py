@@ -45,13 +45,11 @@ def overdue_subject_requests(ctx: CheckContext) -> Iterator[tuple]:
     with ctx.session() as session:
         requests = list(session.scalars(select(SubjectRequest).order_by(SubjectRequest.id)))
     open_late = [r for r in requests if r.completed_at is None and ctx.now > deadline(r)]
-    done_late = [
-        r for r in requests if r.completed_at is not None and r.completed_at > deadline(r)
-    ]
+    done_late = [r for r in requests if r.completed_at is not None and r.completed_at > deadline(r)]
     for items, state, severity in ((open_late, "open", ERROR), (done_late, "answered", WARNING)):
         if not items:
             continue
-        worst = max(items, key=lambda r: ((r.completed_at or ctx.now) - deadline(r)))
+        worst = max(items, key=lambda r: (r.completed_at or ctx.now) - deadline(r))
         late_days = ((worst.completed_at or ctx.now) - deadline(worst)).days
         evidence = {
             "requests": len(items),

@@ -1,0 +1,389 @@
+"""`flowaudit audit verify|anchor|log|check|rules`: the tamper-evident log and compliance checks."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from audit.checkpoints import (
+    Anchor,
+    load_anchor,
+    load_public_key,
+    load_signer,
+    make_anchor,
+    write_anchor,
+    write_checkpoint,
+)
+from audit.checks import SEVERITIES, CheckContext, rules, run_checks
+from audit.log import iter_entries, last_checkpoint
+from audit.verify import VerifyReport, verify_log
+from retention import db as dbmod
+from retention.errors import ConfigError, InputError, IntegrityError, NotFoundError
+from retention.models import Event
+from retention.policy import load_policy
+
+from ..clock import parse_time
+from ._common import (
+    DbOption,
+    FormatOption,
+    HomeOption,
+    NowOption,
+    check_format,
+    print_json,
+    runtime_from,
+    settings_from,
+)
+
+audit_app = typer.Typer(
+    help="The tamper-evident audit log and the compliance checks built on it.",
+    no_args_is_help=True,
+)
+
+AnchorOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--anchor",
+        help="An anchor file from `flowaudit audit anchor`; detects a truncated or rewritten log.",
+        dir_okay=False,
+    ),
+]
+
+
+def _trusted_key(
+    public_key_file: Path | None, signing_key_file: Path, anchor: Anchor | None
+) -> Ed25519PublicKey:
+    """--public-key, else the home's signing key, else the anchor's own key."""
+    if public_key_file is not None:
+        return load_public_key(public_key_file)
+    signer = load_signer(signing_key_file)
+    if signer is not None:
+        return signer.public_key
+    if anchor is not None:
+        return anchor.public_key
+    raise ConfigError(
+        f"no key to check signatures with: '{signing_key_file}' does not exist; "
+        "pass --public-key FILE or --anchor FILE"
+    )
+
+
+def _print_verify(report: VerifyReport, anchor_given: bool) -> None:
+    head = report.head_hash[:16]
+    typer.echo(
+        f"entries: {report.entries}  head: seq {report.head_seq} ({head}…)  "
+        f"checkpoints: {report.checkpoints_verified}/{report.checkpoints} verified "
+        f"(key {report.key_id})"
+    )
+    if report.anchor_seq is not None:
+        typer.echo(f"anchor: seq {report.anchor_seq}")
+    for problem in sorted(report.problems, key=lambda p: p.seq):
+        typer.echo(f"  seq {problem.seq}: [{problem.kind}] {problem.message}")
+    if report.problems_total > len(report.problems):
+        typer.echo(f"  … and {report.problems_total - len(report.problems)} more problem(s)")
+    if report.ok:
+        typer.echo("audit log verified: every hash, link and signature checks out")
+        if report.unsigned_tail:
+            typer.echo(
+                f"note: {report.unsigned_tail} entries after the last signed checkpoint "
+                f"(seq {report.last_signed_seq}) are covered by the chain only"
+            )
+        if not anchor_given:
+            typer.echo(
+                "note: without --anchor, a cut-off tail is detected only against the "
+                "checkpoints stored in the database"
+            )
+
+
+@audit_app.command("verify")
+def verify(
+    anchor: AnchorOption = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="Ed25519 key that signed the checkpoints (PEM or base64); "
+            "default: the home's signing.key.",
+            dir_okay=False,
+        ),
+    ] = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+    format: FormatOption = "text",
+) -> None:
+    """Recompute the hash chain, checkpoint signatures and anchor; exit 0 only if all verify.
+
+    Names the first bad sequence number of an edited, deleted, inserted, reordered or
+    truncated entry. Needs no master key: only the database and a public key.
+    """
+    fmt = check_format(format)
+    settings = settings_from(home, db)
+    anchor_doc = load_anchor(anchor) if anchor is not None else None
+    key = _trusted_key(public_key, settings.signing_key_file, anchor_doc)
+    engine = dbmod.make_engine(settings.db_url)
+    try:
+        dbmod.check_schema(engine)
+        report = verify_log(engine, key, anchor_doc)
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        print_json(report.as_dict())
+    else:
+        _print_verify(report, anchor_doc is not None)
+    if not report.ok:
+        first = min(report.problems, key=lambda p: p.seq)
+        raise IntegrityError(
+            f"audit log fails verification: first bad entry is seq {report.first_bad_seq} "
+            f"({first.kind}); {report.problems_total} problem(s)"
+        )
+
+
+@audit_app.command("anchor")
+def anchor_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", help="File to write the anchor to (JSON).", dir_okay=False)
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    home: HomeOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Sign the current head and export it (seq, head hash, signature, public key) to a file.
+
+    Keep the file away from the database: a later `audit verify --anchor FILE` detects any
+    rewrite or truncation of the log up to this point. The log is verified first.
+    """
+    if out.exists() and not force:
+        raise InputError(f"'{out}' exists; choose another --out or pass --force")
+    with runtime_from(home, db, now) as runtime:
+        signer = load_signer(runtime.settings.signing_key_file)
+        if signer is None:
+            raise ConfigError(
+                f"no signing key at '{runtime.settings.signing_key_file}'; "
+                "the home was not created by `flowaudit init`"
+            )
+        report = verify_log(runtime.engine, signer.public_key)
+        if not report.ok:
+            raise IntegrityError(
+                f"refusing to anchor a log that fails verification (first bad entry is seq "
+                f"{report.first_bad_seq}); run `flowaudit audit verify`"
+            )
+        with runtime.store.transaction(runtime.now, actor="audit") as tx:
+            checkpoint = write_checkpoint(tx.session, signer, runtime.now)
+            checkpoint = checkpoint or last_checkpoint(tx.session)
+            if checkpoint is None:
+                raise InputError("the audit log is empty; there is nothing to anchor yet")
+            document = make_anchor(checkpoint, signer.public_key)
+        write_anchor(out, document)
+    typer.echo(
+        f"anchor written to {out}: seq {document['seq']}, head {document['head_hash'][:16]}…, "
+        f"key {document['key_id']}"
+    )
+
+
+def _entry_dict(entry: Any) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "details": entry.details,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
+@audit_app.command("log")
+def log_cmd(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only entries at or after this ISO time.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only entries before this ISO time.")
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="Only this action; end with * for a prefix (purge.*)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Show the latest N matching entries (0 = all).", min=0)
+    ] = 100,
+    home: HomeOption = None,
+    db: DbOption = None,
+    format: FormatOption = "text",
+) -> None:
+    """Show audit entries (pseudonyms, ids and counts only), oldest first."""
+    fmt = check_format(format)
+    start = parse_time(since, "--since") if since else None
+    end = parse_time(until, "--until") if until else None
+    settings = settings_from(home, db)
+    engine = dbmod.make_engine(settings.db_url)
+    try:
+        dbmod.check_schema(engine)
+        with dbmod.map_db_errors(), Session(engine) as session:
+            entries = [
+                _entry_dict(e)
+                for e in iter_entries(
+                    session,
+                    since=start,
+                    until=end,
+                    action=action,
+                    limit=limit or None,
+                    newest_first=True,
+                )
+            ]
+    finally:
+        engine.dispose()
+    entries.reverse()
+    if fmt == "json":
+        print_json(entries)
+        return
+    if not entries:
+        typer.echo("no audit entries match")
+        return
+    table = Table("seq")
+    for name in ("at", "actor", "action", "object", "details"):
+        table.add_column(name, overflow="fold")
+    for e in entries:
+        details = json.dumps(e["details"], sort_keys=True, separators=(",", ":"))
+        if len(details) > 90:
+            details = details[:89] + "…"
+        obj = f"{e['object_type']}:{e['object_id']}"
+        table.add_row(str(e["seq"]), e["at"], e["actor"], e["action"], obj, details)
+    Console().print(table)
+
+
+@audit_app.command("check")
+def check(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Date the legal rules are evaluated at (YYYY-MM-DD); default: the policy's "
+            "classification.as_of, else today.",
+        ),
+    ] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", help="Check one event only (its id).")
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            help="Evaluate against this policy (name or file) instead of the policy each "
+            "event ran under.",
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only this check id (repeatable); see `audit rules`."),
+    ] = None,
+    anchor: AnchorOption = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+    format: FormatOption = "text",
+) -> None:
+    """Run the compliance checks on the store and the audit log; exit 1 on any error finding.
+
+    Findings are grouped by severity, each with its rule, legal reference and evidence
+    (counts, record ids, times). Suitable as a deployment gate.
+    """
+    fmt = check_format(format)
+    anchor_doc = load_anchor(anchor) if anchor is not None else None
+    with runtime_from(home, db, now) as runtime:
+        chosen = load_policy(policy or runtime.settings.policy)
+        if as_of:
+            try:
+                evaluated = date.fromisoformat(as_of)
+            except ValueError:
+                raise InputError(
+                    f"--as-of {as_of!r} is not a date; write e.g. 2026-06-21"
+                ) from None
+        else:
+            evaluated = chosen.classification.as_of or runtime.now.date()
+        if event is not None:
+            with runtime.store.session() as session:
+                if session.get(Event, event) is None:
+                    raise NotFoundError(f"no event {event!r} in this store")
+        ctx = CheckContext(
+            runtime=runtime,
+            policy=chosen,
+            now=runtime.now,
+            as_of=evaluated,
+            event_id=event,
+            policy_explicit=policy is not None,
+            anchor=anchor_doc,
+        )
+        findings = run_checks(ctx, only)
+    counts = Counter(f.severity for f in findings)
+    if fmt == "json":
+        print_json(
+            {
+                "now": runtime.now.isoformat(),
+                "as_of": evaluated.isoformat(),
+                "event": event,
+                "policy": chosen.name,
+                "policy_overrides_events": policy is not None,
+                "summary": {s: counts.get(s, 0) for s in SEVERITIES},
+                "findings": [f.as_dict() for f in findings],
+            }
+        )
+    else:
+        _print_findings(findings, counts)
+    if counts.get("error"):
+        raise typer.Exit(1)
+
+
+def _print_findings(findings: list[Any], counts: Counter[str]) -> None:
+    console = Console()
+    styles = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+    for severity in SEVERITIES:
+        group = [f for f in findings if f.severity == severity]
+        if not group:
+            continue
+        table = Table(
+            title=f"{severity.upper()} ({len(group)})",
+            title_style=styles[severity],
+            show_lines=True,
+        )
+        table.add_column("rule", overflow="fold", ratio=2)
+        table.add_column("legal reference", overflow="fold", ratio=2)
+        table.add_column("finding", overflow="fold", ratio=5)
+        for f in group:
+            table.add_row(f.rule_id, f.legal_ref, f.message)
+        console.print(table)
+    summary = ", ".join(f"{counts.get(s, 0)} {s}(s)" for s in SEVERITIES)
+    verdict = "FAIL" if counts.get("error") else "PASS"
+    console.print(f"{verdict}: {summary}" if findings else "PASS: no findings")
+
+
+@audit_app.command("rules")
+def rules_cmd(format: FormatOption = "text") -> None:
+    """List the compliance checks: id, severity, legal reference, title."""
+    items = [
+        {"id": r.id, "severity": r.severity, "legal_ref": r.legal_ref, "title": r.title}
+        for r in rules()
+    ]
+    if check_format(format) == "json":
+        print_json(items)
+        return
+    table = Table()
+    for name in ("id", "severity", "legal reference", "title"):
+        table.add_column(name, overflow="fold")
+    for item in items:
+        table.add_row(item["id"], item["severity"], item["legal_ref"], item["title"])
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
