@@ -157,7 +157,7 @@ def write_checkpoint(
         return None
     checkpoint = signer.checkpoint(seq, head, now)
     session.add(checkpoint)
-    session.flush([checkpoint])
+    session.flush()
     return checkpoint
 
 
