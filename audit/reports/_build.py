@@ -222,8 +222,7 @@ def retention_table(categories: list[dict[str, Any]]) -> Table:
             "Expired, awaiting purge",
             "Kept indefinitely",
             "Ciphertext",
-            "Oldest record",
-            "Next expiry",
+            "Oldest record (UTC)",
             "Buckets active / shredded / deleted",
         ],
         [
@@ -235,8 +234,7 @@ def retention_table(categories: list[dict[str, Any]]) -> Table:
                 f.n(c["expired_awaiting_purge"]),
                 f.n(c["kept_indefinitely"]),
                 f.size(c["ciphertext_bytes"]),
-                f.when(c["oldest_record_at"]),
-                f.when(c["next_expiry_at"]),
+                f.short(c["oldest_record_at"]),
                 " / ".join(f.n(c["buckets"][s]) for s in ("ACTIVE", "SHREDDED", "DELETED")),
             ]
             for c in categories

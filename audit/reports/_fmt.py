@@ -13,8 +13,10 @@ __all__ = [
     "pct",
     "size",
     "when",
+    "short",
     "day",
     "dur",
+    "period",
     "seconds",
     "yes_no",
     "iso",
@@ -80,6 +82,15 @@ def when(value: datetime | str | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def short(value: datetime | str | None) -> str:
+    """A UTC time for narrow table cells: ``2026-06-21 20:00``."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = parse_iso(value)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def day(value: date | str | None) -> str:
     if value is None:
         return "-"
@@ -93,6 +104,24 @@ def dur(value: timedelta | str | None) -> str:
     if isinstance(value, str):
         return value
     return format_duration(value)
+
+
+_UNIT_WORDS = {
+    "en": {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"},
+    "fr": {"s": "secondes", "m": "minutes", "h": "heures", "d": "jours", "w": "semaines"},
+}
+
+
+def period(value: timedelta | None, lang: str = "en") -> str:
+    """A retention period in words: ``for 72 hours`` / ``indefinitely`` / ``not at all``."""
+    if value is None:
+        return "indéfiniment" if lang == "fr" else "indefinitely"
+    if value.total_seconds() == 0:
+        return "pas du tout" if lang == "fr" else "not at all"
+    text = format_duration(value)
+    amount, unit = text[:-1], text[-1]
+    words = _UNIT_WORDS[lang][unit]
+    return f"pendant {amount} {words}" if lang == "fr" else f"for {amount} {words}"
 
 
 def seconds(value: float | None) -> str:

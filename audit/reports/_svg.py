@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html import escape
 
@@ -38,7 +38,7 @@ class Series:
     dashed: bool = False
     fill: bool = False
     step: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
+    dots: bool = False  # draw markers only (events), no line
 
 
 def _nice_step(span: float, count: int) -> float:
@@ -226,20 +226,29 @@ def time_chart(
             f'<text x="{width - right - 4}" y="{y - 5:.1f}" text-anchor="end" fill="#b03a2e">'
             f"{_e(hline[1])}</text>"
         )
-    for x, label in markers:
+    for i, (x, label) in enumerate(sorted(markers)):
         out.append(
             f'<line x1="{px(x):.1f}" y1="{top}" x2="{px(x):.1f}" y2="{top + plot_h}" '
             'stroke="#555" stroke-dasharray="2 3"/>'
         )
+        right_half = px(x) > left + plot_w * 0.7
+        anchor, tx = ("end", px(x) - 3) if right_half else ("start", px(x) + 3)
         out.append(
-            f'<text x="{px(x) + 3:.1f}" y="{top + 12}" fill="#333" font-size="11">'
-            f"{_e(label)}</text>"
+            f'<text x="{tx:.1f}" y="{top + 12 + 13 * (i % 3)}" fill="#333" font-size="11" '
+            f'text-anchor="{anchor}">{_e(label)}</text>'
         )
     for i, s in enumerate(series):
         if not s.points:
             continue
         color = s.color or PALETTE[i % len(PALETTE)]
         dash = "5 4" if s.dashed else _DASHES[i % len(_DASHES)]
+        if s.dots:
+            for x, y in s.points:
+                out.append(
+                    f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{color}" '
+                    'stroke="#fff"/>'
+                )
+            continue
         coords: list[tuple[float, float]] = []
         for j, (x, y) in enumerate(s.points):
             if s.step and j:
@@ -266,10 +275,13 @@ def time_chart(
         color = s.color or PALETTE[i % len(PALETTE)]
         dash = "5 4" if s.dashed else _DASHES[i % len(_DASHES)]
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(
-            f'<line x1="{lx}" y1="{ly}" x2="{lx + 22}" y2="{ly}" stroke="{color}" '
-            f'stroke-width="2"{dash_attr}/>'
-        )
+        if s.dots:
+            out.append(f'<circle cx="{lx + 11}" cy="{ly}" r="4" fill="{color}"/>')
+        else:
+            out.append(
+                f'<line x1="{lx}" y1="{ly}" x2="{lx + 22}" y2="{ly}" stroke="{color}" '
+                f'stroke-width="2"{dash_attr}/>'
+            )
         out.append(f'<text x="{lx + 27}" y="{ly + 4}">{_e(s.name)}</text>')
         lx += 40 + 7 * len(s.name)
     out.append("</svg>")

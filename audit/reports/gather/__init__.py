@@ -5,8 +5,14 @@ values; none reads ciphertext or key material. Report kinds compose them; tests 
 with direct SQL.
 """
 
-from .analysis import findings
-from .decisions import decision_stats, parameter_weights, percentile, run_summaries
+from .analysis import findings, reid_figures
+from .decisions import (
+    decision_stats,
+    minimisation,
+    parameter_weights,
+    percentile,
+    run_summaries,
+)
 from .evidence import (
     PURGE_RECEIPT,
     bucket_evidence,
@@ -16,7 +22,14 @@ from .evidence import (
     writes_per_bucket,
 )
 from .requests import subject_requests
-from .store import CATEGORIES, FRAME_MS, category_stats, event_facts, population
+from .store import (
+    CATEGORIES,
+    FRAME_MS,
+    category_stats,
+    event_facts,
+    notice_timing,
+    population,
+)
 from .system import audit_chain, security_facts
 
 __all__ = [
@@ -29,6 +42,9 @@ __all__ = [
     "decision_stats",
     "event_facts",
     "findings",
+    "minimisation",
+    "notice_timing",
+    "reid_figures",
     "parameter_weights",
     "percentile",
     "population",

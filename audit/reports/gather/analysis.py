@@ -8,7 +8,7 @@ from audit.checks import SEVERITIES, run_checks
 
 from .._context import ReportContext
 
-__all__ = ["findings"]
+__all__ = ["findings", "reid_figures"]
 
 
 def findings(ctx: ReportContext) -> dict[str, Any]:
@@ -27,4 +27,14 @@ def findings(ctx: ReportContext) -> dict[str, Any]:
             }
             for f in found
         ],
+    }
+
+
+def reid_figures(ctx: ReportContext) -> dict[str, Any]:
+    """Re-identification risk of the kept attributes against the policy's thresholds."""
+    return {
+        "available": False,
+        "meets_policy": None,
+        "summary": "re-identification figures not available",
+        "rows": [],
     }

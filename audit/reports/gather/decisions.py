@@ -12,8 +12,15 @@ from sqlalchemy.orm import Session
 from retention.models import Decision, EventRun
 
 from .._fmt import iso
+from .store import FRAME_MS
 
-__all__ = ["decision_stats", "parameter_weights", "run_summaries", "percentile"]
+__all__ = [
+    "decision_stats",
+    "parameter_weights",
+    "run_summaries",
+    "percentile",
+    "minimisation",
+]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -123,3 +130,49 @@ def run_summaries(session: Session, event_id: str) -> list[dict[str, Any]]:
             select(EventRun).where(EventRun.event_id == event_id).order_by(EventRun.id)
         )
     ]
+
+
+_REASON_KEYS = ("speech", "window", "staff", "consent")
+
+
+def _drops(summary: dict[str, Any]) -> dict[str, int]:
+    for key in ("dropped_by_reason", "dropped", "drops"):
+        value = summary.get(key)
+        if isinstance(value, dict):
+            return {str(k): int(v) for k, v in value.items() if isinstance(v, int | float)}
+    return {}
+
+
+def minimisation(runs: list[dict[str, Any]], raw: dict[str, Any]) -> dict[str, Any]:
+    """Audio captured vs dropped (pipeline run summaries) vs stored (the raw store).
+
+    Frame counts from every run of the event are summed, as the store holds what all of them
+    wrote. A frame is 30 ms of one wristband's audio.
+    """
+    frames_in = 0
+    dropped: dict[str, int] = {}
+    for run in runs:
+        summary = run["summary"]
+        frames_in += int(summary.get("frames_in") or summary.get("frames") or 0)
+        for reason, count in _drops(summary).items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    per_frame = FRAME_MS / 1000
+
+    def seconds_for(word: str) -> float:
+        return sum(n for reason, n in dropped.items() if word in reason) * per_frame
+
+    captured = frames_in * per_frame
+    return {
+        "runs": len(runs),
+        "captured_frames": frames_in,
+        "captured_seconds": captured,
+        "dropped": [
+            {"reason": reason, "frames": n, "seconds": n * per_frame}
+            for reason, n in sorted(dropped.items())
+        ],
+        "dropped_seconds": sum(dropped.values()) * per_frame,
+        **{f"{word}_dropped_seconds": seconds_for(word) for word in _REASON_KEYS},
+        "stored_seconds": raw["audio_seconds"],
+        "speech_seconds": raw["speech_seconds"],
+        "stored_share": raw["audio_seconds"] / captured if captured else None,
+    }

@@ -177,8 +177,11 @@ def _cumulative(events: Iterable[tuple[datetime, int]]) -> list[tuple[datetime, 
     return out
 
 
-def timeline(session: Session, event_id: str, writes: dict[str, list[datetime]]) -> dict[str, Any]:
-    """Per category: cumulative records written, destroyed, and scheduled for destruction."""
+def timeline(
+    session: Session, event_id: str, writes: dict[str, list[datetime]], now: datetime
+) -> dict[str, Any]:
+    """Per category: cumulative records written and destroyed, records held, and the projection
+    of what is held if every scheduled destruction happens on time (from ``now`` on)."""
     buckets = {
         b.id: b
         for b in session.scalars(
@@ -201,24 +204,29 @@ def timeline(session: Session, event_id: str, writes: dict[str, list[datetime]])
                 if gone_at is not None:
                     destroyed.append((gone_at, len(times)))
             elif bucket.expires_at is not None:
-                scheduled.append((bucket.expires_at, len(times)))
+                scheduled.append((max(bucket.expires_at, now), len(times)))
             else:
                 indefinite += len(times)
-        series = {
-            name: [[iso(at), value] for at, value in _cumulative(points)]
-            for name, points in (
-                ("written", written),
-                ("destroyed", destroyed),
-                ("scheduled", scheduled),
-            )
-        }
+        held = _cumulative(written + [(t, -c) for t, c in destroyed])
+        held_now = len(written) - sum(c for _, c in destroyed)
+        projected = [(now, held_now)]
+        for at, value in _cumulative([(t, -c) for t, c in scheduled]):
+            projected.append((at, held_now + value))
         out[category] = {
-            **series,
+            "written": _points(_cumulative(written)),
+            "destroyed": _points(_cumulative(destroyed)),
+            "held": _points(held),
+            "projected": _points(projected),
             "totals": {
                 "written": len(written),
                 "destroyed": sum(c for _, c in destroyed),
+                "held": held_now,
                 "scheduled": sum(c for _, c in scheduled),
                 "indefinite": indefinite,
             },
         }
     return out
+
+
+def _points(points: list[tuple[datetime, int]]) -> list[list[Any]]:
+    return [[iso(at), value] for at, value in points]

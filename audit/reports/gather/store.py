@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Subquery, cast, distinct, func, or_, select, union
+from sqlalchemy import Integer, Subquery, and_, cast, distinct, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from retention.models import (
@@ -27,7 +27,14 @@ from retention.store import METADATA, RAW_AUDIO
 
 from .._fmt import dur, iso
 
-__all__ = ["event_facts", "population", "category_stats", "CATEGORIES", "FRAME_MS"]
+__all__ = [
+    "event_facts",
+    "population",
+    "category_stats",
+    "notice_timing",
+    "CATEGORIES",
+    "FRAME_MS",
+]
 
 #: data categories the store knows, in report order
 CATEGORIES = (RAW_AUDIO, METADATA)
@@ -223,3 +230,41 @@ def category_stats(
             ]
         out.append(stats)
     return out
+
+
+def notice_timing(session: Session, event_id: str) -> dict[str, Any]:
+    """Was each wristband informed before its first capture (AI Act Art 50(5), GDPR Art 13)?
+
+    Consent records carry the notice version shown and the time consent was given; a stored
+    record older than that consent means capture came first.
+    """
+    raw = select(
+        RawSegment.subject_pseudonym.label("p"), func.min(RawSegment.start_at).label("first")
+    ).where(RawSegment.event_id == event_id, RawSegment.subject_pseudonym.is_not(None))
+    meta = select(
+        MetadataRecord.subject_pseudonym.label("p"),
+        func.min(MetadataRecord.start_at).label("first"),
+    ).where(MetadataRecord.event_id == event_id, MetadataRecord.subject_pseudonym.is_not(None))
+    both = union(
+        raw.group_by(RawSegment.subject_pseudonym), meta.group_by(MetadataRecord.subject_pseudonym)
+    ).subquery()
+    firsts = select(both.c.p, func.min(both.c.first).label("first")).group_by(both.c.p).subquery()
+    rows = session.execute(
+        select(firsts.c.first, Consent.given_at, Consent.status)
+        .select_from(firsts)
+        .join(Subject, Subject.pseudonym == firsts.c.p)
+        .outerjoin(Consent, and_(Consent.subject_id == Subject.id, Consent.event_id == event_id))
+    ).all()
+    with_notice = _int(
+        session.scalar(
+            select(func.count()).where(Consent.event_id == event_id, Consent.notice_version != "")
+        )
+    )
+    return {
+        "consents_with_notice_version": with_notice,
+        "subjects_with_data": len(rows),
+        "data_without_consent_record": sum(1 for _, given, status in rows if status is None),
+        "data_before_consent": sum(
+            1 for first, given, _ in rows if given is not None and first < given
+        ),
+    }

@@ -226,6 +226,10 @@ def _lawful_basis(ctx: ReportContext, pop: dict[str, Any]) -> list[dict[str, Any
     ]
 
 
+def _count(value: int | None) -> str:
+    return f.n(value) if value is not None else "not counted"
+
+
 def _record_section(record: dict[str, Any]) -> Section:
     a = record["a_controller"]
     section = Section("art30", "Record of processing activities", "GDPR Art 30(1)(a)–(g)")
@@ -241,8 +245,7 @@ def _record_section(record: dict[str, Any]) -> Section:
                 (
                     "(c) Categories of data subjects",
                     "; ".join(
-                        f"{s['category']} ({f.n(s['count']) if s['count'] is not None else 'not counted'})"
-                        for s in record["c_data_subjects"]
+                        f"{s['category']} ({_count(s['count'])})" for s in record["c_data_subjects"]
                     ),
                 ),
                 (
