@@ -99,8 +99,25 @@ def chain_facts(chain: dict[str, Any]) -> str:
     return f"{f.n(chain['entries'])} entries, head at entry {f.n(chain['last_seq'])}; {checkpoint}"
 
 
+def _verified(verification: dict[str, Any]) -> str:
+    if verification["ok"]:
+        signed = (
+            f", {f.n(verification['checkpoints_verified'])} checkpoint signatures valid"
+            if verification["signatures_checked"]
+            else ", signatures not checked (no signing key)"
+        )
+        return f"recomputed at report time: intact{signed}"
+    return (
+        f"recomputed at report time: BROKEN, first bad entry {f.n(verification['first_bad_seq'])}"
+        f" ({f.n(verification['problems'])} problems)"
+    )
+
+
 def security_measures(
-    security: dict[str, Any], chain: dict[str, Any], receipts: list[dict[str, Any]]
+    security: dict[str, Any],
+    chain: dict[str, Any],
+    receipts: list[dict[str, Any]],
+    verification: dict[str, Any],
 ) -> list[dict[str, str]]:
     """Art 32 measures: what is configured, and the evidence read from the running system."""
     seal = security["sealing"]
@@ -159,9 +176,8 @@ def security_measures(
             "measure": "Tamper-evident audit log (Art 5(2), Art 32(1)(b))",
             "configured": "SHA-256 hash chain over every write, purge and decision; "
             f"{signing['algorithm']} signed checkpoints with a key separate from the master key",
-            "evidence": chain_facts(chain)
-            + f"; signing key id {signing.get('public_key_id') or '-'}, "
-            f"file mode {signing['file_mode'] or '-'}",
+            "evidence": chain_facts(chain) + f"; {_verified(verification)}; signing key id "
+            f"{signing.get('public_key_id') or '-'}, file mode {signing['file_mode'] or '-'}",
         },
     ]
     if database["dialect"] == "sqlite":
@@ -192,6 +208,7 @@ def security_section(
     legal_ref: str,
     measures: list[dict[str, str]],
     security: dict[str, Any],
+    verification: dict[str, Any],
 ) -> Section:
     section = Section(section_id, title, legal_ref)
     section.add(
@@ -207,6 +224,14 @@ def security_section(
     database = security["database"]
     if database["dialect"] == "sqlite" and not database.get("secure_delete"):
         section.add(Status(FAIL, "SQLite secure_delete is off: deleted ciphertext may remain."))
+    if not verification["ok"]:
+        section.add(
+            Status(
+                FAIL,
+                f"The audit log fails verification at entry "
+                f"{f.n(verification['first_bad_seq'])}: it has been altered.",
+            )
+        )
     if not security["key_store"]["outside_database"]:
         section.add(Status(FAIL, "The key store is not separate from the database."))
     return section

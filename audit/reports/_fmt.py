@@ -44,7 +44,7 @@ def pct(part: float | None, whole: float | None = None, digits: int = 1) -> str:
         if not whole:
             return "-"
         part = part / whole
-    return f"{100 * part:.{digits}f} %"
+    return f"{100 * part:.{digits}f}\u00a0%"
 
 
 def size(nbytes: int | None) -> str:

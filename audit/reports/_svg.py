@@ -302,7 +302,7 @@ def milestones_chart(
     left, right = 30, 30
     row_h, top = 24, 40
     axis_y = top + 6
-    height = top + 24 + row_h * len(milestones) + 10
+    height = top + 24 + row_h * len(milestones) + 26
 
     def px(d: date) -> float:
         return left + (width - left - right) * (d.toordinal() - lo) / (hi - lo)
@@ -320,10 +320,14 @@ def milestones_chart(
         out.append(f'<text x="{x:.1f}" y="{axis_y - 8}" text-anchor="middle">{year}</text>')
     mx = px(marker[0])
     out.append(
-        f'<line x1="{mx:.1f}" y1="{axis_y - 14}" x2="{mx:.1f}" y2="{height - 6}" '
+        f'<line x1="{mx:.1f}" y1="{axis_y - 4}" x2="{mx:.1f}" y2="{height - 22}" '
         'stroke="#b03a2e" stroke-width="2" stroke-dasharray="4 3"/>'
     )
-    out.append(f'<text x="{mx + 4:.1f}" y="{axis_y - 16}" fill="#b03a2e">{_e(marker[1])}</text>')
+    anchor = "end" if mx > width * 0.55 else "start"
+    out.append(
+        f'<text x="{mx + (-4 if anchor == "end" else 4):.1f}" y="{height - 8}" fill="#b03a2e" '
+        f'text-anchor="{anchor}">{_e(marker[1])}</text>'
+    )
     for i, (when, label, active) in enumerate(sorted(milestones)):
         x = px(when)
         y = top + 30 + i * row_h

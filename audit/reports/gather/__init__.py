@@ -30,7 +30,7 @@ from .store import (
     notice_timing,
     population,
 )
-from .system import audit_chain, security_facts
+from .system import audit_chain, chain_verification, security_facts
 
 __all__ = [
     "CATEGORIES",
@@ -39,6 +39,7 @@ __all__ = [
     "audit_chain",
     "bucket_evidence",
     "category_stats",
+    "chain_verification",
     "decision_stats",
     "event_facts",
     "findings",

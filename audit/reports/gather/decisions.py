@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -66,6 +67,21 @@ def parameter_weights(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _settings(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """How sentiment turns into targets, as the latest decision recorded it (strings only)."""
+    parameters = parameters or {}
+    formula = parameters.get("target_formula")
+    formulas = {
+        str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+        for k, v in (formula.items() if isinstance(formula, dict) else [])
+    }
+    return {
+        "target_formula": formulas,
+        "adaptive_flow_threshold": parameters.get("adaptive_flow_threshold"),
+        "artist_control": parameters.get("artist_control"),
+    }
+
+
 def decision_stats(session: Session, event_id: str) -> dict[str, Any]:
     """Counts, rates, latency percentiles and the sentiment trace of one event's decisions."""
     rows = session.execute(
@@ -103,6 +119,7 @@ def decision_stats(session: Session, event_id: str) -> dict[str, Any]:
         "first_at": iso(rows[0].decided_at) if rows else None,
         "last_at": iso(rows[-1].decided_at) if rows else None,
         "parameters": parameter_weights([r.parameters or {} for r in rows]),
+        "recorded_settings": _settings(rows[-1].parameters if rows else None),
         "trace": [
             [
                 iso(r.decided_at),
@@ -132,7 +149,7 @@ def run_summaries(session: Session, event_id: str) -> list[dict[str, Any]]:
     ]
 
 
-_REASON_KEYS = ("speech", "window", "staff", "consent")
+_REASON_KEYS = ("speech", "window", "staff", "consent", "withdrawn")
 
 
 def _drops(summary: dict[str, Any]) -> dict[str, int]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from audit.checks import RuntimeLike
 from audit.signing import load_signing_key, public_key_id
+from audit.verify import verify_log
 from retention import _crypto
 from retention.errors import FlowauditError
 from retention.keys import MASTER_KEY_ENV
@@ -31,7 +32,7 @@ from retention.models import (
 
 from .._fmt import iso
 
-__all__ = ["audit_chain", "security_facts"]
+__all__ = ["audit_chain", "chain_verification", "security_facts"]
 
 
 def _mode(path: Path | None) -> str | None:
@@ -75,6 +76,25 @@ def audit_chain(session: Session) -> dict[str, Any]:
         "last_checkpoint_at": iso(checkpoint.at) if checkpoint else None,
         "last_checkpoint_key_id": checkpoint.key_id if checkpoint else None,
         "entries_after_last_checkpoint": (last or 0) - (checkpoint.seq if checkpoint else 0),
+    }
+
+
+def chain_verification(runtime: RuntimeLike) -> dict[str, Any]:
+    """Recompute the whole hash chain and check the signed checkpoints (``audit verify``)."""
+    try:
+        public_key = load_signing_key(runtime.settings.signing_key_file).public_key()
+    except FlowauditError:
+        public_key = None
+    result = verify_log(runtime.engine, public_key)
+    return {
+        "ok": result.ok,
+        "entries": result.entries,
+        "head_seq": result.head_seq,
+        "first_bad_seq": result.first_bad_seq,
+        "problems": result.problems_total,
+        "signatures_checked": result.signatures_checked,
+        "checkpoints_verified": result.checkpoints_verified,
+        "unsigned_tail": result.unsigned_tail,
     }
 
 

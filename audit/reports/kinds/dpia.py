@@ -41,6 +41,7 @@ from .._svg import PALETTE, hbar_chart
 from ..gather import (
     audit_chain,
     category_stats,
+    chain_verification,
     event_facts,
     findings,
     minimisation,
@@ -245,7 +246,8 @@ def build(ctx: ReportContext) -> Report:
     mini = minimisation(runs, cats["raw_audio"])
     reid = reid_figures(ctx)
     checks = findings(ctx)
-    measures = security_measures(security, chain, receipts)
+    verification = chain_verification(ctx.runtime)
+    measures = security_measures(security, chain, receipts, verification)
     criteria = _criteria(ctx, pop, ages)
     risks = _risks(ctx, cats, pop, mini, reid, checks)
     met = sum(1 for c in criteria if c["met"])

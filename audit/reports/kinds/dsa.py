@@ -51,6 +51,9 @@ RATIONALE = {
     "repeat_penalty": "avoids repeating recently played tracks",
     "artist_pool": "the artist's pinned tracks are preferred",
     "context": "time in the set (opening, peak, closing) shapes what fits",
+    "requests": "attendees' requests for a track or its artist count in its favour",
+    "artist_repeat": "a penalty (negative weight): avoids the same artist as one of the last "
+    "three tracks",
     "set_context": "time in the set (opening, peak, closing) shapes what fits",
 }
 
@@ -171,7 +174,8 @@ def build(ctx: ReportContext) -> Report:
         Para(
             "The selector chooses the next track for the DJ. Each parameter below is read from "
             "the parameters recorded with every decision; its weight is the mean over the "
-            "decisions of this event."
+            "decisions of this event. Crowd sentiment enters through the targets the weights "
+            "compare each track with (formulas below, as recorded)."
         ),
         Table(
             ["Rank", "Parameter", "Mean weight", "Share", "Range", "Decisions", "Why it matters"],
@@ -188,6 +192,13 @@ def build(ctx: ReportContext) -> Report:
                 for x in params
             ],
             empty="No decision with recorded parameters.",
+        ),
+        Facts(
+            [
+                (f"target {name}", formula)
+                for name, formula in stats["recorded_settings"]["target_formula"].items()
+            ]
+            or [("targets", "no formula recorded")]
         ),
         Para(
             f"Adaptive Flow: when crowd sentiment falls below {f.num(threshold, 0)} "

@@ -31,6 +31,7 @@ from ..gather import (
     audit_chain,
     bucket_evidence,
     category_stats,
+    chain_verification,
     event_facts,
     findings,
     population,
@@ -67,6 +68,8 @@ def _gather(ctx: ReportContext) -> dict[str, Any]:
                 or 0
             ),
         }
+    # outside the session: on SQLite every transaction holds the write lock
+    facts["verification"] = chain_verification(ctx.runtime)
     facts["findings"] = findings(ctx)
     return facts
 
@@ -524,7 +527,9 @@ def _scope_section(ctx: ReportContext, facts: dict[str, Any]) -> Section:
 )
 def build(ctx: ReportContext) -> Report:
     facts = _gather(ctx)
-    measures = security_measures(facts["security"], facts["audit_chain"], facts["purge_receipts"])
+    measures = security_measures(
+        facts["security"], facts["audit_chain"], facts["purge_receipts"], facts["verification"]
+    )
     record = ropa(ctx, facts, measures)
     basis = _lawful_basis(ctx, facts["population"])
     data = {
@@ -540,7 +545,7 @@ def build(ctx: ReportContext) -> Report:
         },
         "subject_requests": facts["subject_requests"],
         "security": {**facts["security"], "measures": measures},
-        "audit_chain": facts["audit_chain"],
+        "audit_chain": {**facts["audit_chain"], "verification": facts["verification"]},
         "findings": facts["findings"],
     }
     sections = [
@@ -550,7 +555,12 @@ def build(ctx: ReportContext) -> Report:
         _retention_section(facts),
         _dsr_section(facts["subject_requests"]),
         security_section(
-            "security", "Security of processing", "GDPR Art 32(1)", measures, facts["security"]
+            "security",
+            "Security of processing",
+            "GDPR Art 32(1)",
+            measures,
+            facts["security"],
+            facts["verification"],
         ),
         findings_section("findings", facts["findings"]),
     ]
