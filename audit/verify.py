@@ -265,6 +265,7 @@ def verify_log(
     last_raw_at: Any = None
     at_q = ""
     last_intact_signed = 0  # highest signed seq whose head matched
+    mismatched: list[tuple[_Signed, int]] = []
     entries = 0
     for row in iter_chain_rows(engine, batch):
         seq, at, actor, action, otype, oid, details, prev, digest = row
@@ -291,13 +292,18 @@ def verify_log(
                     last_intact_signed = max(last_intact_signed, seq)
                     report.last_signed_seq = max(report.last_signed_seq, seq)
                     continue
-                _signed_mismatch(item, last_intact_signed, out)
+                mismatched.append((item, last_intact_signed))
         expected, last_hash = seq + 1, digest
+    for item, last_intact in mismatched:  # resolved once every entry has been seen
+        _signed_mismatch(item, last_intact, out)
     report.entries = entries
     report.head_seq = expected - 1
     report.head_hash = last_hash
-    for seq in sorted(signed):  # signed heads beyond the end of the log
+    for seq in sorted(signed):  # signed heads whose entry is gone
         for item in signed[seq]:
+            if seq <= report.head_seq:
+                out.add(seq, "missing", f"entry {seq}, covered by {item.source}, is missing")
+                continue
             first = report.head_seq + 1
             span = f"entry {seq} was" if first == seq else f"entries {first}..{seq} were"
             out.add(
