@@ -29,6 +29,7 @@ from .store import (
     event_facts,
     notice_timing,
     population,
+    readable_at,
 )
 from .system import audit_chain, chain_verification, security_facts
 
@@ -51,6 +52,7 @@ __all__ = [
     "population",
     "purge_receipts",
     "purge_runs",
+    "readable_at",
     "run_summaries",
     "security_facts",
     "subject_requests",

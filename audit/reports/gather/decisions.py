@@ -164,13 +164,16 @@ def minimisation(runs: list[dict[str, Any]], raw: dict[str, Any]) -> dict[str, A
     """Audio captured vs dropped (pipeline run summaries) vs stored (the raw store).
 
     Frame counts from every run of the event are summed, as the store holds what all of them
-    wrote. A frame is 30 ms of one wristband's audio.
+    wrote. A frame is 30 ms of one wristband's audio. ``speech`` frames are not dropped from
+    analysis: they are withheld from the raw store only.
     """
-    frames_in = 0
+    frames_in = frames_scored = frames_stored = 0
     dropped: dict[str, int] = {}
     for run in runs:
         summary = run["summary"]
         frames_in += int(summary.get("frames_in") or summary.get("frames") or 0)
+        frames_scored += int(summary.get("frames_scored") or 0)
+        frames_stored += int(summary.get("frames_stored") or 0)
         for reason, count in _drops(summary).items():
             dropped[reason] = dropped.get(reason, 0) + count
     per_frame = FRAME_MS / 1000
@@ -185,10 +188,12 @@ def minimisation(runs: list[dict[str, Any]], raw: dict[str, Any]) -> dict[str, A
         "captured_seconds": captured,
         "dropped": [
             {"reason": reason, "frames": n, "seconds": n * per_frame}
-            for reason, n in sorted(dropped.items())
+            for reason, n in dropped.items()
         ],
         "dropped_seconds": sum(dropped.values()) * per_frame,
         **{f"{word}_dropped_seconds": seconds_for(word) for word in _REASON_KEYS},
+        "scored_seconds": frames_scored * per_frame,
+        "pipeline_stored_seconds": frames_stored * per_frame,
         "stored_seconds": raw["audio_seconds"],
         "speech_seconds": raw["speech_seconds"],
         "stored_share": raw["audio_seconds"] / captured if captured else None,

@@ -32,6 +32,7 @@ __all__ = [
     "population",
     "category_stats",
     "notice_timing",
+    "readable_at",
     "CATEGORIES",
     "FRAME_MS",
 ]
@@ -268,3 +269,25 @@ def notice_timing(session: Session, event_id: str) -> dict[str, Any]:
             1 for first, given, _ in rows if given is not None and first < given
         ),
     }
+
+
+def readable_at(session: Session, event_id: str, at: datetime) -> dict[str, int]:
+    """Records per category that the store would still let anyone read at ``at``.
+
+    Reads past ``expires_at`` are refused and shredded buckets cannot be decrypted, so this is
+    what survives at ``at`` even if no purge ever ran.
+    """
+    out: dict[str, int] = {}
+    for category, model in ((RAW_AUDIO, RawSegment), (METADATA, MetadataRecord)):
+        out[category] = _int(
+            session.scalar(
+                select(func.count(model.id))
+                .join(RetentionBucket, RetentionBucket.id == model.bucket_id)
+                .where(
+                    model.event_id == event_id,
+                    RetentionBucket.state == BUCKET_ACTIVE,
+                    or_(model.expires_at.is_(None), model.expires_at > at),
+                )
+            )
+        )
+    return out

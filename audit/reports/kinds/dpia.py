@@ -135,19 +135,39 @@ def _is_minor(band: str) -> bool:
     return bool(digits) and (band.startswith("<") or int(digits[0]) < 18) and int(digits[-1]) < 18
 
 
+_REASONS = {
+    "no_consent": "dropped: no consent",
+    "withdrawn": "dropped: consent withdrawn",
+    "outside_window": "dropped: outside the event window",
+    "staff": "dropped: staff wristband",
+    "speech": "withheld from storage: speech",
+}
+
+
 def _funnel(mini: dict[str, Any]) -> Chart:
+    drops = [r for r in mini["dropped"] if r["reason"] != "speech"]
+    speech = [r for r in mini["dropped"] if r["reason"] == "speech"]
     rows = [("captured", mini["captured_seconds"])]
-    rows += [(f"dropped: {r['reason']}", r["seconds"]) for r in mini["dropped"]]
+    rows += [(_REASONS.get(r["reason"], f"dropped: {r['reason']}"), r["seconds"]) for r in drops]
+    rows += [("analysed for sentiment", mini["scored_seconds"])]
+    rows += [(_REASONS["speech"], r["seconds"]) for r in speech]
     rows += [
         ("raw audio stored", mini["stored_seconds"]),
         ("of which speech", mini["speech_seconds"]),
     ]
-    colors = [PALETTE[0]] + [PALETTE[5]] * len(mini["dropped"]) + [PALETTE[1], PALETTE[3]]
+    colors = (
+        [PALETTE[0]]
+        + [PALETTE[5]] * len(drops)
+        + [PALETTE[2]]
+        + [PALETTE[5]] * len(speech)
+        + [PALETTE[1], PALETTE[3]]
+    )
     svg = hbar_chart(
         rows,
-        title="Audio captured, dropped by gate and stored (seconds of wristband audio)",
+        title="Wristband audio captured, dropped, analysed and stored (seconds)",
         value_label=lambda v: f.seconds(v),
         colors=colors,
+        label_width=260,
     )
     table = Table(["Stage", "Seconds"], [[label, f.num(value)] for label, value in rows])
     return Chart(svg, "minimisation funnel measured by the pipeline and the store", table)
@@ -325,8 +345,9 @@ def build(ctx: ReportContext) -> Report:
             [
                 ("Pipeline runs of this event", f.n(mini["runs"])),
                 ("Audio captured", f.seconds(mini["captured_seconds"])),
-                ("Audio dropped, total", f.seconds(mini["dropped_seconds"])),
-                ("Speech dropped before storage", f.seconds(mini["speech_dropped_seconds"])),
+                ("Audio dropped or withheld, total", f.seconds(mini["dropped_seconds"])),
+                ("Audio analysed for sentiment", f.seconds(mini["scored_seconds"])),
+                ("Speech withheld from storage", f.seconds(mini["speech_dropped_seconds"])),
                 ("Raw audio stored", f.seconds(mini["stored_seconds"])),
                 ("Speech stored", f.seconds(mini["speech_seconds"])),
                 ("Share of captured audio stored", f.pct(mini["stored_share"])),
