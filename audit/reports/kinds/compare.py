@@ -313,7 +313,13 @@ def build(ctx: ReportContext) -> Report:
                 FAIL if errors else WARN if p["findings"]["counts"]["warning"] else PASS,
                 f"{p['profile']}: {f.n(errors)} errors"
                 + (f" ({', '.join(p['findings']['errors'])})" if errors else "")
-                + f", {f.n(p['findings']['counts']['warning'])} warnings.",
+                + f", {f.n(p['findings']['counts']['warning'])} warnings"
+                + (
+                    f" ({', '.join(p['findings']['warnings'])})"
+                    if p["findings"]["warnings"]
+                    else ""
+                )
+                + ".",
             )
         )
     verdict.add(

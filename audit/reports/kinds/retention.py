@@ -86,7 +86,9 @@ def _category_section(
     ctx: ReportContext,
 ) -> Section:
     name = cat["category"]
-    section = Section(f"cat-{name}", f"{_TITLES.get(name, name)} ({name})", "GDPR Art 5(1)(e)")
+    section = Section(
+        f"cat-{name.replace('_', '-')}", f"{_TITLES.get(name, name)} ({name})", "GDPR Art 5(1)(e)"
+    )
     rows = [
         ("Retention (policy)", cat["retention"]),
         ("Records stored", f.n(cat["records"])),

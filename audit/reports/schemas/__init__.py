@@ -1,0 +1,1 @@
+"""JSON Schemas of the report kinds (data files; a package so that wheels ship them)."""
