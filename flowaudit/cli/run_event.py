@@ -1,0 +1,206 @@
+"""`flowaudit run-event`: run the capture pipeline over an event and print its summary."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.event import default_event_file, load_event
+from pipeline.run import SPEEDS, RunSummary, run_event
+from pipeline.sources import open_source
+from retention.durations import parse_duration
+from retention.errors import InputError
+from retention.policy import Policy, load_policy
+
+from ._common import (
+    DbOption,
+    FormatOption,
+    HomeOption,
+    NowOption,
+    check_format,
+    print_json,
+    runtime_from,
+    settings_from,
+)
+
+__all__ = ["register", "run_event_command", "pii_text_filter", "format_summary"]
+
+EventOption = Annotated[
+    Path | None,
+    typer.Option("--event", help="Event file (TOML); default: the bundled demo event."),
+]
+PolicyOption = Annotated[
+    str | None,
+    typer.Option("--policy", help="Policy name or .toml file (default: the home's policy)."),
+]
+SeedOption = Annotated[
+    int | None,
+    typer.Option("--seed", help="Seed of the synthetic crowd (default: the event file's)."),
+]
+
+
+def pii_text_filter(policy: Policy) -> Callable[[str], str] | None:
+    """``audit.pii.redact_text`` when the policy asks for redaction and the module offers it."""
+    if not policy.capture.redact_pii:
+        return None
+    try:
+        pii = importlib.import_module("audit.pii")
+    except ImportError:
+        return None
+    redact = getattr(pii, "redact_text", None)
+    if redact is None:
+        return None
+
+    def text_filter(text: str) -> str:
+        return str(redact(text, language=None))
+
+    return text_filter
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal; nothing when piped or under test."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]capturing"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} windows"),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("run", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def format_summary(summary: RunSummary) -> list[str]:
+    """The human-readable summary, one fact per line."""
+    s = summary
+    frame_s = 0.03
+    lines = [
+        f"event {s.event_id} under {s.policy} (run {s.run_id}, source {s.source})",
+        f"  virtual time   {s.started_at} -> {s.finished_at}  ({s.windows} windows, "
+        f"{s.wall_seconds:.1f} s wall)",
+        f"  wristbands     {s.wristbands}",
+        f"  frames in      {s.frames_in:,}  ({s.frames_in * frame_s / 3600:.2f} wristband-hours)",
+    ]
+    for reason, count in s.dropped.items():
+        share = 100 * count / s.frames_in if s.frames_in else 0.0
+        lines.append(f"  dropped {reason:<15}{count:>12,}  ({share:.1f} %)")
+    lines += [
+        f"  frames scored  {s.frames_scored:,}",
+        f"  raw stored     {s.raw_segments:,} segments, {s.frames_stored * frame_s:,.0f} s of "
+        f"audio, {s.speech_seconds_stored:,.1f} s of it speech",
+        f"  window scores  {s.window_scores:,} (scorer {s.scorer})",
+    ]
+    sent = s.sentiment
+    if sent.get("min") is not None:
+        lines.append(
+            f"  sentiment      {sent['min']:.1f} .. {sent['max']:.1f} (mean {sent['mean']:.1f}, "
+            f"final {sent['final']:.1f})"
+        )
+    lines.append(
+        f"  decisions      {s.decisions}  (Adaptive Flow {s.adaptive_flow}, artist overrides "
+        f"{s.artist_overrides})"
+    )
+    lat = s.latency_ms
+    if lat.get("p50") is not None:
+        lines.append(f"  latency        p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms")
+    req = s.requests
+    lines.append(
+        f"  requests       {req['received']} received, {req['stored']} stored, "
+        f"{req['dropped']} dropped, {req['matched']} matched the catalogue"
+    )
+    return lines
+
+
+def run_event_command(
+    event: EventOption = None,
+    policy: PolicyOption = None,
+    source: Annotated[
+        str,
+        typer.Option("--source", help="synth (one stream per roster wristband), synth:N, or "
+                     "wav:DIR (one WAV per wristband)."),
+    ] = "synth",
+    duration: Annotated[
+        str | None,
+        typer.Option("--duration", help="Capture length such as 10m (default: the event's "
+                     "pre-roll + set + post-roll, or the WAV files' length)."),
+    ] = None,
+    speed: Annotated[
+        str, typer.Option("--speed", help="max (as fast as possible) or realtime.")
+    ] = "max",
+    seed: SeedOption = None,
+    event_id: Annotated[
+        str | None,
+        typer.Option("--event-id", help="Store the run under this event id (to run one event "
+                     "file under several policies in one home)."),
+    ] = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+    format: FormatOption = "text",
+) -> None:
+    """Run an event through capture gates, sentiment and track selection into the store.
+
+    The virtual clock starts at --now (default: the event's capture start, or the WAV
+    manifest's starts_at). Raw audio, window scores, decisions and the audit trail are written
+    as the policy allows; the summary lists frames in, drops by reason, what was stored,
+    sentiment, decisions and latency.
+    """
+    fmt = check_format(format)
+    if speed not in SPEEDS:
+        raise InputError(f"--speed {speed!r}; use max or realtime")
+    spec = load_event(event or default_event_file())
+    settings = settings_from(home, db)
+    chosen = load_policy(policy or settings.policy)
+    length = None
+    if duration is not None:
+        try:
+            length = parse_duration(duration)
+        except ValueError as exc:
+            raise InputError(f"--duration: {exc}") from None
+        if length is None:
+            raise InputError("--duration must be finite, e.g. 10m")
+    frames = open_source(source, spec, seed=seed)
+    start_text = now or os.environ.get("FLOWAUDIT_NOW")
+    with runtime_from(home, db, now) as runtime:
+        start = runtime.now if start_text else None
+        show = fmt == "text" and sys.stdout.isatty()
+        with _progress(show) as progress:
+            summary = run_event(
+                runtime.store,
+                spec,
+                chosen,
+                frames,
+                start_at=start,
+                duration=length,
+                speed=speed,
+                text_filter=pii_text_filter(chosen),
+                event_id=event_id,
+                source_label=source,
+                progress=progress,
+            )
+    if fmt == "json":
+        print_json(summary.to_dict())
+        return
+    for line in format_summary(summary):
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run-event")(run_event_command)

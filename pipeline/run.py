@@ -1,0 +1,555 @@
+"""``run_event``: source → gates → sentiment → selection → encrypted store, on a virtual clock.
+
+One database transaction per window (not per frame) holds that window's raw segments, window
+scores, the crowd aggregate, the batched ``capture.drop`` audit entry, any track requests and
+any selection decision — data and audit entries commit together. Time is virtual: window ``k``
+starts at ``start_at + k · window`` and its transaction is stamped with the window's end, so a
+run is reproducible and can go faster than real time (``speed="max"``) or pace itself
+(``speed="realtime"``).
+
+Decisions are made only inside the event window: at its first scored window, then every
+``decision_every``, and at once when the crowd EMA falls below the Adaptive Flow threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from retention.errors import ConfigError, FlowauditError, InputError
+from retention.models import Decision, Event, EventRun
+from retention.policy import Policy
+from retention.store import EncryptedStore, StoreTransaction
+
+from .artist import load_artist_control
+from .catalogue import load_catalogue
+from .event import EventSpec, TrackRequest
+from .features import FeatureSet, extract
+from .frames import FRAME, FRAME_MS, SAMPLE_RATE, FrameSource, Window
+from .gates import DROP_REASONS, GateResult, Gates
+from .selection import Choice, Selector
+from .sentiment import CrowdSentiment, Scorer, Snapshot, checked_scores, load_scorer
+
+__all__ = ["RunSummary", "run_event", "SPEEDS", "TextFilter"]
+
+SPEEDS = ("max", "realtime")
+TextFilter = Callable[[str], str]
+_PER_SUBJECT = ("no_consent", "withdrawn", "staff")
+
+
+@dataclass
+class RunSummary:
+    """What a run did, in counts; also stored as the EventRun row's ``summary``."""
+
+    event_id: str
+    run_id: int
+    policy: str
+    source: str
+    started_at: str
+    finished_at: str
+    windows: int
+    wristbands: int
+    frames_in: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    frames_scored: int = 0
+    frames_stored: int = 0
+    speech_frames_detected: int = 0
+    speech_seconds_stored: float = 0.0
+    raw_segments: int = 0
+    window_scores: int = 0
+    sentiment: dict[str, float | None] = field(default_factory=dict)
+    decisions: int = 0
+    adaptive_flow: int = 0
+    artist_overrides: int = 0
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    requests: dict[str, int] = field(
+        default_factory=lambda: {"received": 0, "stored": 0, "dropped": 0, "matched": 0}
+    )
+    scorer: str = "builtin"
+    wall_seconds: float = 0.0
+    timeline: list[list[Any]] = field(default_factory=list, repr=False)
+
+    def to_dict(self, *, timeline: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not timeline:
+            data.pop("timeline")
+        return data
+
+
+def run_event(
+    store: EncryptedStore,
+    event: EventSpec,
+    policy: Policy,
+    source: FrameSource,
+    *,
+    start_at: datetime | None = None,
+    duration: timedelta | None = None,
+    speed: str = "max",
+    scorer: Scorer | None = None,
+    text_filter: TextFilter | None = None,
+    event_id: str | None = None,
+    source_label: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> RunSummary:
+    """Run the whole chain over ``source`` and return its summary (see the module docstring)."""
+    if speed not in SPEEDS:
+        raise InputError(f"speed {speed!r}; use max or realtime")
+    runner = _Runner(store, event, policy, source, scorer, text_filter, event_id, source_label)
+    start = start_at or source.starts_at or event.capture_starts
+    windows = runner.plan(start, duration)
+    runner.register(start, windows)
+    wall = time.monotonic()
+    try:
+        for window in source.windows(start, event.frames_per_window, windows):
+            runner.step(window)
+            if progress is not None:
+                progress(window.index + 1, windows)
+            if speed == "realtime":
+                due = wall + (window.index + 1) * event.window.total_seconds()
+                time.sleep(max(0.0, due - time.monotonic()))
+    except BaseException as exc:
+        runner.abort(exc)
+        raise
+    return runner.finish(time.monotonic() - wall)
+
+
+class _Runner:
+    """The state of one run; ``run_event`` drives it window by window."""
+
+    def __init__(
+        self,
+        store: EncryptedStore,
+        event: EventSpec,
+        policy: Policy,
+        source: FrameSource,
+        scorer: Scorer | None,
+        text_filter: TextFilter | None,
+        event_id: str | None,
+        source_label: str,
+    ) -> None:
+        self.store, self.event, self.policy, self.source = store, event, policy, source
+        self.event_id = event_id or event.id
+        self.text_filter = text_filter
+        sel = policy.selection
+        self.scorer = scorer or load_scorer(
+            sel.scorer, allow_third_party=bool(sel.third_party_scorers), policy_name=policy.name
+        )
+        try:
+            scorer_parameters = dict(self.scorer.main_parameters())
+        except Exception as exc:
+            raise ConfigError(
+                f"sentiment scorer {self.scorer.name!r} failed in main_parameters() "
+                f"({type(exc).__name__})"
+            ) from exc
+        catalogue = load_catalogue(event.catalogue)
+        artist = load_artist_control(event.artist, catalogue, sel.artist_control)
+        self.selector = Selector(catalogue, artist, float(sel.adaptive_flow_threshold),
+                                 scorer_parameters)
+        self.gates = Gates(policy, event, source.serials)
+        self.roster = roster = event.roster()
+        self.zones = [roster[s].zone if s in roster else "unregistered" for s in source.serials]
+        self.pseudonyms = [store.pseudonym(s) for s in source.serials]
+        self.registered = np.array([s in roster for s in source.serials])
+        self.crowd = CrowdSentiment(window_seconds=event.window.total_seconds())
+        self.raw_retention = policy.retention.raw_audio
+        self.keep_raw = self.raw_retention is None or self.raw_retention > timedelta(0)
+        self.meta_retention = policy.retention.metadata
+        self.k_min = int(policy.reid.k_min)
+        self.requests = sorted(event.requests, key=lambda r: r.at)
+        self.source_label = source_label or type(source).__name__
+        self.latencies: list[float] = []
+        self.crowd_values: list[float] = []
+        self.last_decision: datetime | None = None
+        self.recovering = False
+        self.summary: RunSummary | None = None
+        self.run_id = 0
+        self.windows = 0
+
+    # -- set-up ------------------------------------------------------------------------------
+    def plan(self, start: datetime, duration: timedelta | None) -> int:
+        span = self.event.window
+        bounded = self.source.available_windows(self.event.frames_per_window)
+        if duration is not None:
+            if duration <= timedelta(0):
+                raise InputError("--duration must be positive, e.g. 10m")
+            count = math.ceil(duration / span)
+        elif bounded is None:
+            count = math.ceil((self.event.capture_ends - start) / span)
+        else:
+            count = bounded
+        if bounded is not None:
+            count = min(count, bounded)
+        if count <= 0:
+            raise InputError(
+                f"nothing to capture: the run starts at {start.isoformat()}, after the event's "
+                f"capture ends ({self.event.capture_ends.isoformat()}); give --duration or an "
+                "earlier --now"
+            )
+        self.windows = count
+        return count
+
+    def register(self, start: datetime, windows: int) -> None:
+        event, policy = self.event, self.policy
+        with self.store.session() as session:
+            existing = session.get(Event, self.event_id)
+            ran = session.scalar(select(EventRun.id).where(EventRun.event_id == self.event_id))
+        if existing is not None and (ran is not None or existing.policy_sha256 != policy.sha256):
+            raise InputError(
+                f"event {self.event_id!r} already ran in this home (under "
+                f"{existing.policy_name}); give another --event-id or use a fresh --home"
+            )
+        with self.store.transaction(start, actor="pipeline") as tx:
+            tx.register_event(
+                self.event_id,
+                name=event.name,
+                venue=event.venue,
+                starts_at=event.starts_at,
+                ends_at=event.ends_at,
+                policy_name=policy.name,
+                policy_sha256=policy.sha256,
+            )
+            for wb in event.wristbands:
+                self._register_wristband(tx, wb)
+            run = EventRun(
+                event_id=self.event_id,
+                policy_name=policy.name,
+                source=self.source_label,
+                started_at=start,
+                finished_at=None,
+                summary={"status": "running"},
+            )
+            tx.session.add(run)
+            tx.session.flush([run])
+            self.run_id = int(run.id)
+            tx.audit("pipeline.run_start", "event_run", str(run.id), {
+                "event": self.event_id,
+                "policy": policy.name,
+                "policy_sha256": policy.sha256,
+                "source": self.source_label,
+                "windows": windows,
+                "window_seconds": event.window.total_seconds(),
+                "scorer": self.scorer.name,
+                "wristbands": len(self.source.serials),
+            })
+        self.summary = RunSummary(
+            event_id=self.event_id,
+            run_id=self.run_id,
+            policy=policy.name,
+            source=self.source_label,
+            started_at=start.isoformat(),
+            finished_at=start.isoformat(),
+            windows=0,
+            wristbands=len(self.source.serials),
+            scorer=self.scorer.name,
+        )
+
+    def _register_wristband(self, tx: StoreTransaction, wb: Any) -> None:
+        """Data minimisation: a refusal keeps only its pseudonym; staff keep only the flag."""
+        if wb.consent == "opted_out":
+            pseudonym = tx.register_subject(wb.serial)
+        elif wb.is_staff:
+            pseudonym = tx.register_subject(wb.serial, is_staff=True)
+        else:
+            pseudonym = tx.register_subject(
+                wb.serial,
+                zone=wb.zone,
+                age_band=wb.age_band,
+                ticket_type=wb.ticket_type,
+                device_model=wb.device_model,
+                arrival_at=wb.arrival_at,
+                is_staff=False,
+            )
+        tx.record_consent(
+            self.event_id,
+            pseudonym,
+            status=wb.consent,
+            given_at=wb.consented_from(),
+            withdrawn_at=wb.withdrawn_at,
+            notice_version=self.event.notice_version,
+        )
+
+    # -- one window --------------------------------------------------------------------------
+    def step(self, window: Window) -> None:
+        assert self.summary is not None
+        gated = self.gates.apply(window)
+        features = extract(window.pcm, gated.processed, gated.voiced)
+        scores = checked_scores(self.scorer, features)
+        end = window.start_at + window.n_frames * FRAME
+
+        tick = time.perf_counter()
+        snapshot = self.crowd.update(scores, self.zones)
+        choice = self._maybe_decide(window, end, snapshot)
+        latency = (time.perf_counter() - tick) * 1000
+
+        with self.store.transaction(end, actor="pipeline") as tx:
+            self._store_raw(tx, window, gated)
+            self._store_scores(tx, window, scores, features)
+            self._store_crowd(tx, window, snapshot)
+            self._audit_drops(tx, window, gated)
+            self._requests(tx, window.start_at, end)
+            if choice is not None:
+                self._store_decision(tx, choice, latency)
+        self._count(window, gated, scores, snapshot, choice)
+
+    def _in_event(self, at: datetime) -> bool:
+        return self.event.starts_at <= at < self.event.ends_at
+
+    def _maybe_decide(self, window: Window, end: datetime, snapshot: Snapshot) -> Choice | None:
+        if snapshot.crowd is None or not self._in_event(window.start_at):
+            return None
+        below = snapshot.crowd < self.selector.threshold
+        if not below:
+            self.recovering = False
+        due = self.last_decision is None or end - self.last_decision >= self.event.decision_every
+        if not (due or (below and not self.recovering)):
+            return None
+        choice = self.selector.decide(end, snapshot)
+        self.last_decision = end
+        self.recovering = below
+        return choice
+
+    def _store_raw(self, tx: StoreTransaction, window: Window, gated: GateResult) -> None:
+        if not self.keep_raw:
+            return
+        storable = gated.storable
+        for b in np.flatnonzero(storable.any(axis=1)).tolist():
+            keep = np.flatnonzero(storable[b])
+            first, last = int(keep[0]), int(keep[-1]) + 1
+            segment = window.pcm[b, first:last].copy()
+            segment[~storable[b, first:last]] = 0  # withheld speech inside the span is muted
+            speech = int((gated.voiced[b, first:last] & storable[b, first:last]).sum())
+            tx.put_raw(
+                event_id=self.event_id,
+                pseudonym=self.pseudonyms[b],
+                start_at=window.start_at + first * FRAME,
+                pcm=segment.tobytes(),
+                sample_rate=SAMPLE_RATE,
+                retention=self.raw_retention,
+                speech_frames=speech,
+            )
+            assert self.summary is not None
+            self.summary.raw_segments += 1
+            self.summary.frames_stored += int(storable[b].sum())
+            self.summary.speech_seconds_stored += speech * FRAME_MS / 1000
+
+    def _store_scores(
+        self, tx: StoreTransaction, window: Window, scores: np.ndarray, features: FeatureSet
+    ) -> None:
+        for b in np.flatnonzero(~np.isnan(scores)).tolist():
+            tx.put_metadata(
+                event_id=self.event_id,
+                pseudonym=self.pseudonyms[b],
+                kind="window_score",
+                start_at=window.start_at,
+                payload={
+                    "score": round(float(scores[b]), 2),
+                    "zone": self.zones[b],
+                    "features": features.row(b),
+                    "frames": int(features.frames[b]),
+                },
+                retention=self.meta_retention,
+            )
+
+    def _store_crowd(self, tx: StoreTransaction, window: Window, snapshot: Snapshot) -> None:
+        if snapshot.crowd_raw is None or snapshot.crowd is None:
+            return
+        counts = snapshot.zone_counts
+        tx.put_metadata(
+            event_id=self.event_id,
+            pseudonym=None,
+            kind="crowd_score",
+            start_at=window.start_at,
+            payload={
+                "crowd": round(snapshot.crowd, 2),
+                "crowd_raw": round(snapshot.crowd_raw, 2),
+                "trend_per_min": round(snapshot.trend_per_min, 2),
+                "zones": snapshot.zones,
+                "zone_raw": snapshot.zone_raw,
+                "zone_counts": counts,
+                "active": snapshot.active,
+            },
+            retention=self.meta_retention,
+            anonymised=bool(counts) and min(counts.values()) >= self.k_min,
+        )
+
+    def _audit_drops(self, tx: StoreTransaction, window: Window, gated: GateResult) -> None:
+        counts = {r: int(n.sum()) for r, n in gated.drops.items() if n.sum()}
+        if not counts:
+            return
+        wristbands: dict[str, list[str]] = {}
+        for reason in _PER_SUBJECT:
+            hit = (gated.drops[reason] > 0) & self.registered
+            if hit.any():
+                wristbands[reason] = sorted(self.pseudonyms[i] for i in np.flatnonzero(hit))
+        unregistered = int(((gated.drops["no_consent"] > 0) & ~self.registered).sum())
+        details: dict[str, Any] = {
+            "event": self.event_id,
+            "window_start": window.start_at.isoformat(),
+            "frames": int(window.present.sum()),
+            "counts": counts,
+            "wristbands": wristbands,
+        }
+        if unregistered:
+            details["unregistered_wristbands"] = unregistered
+        tx.audit("capture.drop", "event", self.event_id, details)
+
+    def _request_allowed(self, request: TrackRequest) -> tuple[bool, str | None]:
+        wb = self.roster.get(request.serial)
+        if wb is None or wb.consent == "opted_out":
+            return False, None
+        start = wb.consented_from()
+        if self.gates.require_consent and start is not None and request.at < start:
+            return False, None
+        if wb.withdrawn_at is not None and request.at >= wb.withdrawn_at:
+            return False, None
+        if self.gates.window_only and not self._in_event(request.at):
+            return False, None
+        return True, self.store.pseudonym(request.serial)
+
+    def _requests(self, tx: StoreTransaction, start: datetime, end: datetime) -> None:
+        assert self.summary is not None
+        while self.requests and self.requests[0].at < end:
+            request = self.requests.pop(0)
+            self.summary.requests["received"] += 1
+            allowed, pseudonym = self._request_allowed(request)
+            if not allowed:
+                self.summary.requests["dropped"] += 1
+                continue
+            matched = self.selector.add_request(request.text)
+            self.summary.requests["matched"] += int(matched)
+            text = request.text
+            if self.text_filter is not None:
+                try:
+                    text = self.text_filter(text)
+                except FlowauditError:
+                    raise
+                except Exception as exc:
+                    raise ConfigError(
+                        f"the text filter failed on a track request ({type(exc).__name__})"
+                    ) from exc
+            tx.put_metadata(
+                event_id=self.event_id,
+                pseudonym=pseudonym,
+                kind="track_request",
+                start_at=request.at,
+                payload={"text": text, "matched": matched},
+                retention=self.meta_retention,
+            )
+            self.summary.requests["stored"] += 1
+
+    def _store_decision(self, tx: StoreTransaction, choice: Choice, latency: float) -> None:
+        row = Decision(
+            event_id=self.event_id,
+            run_id=self.run_id,
+            decided_at=choice.at,
+            track_id=choice.track_id,
+            crowd_sentiment=choice.crowd_sentiment,
+            adaptive_flow=choice.adaptive_flow,
+            artist_override=choice.artist_override,
+            inputs=choice.inputs,
+            parameters=choice.parameters,
+            explanation=choice.explanation,
+            latency_ms=round(latency, 4),
+        )
+        tx.session.add(row)
+        tx.session.flush([row])
+        tx.audit("selection.decision", "decision", str(row.id), {
+            "event": self.event_id,
+            "run": self.run_id,
+            "track": choice.track_id,
+            "crowd_sentiment": choice.crowd_sentiment,
+            "adaptive_flow": choice.adaptive_flow,
+            "artist_override": choice.artist_override,
+            "latency_ms": round(latency, 4),
+        })
+        self.latencies.append(latency)
+
+    def _count(
+        self,
+        window: Window,
+        gated: GateResult,
+        scores: np.ndarray,
+        snapshot: Snapshot,
+        choice: Choice | None,
+    ) -> None:
+        s = self.summary
+        assert s is not None
+        s.windows += 1
+        s.frames_in += int(window.present.sum())
+        for reason, per in gated.drops.items():
+            s.dropped[reason] += int(per.sum())
+        s.frames_scored += int(gated.processed.sum())
+        s.speech_frames_detected += int(gated.voiced.sum())
+        s.window_scores += int((~np.isnan(scores)).sum())
+        if snapshot.crowd is not None and self._in_event(window.start_at):
+            self.crowd_values.append(snapshot.crowd)
+        if snapshot.crowd is not None:
+            s.timeline.append([window.start_at.isoformat(), round(snapshot.crowd, 2),
+                               None if snapshot.crowd_raw is None else round(snapshot.crowd_raw, 2),
+                               snapshot.active])
+        if choice is not None:
+            s.decisions += 1
+            s.adaptive_flow += int(choice.adaptive_flow)
+            s.artist_overrides += int(choice.artist_override)
+        s.finished_at = (window.start_at + window.n_frames * FRAME).isoformat()
+
+    # -- end ---------------------------------------------------------------------------------
+    def finish(self, wall_seconds: float) -> RunSummary:
+        s = self.summary
+        assert s is not None
+        values = np.array(self.crowd_values)
+        s.sentiment = {
+            "min": round(float(values.min()), 2) if values.size else None,
+            "max": round(float(values.max()), 2) if values.size else None,
+            "mean": round(float(values.mean()), 2) if values.size else None,
+            "final": round(float(values[-1]), 2) if values.size else None,
+        }
+        lat = np.array(self.latencies)
+        s.latency_ms = {
+            "p50": round(float(np.percentile(lat, 50)), 4) if lat.size else None,
+            "p99": round(float(np.percentile(lat, 99)), 4) if lat.size else None,
+            "max": round(float(lat.max()), 4) if lat.size else None,
+        }
+        s.speech_seconds_stored = round(s.speech_seconds_stored, 2)
+        s.wall_seconds = round(wall_seconds, 3)
+        finished = datetime.fromisoformat(s.finished_at)
+        with self.store.transaction(finished, actor="pipeline") as tx:
+            run = tx.session.get(EventRun, self.run_id)
+            assert run is not None
+            run.finished_at = finished
+            run.summary = {"status": "finished", **s.to_dict(timeline=True)}
+            tx.audit("pipeline.run_finish", "event_run", str(self.run_id), {
+                "event": self.event_id,
+                "frames_in": s.frames_in,
+                "dropped": s.dropped,
+                "raw_segments": s.raw_segments,
+                "speech_seconds_stored": s.speech_seconds_stored,
+                "decisions": s.decisions,
+                "adaptive_flow": s.adaptive_flow,
+                "artist_overrides": s.artist_overrides,
+            })
+        return s
+
+    def abort(self, exc: BaseException) -> None:
+        """Mark the run as failed (the windows already committed stay, with their audit)."""
+        if self.summary is None or not self.run_id:
+            return
+        at = datetime.fromisoformat(self.summary.finished_at)
+        try:
+            with self.store.transaction(at, actor="pipeline") as tx:
+                run = tx.session.get(EventRun, self.run_id)
+                if run is not None:
+                    run.summary = {"status": "failed", "error": type(exc).__name__,
+                                   **self.summary.to_dict()}
+                tx.audit("pipeline.run_abort", "event_run", str(self.run_id),
+                         {"event": self.event_id, "error": type(exc).__name__,
+                          "windows_done": self.summary.windows})
+        except FlowauditError:
+            pass  # the original error matters more than a failed bookkeeping write
