@@ -13,34 +13,29 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from audit.checkpoints import attach_signer, checkpoint_after_command
+from audit.pii import redact_text
 from audit.reports import ReportContext
 from audit.reports.kinds.compare import PROFILES
 from pipeline.event import EventSpec, default_event_file, load_event
-from pipeline.run import run_event
-from pipeline.synth import SyntheticCrowd
+from pipeline.run import TextFilter, run_event
+from pipeline.sources import open_source
 from retention.errors import InputError
-from retention.policy import load_policy
+from retention.policy import Policy, load_policy
 
 from .runtime import Runtime, initialise_home, open_runtime
 
-__all__ = ["compare_context", "run_profile", "PROFILES"]
+__all__ = ["compare_context", "run_profile", "PROFILES", "DEFAULT_SOURCE"]
+
+#: the crowd each profile hears: the first 40 wristbands of the event's roster (seeded)
+DEFAULT_SOURCE = "synth:40"
 
 
-def _crowd(event: EventSpec, wristbands: int | None) -> tuple[SyntheticCrowd, str]:
-    roster = list(event.wristbands)
-    if wristbands is not None:
-        if wristbands < 1:
-            raise InputError(f"--wristbands {wristbands}: give at least 1")
-        roster = roster[:wristbands]
-    crowd = SyntheticCrowd(
-        [w.serial for w in roster],
-        [w.zone for w in roster],
-        event_starts=event.starts_at,
-        event_ends=event.ends_at,
-        script=event.script,
-        seed=event.synth_seed,
-    )
-    return crowd, f"synth:{len(roster)}"
+def _text_filter(policy: Policy) -> TextFilter | None:
+    """Free text (track requests) is redacted before storage when the policy says so."""
+    if not policy.capture.redact_pii:
+        return None
+    return lambda text: redact_text(text, language=None)
 
 
 def run_profile(
@@ -48,16 +43,27 @@ def run_profile(
     profile: str,
     event: EventSpec,
     *,
-    wristbands: int | None = None,
+    source: str = DEFAULT_SOURCE,
     duration: timedelta | None = None,
+    seed: int | None = None,
 ) -> Runtime:
     """Initialise ``home``, run ``event`` under ``profile`` into it; return its open runtime."""
     policy = load_policy(profile)
+    frames = open_source(source, event, seed=seed)  # a fresh, identically seeded crowd per run
     settings = initialise_home(home, policy=profile)
     runtime = open_runtime(settings, event.capture_starts)
     try:
-        crowd, label = _crowd(event, wristbands)
-        run_event(runtime.store, event, policy, crowd, duration=duration, source_label=label)
+        attach_signer(runtime)  # signed checkpoints, as `flowaudit run-event` writes them
+        run_event(
+            runtime.store,
+            event,
+            policy,
+            frames,
+            duration=duration,
+            text_filter=_text_filter(policy),
+            source_label=source,
+        )
+        checkpoint_after_command(runtime)
     except BaseException:
         runtime.close()
         raise
@@ -69,8 +75,9 @@ def compare_context(
     *,
     event_file: Path | None = None,
     profiles: Sequence[str] = PROFILES,
-    wristbands: int | None = None,
+    source: str = DEFAULT_SOURCE,
     duration: timedelta | None = None,
+    seed: int | None = None,
     now: datetime | None = None,
     as_of: date | None = None,
     workdir: Path | None = None,
@@ -93,7 +100,7 @@ def compare_context(
             peers: dict[str, ReportContext] = {}
             for name in profiles:
                 runtime = run_profile(
-                    base / name, name, event, wristbands=wristbands, duration=duration
+                    base / name, name, event, source=source, duration=duration, seed=seed
                 )
                 runtimes.append(runtime)
                 peers[name] = ReportContext.open(

@@ -107,11 +107,14 @@ def _profile(name: str, ctx: ReportContext) -> dict[str, Any]:
         "scorers": scorers,
         "findings": {
             "counts": checks["counts"],
-            "errors": sorted(
-                {x["rule_id"] for x in checks["findings"] if x["severity"] == "error"}
-            ),
+            "errors": _rules(checks, "error"),
+            "warnings": _rules(checks, "warning"),
         },
     }
+
+
+def _rules(checks: dict[str, Any], severity: str) -> list[str]:
+    return sorted({x["rule_id"] for x in checks["findings"] if x["severity"] == severity})
 
 
 def _row(label: str, profiles: list[dict[str, Any]], cell: Any) -> list[str]:
