@@ -205,7 +205,7 @@ def _risks(
         {
             "risk": "Re-identification from kept attributes (Recital 26)",
             "indicator": reid["summary"],
-            "level": level(reid_bad, "medium" if not reid["available"] else "low"),
+            "level": level(reid_bad),
         },
         {
             "risk": "Data kept longer than necessary (Art 5(1)(e))",
