@@ -15,6 +15,7 @@ from .decisions import (
 )
 from .evidence import (
     PURGE_RECEIPT,
+    anonymisation_evidence,
     bucket_evidence,
     purge_receipts,
     purge_runs,
@@ -37,6 +38,7 @@ __all__ = [
     "CATEGORIES",
     "FRAME_MS",
     "PURGE_RECEIPT",
+    "anonymisation_evidence",
     "audit_chain",
     "bucket_evidence",
     "category_stats",

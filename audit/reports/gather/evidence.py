@@ -21,6 +21,7 @@ from .._fmt import iso
 
 __all__ = [
     "PURGE_RECEIPT",
+    "anonymisation_evidence",
     "purge_receipts",
     "purge_runs",
     "bucket_evidence",
@@ -230,3 +231,38 @@ def timeline(
 
 def _points(points: list[tuple[datetime, int]]) -> list[list[Any]]:
     return [[iso(at), value] for at, value in points]
+
+
+ANONYMISE = "metadata.anonymise"
+
+
+def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
+    """Audit entries of the anonymisation step: linkable metadata turned into aggregates."""
+    steps = []
+    for entry in session.scalars(
+        select(AuditEntry).where(AuditEntry.action == ANONYMISE).order_by(AuditEntry.seq)
+    ):
+        d = entry.details or {}
+        if d.get("event") != event_id:
+            continue
+        steps.append(
+            {
+                "seq": entry.seq,
+                "at": iso(entry.at),
+                "bucket": entry.object_id,
+                "records_in": int(d.get("records_in") or 0),
+                "linkable_records": int(d.get("linkable_records") or 0),
+                "subjects": int(d.get("subjects") or 0),
+                "aggregates": int(d.get("aggregates") or 0),
+                "records_suppressed": int(d.get("records_suppressed") or 0),
+                "k_min": d.get("k_min"),
+                "min_group_subjects": d.get("min_group_subjects"),
+            }
+        )
+    return {
+        "steps": steps,
+        "buckets": len(steps),
+        "linkable_records": sum(s["linkable_records"] for s in steps),
+        "aggregates": sum(s["aggregates"] for s in steps),
+        "records_suppressed": sum(s["records_suppressed"] for s in steps),
+    }

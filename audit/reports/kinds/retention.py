@@ -17,6 +17,7 @@ from .._model import FAIL, INFO, PASS, WARN, Chart, Facts, Para, Report, Section
 from .._registry import report_kind
 from .._svg import PALETTE, Series, epoch, time_chart
 from ..gather import (
+    anonymisation_evidence,
     audit_chain,
     bucket_evidence,
     category_stats,
@@ -188,6 +189,7 @@ def build(ctx: ReportContext) -> Report:
         receipts = purge_receipts(s, ctx.event_id)
         runs = purge_runs(s)
         chain = audit_chain(s)
+        anonymised = anonymisation_evidence(s, ctx.event_id)
     erasures = chain["actions"].get("subject.key_destroyed", 0)
     policy_rows = {
         "raw_audio": f.dur(p.retention.raw_audio),
@@ -260,6 +262,45 @@ def build(ctx: ReportContext) -> Report:
             )
         )
     sections.append(purge)
+    anon = Section(
+        "anonymisation", "Anonymisation of kept metadata", "GDPR Recital 26, Art 5(1)(e)"
+    )
+    anon.add(
+        Para(
+            f"When metadata reaches retention.anonymise_metadata_after "
+            f"({policy_rows['anonymise_metadata_after']}), its link to the wristband is dropped: "
+            "records are aggregated per generalised group of at least k_min wristbands, small "
+            "groups are suppressed, and the linkable originals expire at once."
+        ),
+        Table(
+            [
+                "Audit entry",
+                "Time",
+                "Bucket",
+                "Linkable records",
+                "Wristbands",
+                "Aggregates written",
+                "Records suppressed",
+                "Smallest group (k_min)",
+            ],
+            [
+                [
+                    f.n(x["seq"]),
+                    f.when(x["at"]),
+                    x["bucket"],
+                    f.n(x["linkable_records"]),
+                    f.n(x["subjects"]),
+                    f.n(x["aggregates"]),
+                    f.n(x["records_suppressed"]),
+                    f"{x['min_group_subjects'] if x['min_group_subjects'] is not None else '-'}"
+                    f" ({x['k_min'] if x['k_min'] is not None else '-'})",
+                ]
+                for x in anonymised["steps"]
+            ],
+            empty="No anonymisation step has run for this event yet.",
+        ),
+    )
+    sections.append(anon)
     data = {
         "event": event,
         "policy": policy_rows,
@@ -269,6 +310,7 @@ def build(ctx: ReportContext) -> Report:
         "purge_receipts": receipts,
         "purge_runs": runs,
         "subject_keys_destroyed": erasures,
+        "anonymisation": anonymised,
     }
     return finish(
         ctx,
