@@ -80,22 +80,34 @@ def dilate(flags: np.ndarray, frames: int, carry: np.ndarray | None = None) -> n
 
 
 class VoiceGate:
-    """webrtcvad over the processed frames, one C call per frame."""
+    """webrtcvad over the processed frames, one C call per frame.
+
+    webrtcvad adapts a noise model as it goes, so every wristband gets its own detector: one
+    stream's crowd noise must not shape another's decisions.
+    """
 
     def __init__(self, aggressiveness: int) -> None:
+        self.aggressiveness = int(aggressiveness)
         try:
-            self._vad = webrtcvad.Vad(int(aggressiveness))
+            webrtcvad.Vad(self.aggressiveness)
         except (ValueError, webrtcvad.Error) as exc:  # type: ignore[attr-defined]
             raise InputError(
                 f"vad_aggressiveness {aggressiveness!r} is not accepted by webrtcvad; use 0-3"
             ) from exc
+        self._detectors: dict[int, webrtcvad.Vad] = {}
+
+    def _detector(self, wristband: int) -> webrtcvad.Vad:
+        vad = self._detectors.get(wristband)
+        if vad is None:
+            vad = self._detectors[wristband] = webrtcvad.Vad(self.aggressiveness)
+        return vad
 
     def detect(self, pcm: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Voice flags for the frames in ``mask`` (others stay False)."""
         voiced = np.zeros(mask.shape, bool)
-        is_speech = self._vad.is_speech
         contiguous = np.ascontiguousarray(pcm)
         for b in np.flatnonzero(mask.any(axis=1)).tolist():
+            is_speech = self._detector(b).is_speech
             view = memoryview(contiguous[b]).cast("B")
             idx = np.flatnonzero(mask[b])
             flags = [

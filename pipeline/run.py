@@ -226,7 +226,7 @@ class _Runner:
                 summary={"status": "running"},
             )
             tx.session.add(run)
-            tx.session.flush([run])
+            tx.session.flush()
             self.run_id = int(run.id)
             tx.audit("pipeline.run_start", "event_run", str(run.id), {
                 "event": self.event_id,
@@ -459,7 +459,7 @@ class _Runner:
             latency_ms=round(latency, 4),
         )
         tx.session.add(row)
-        tx.session.flush([row])
+        tx.session.flush()
         tx.audit("selection.decision", "decision", str(row.id), {
             "event": self.event_id,
             "run": self.run_id,

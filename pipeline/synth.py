@@ -68,10 +68,11 @@ def mix_at(script: str, t: float, length: float) -> tuple[str, dict[str, float]]
     since = t - phases[idx][0] * length
     a = min(1.0, since / _FADE_S)
     prev = phases[idx - 1][2]
-    blended = {
-        s: (1 - a) * prev.get(s, SILENT) + a * mix.get(s, SILENT)
-        for s in set(prev) | set(mix)
-    }
+    blended = {}
+    for sound in sorted(set(prev) | set(mix)):  # crossfade amplitudes, not decibels
+        before, after = prev.get(sound, SILENT), mix.get(sound, SILENT)
+        amp = (1 - a) * 10 ** (before / 20) + a * 10 ** (after / 20)
+        blended[sound] = 20 * float(np.log10(max(amp, 1e-6)))
     return name, blended
 
 
