@@ -18,7 +18,9 @@ installed pipeline per language. A model used for two languages is loaded once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import spacy
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
@@ -35,6 +37,7 @@ __all__ = [
     "LANGUAGES",
     "OfflineSpacyNlpEngine",
     "build_analyzer",
+    "shared_analyzer",
 ]
 
 LANGUAGES: tuple[str, ...] = ("fr", "en")
@@ -166,3 +169,22 @@ def build_analyzer(
         nlp_engine=nlp_engine,
         supported_languages=list(languages),
     )
+
+
+_SHARED: dict[tuple[Any, ...], AnalyzerEngine] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_analyzer(
+    languages: Sequence[str] = LANGUAGES,
+    models: Mapping[str, str] | None = None,
+    config: RecognizerConfig | None = None,
+) -> AnalyzerEngine:
+    """One engine per configuration per process (loading spaCy takes seconds; presidio #367)."""
+    config = config or RecognizerConfig()
+    key = (tuple(languages), tuple(sorted((models or {}).items())), config)
+    with _SHARED_LOCK:
+        engine = _SHARED.get(key)
+        if engine is None:
+            engine = _SHARED[key] = build_analyzer(languages, models, config)
+    return engine

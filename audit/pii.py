@@ -42,7 +42,7 @@ from spacy.tokens import Doc
 
 from retention.errors import InputError
 
-from ._pii_engine import LANGUAGES, OfflineSpacyNlpEngine, build_analyzer
+from ._pii_engine import LANGUAGES, OfflineSpacyNlpEngine, shared_analyzer
 from ._pii_language import detect_language
 from ._pii_names import name_runs
 from .pii_recognizers import DEFAULT_PHONE_REGIONS, RecognizerConfig
@@ -93,6 +93,19 @@ _ID_FIELD = re.compile(
 )
 _UUID_OR_HEX = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|"
                           r"[0-9a-f]{16,})$", re.IGNORECASE)
+
+
+# Field names that say nothing about what a value holds (and would collide with context words
+# such as "text" in "text me on …"); other names ("phone", "email", "iban") are context.
+_GENERIC_FIELDS = frozenset(
+    "text texte message note notes comment comments body content value description request "
+    "requests demande remarque".split()
+)
+
+
+def _field_context(field_name: str) -> list[str]:
+    last = re.sub(r"\[\d+\]", "", field_name).rsplit(".", 1)[-1].lower()
+    return [] if not last or last in _GENERIC_FIELDS else [last]
 
 
 def is_id_like(value: str, field_name: str = "") -> bool:
@@ -192,8 +205,10 @@ def flatten_record(record: Mapping[str, Any], prefix: str = "") -> list[tuple[st
 class Scanner:
     """A reusable PII scanner: one presidio engine, batched analysis, allow-list, threshold.
 
-    Construction is cheap; the spaCy model loads on first use (:meth:`load`), a few seconds.
-    A scanner is safe to share between threads for scanning.
+    Construction is cheap; the spaCy model loads on first use (:meth:`load`), a few seconds,
+    and the engine is shared by every scanner with the same languages, models and phone
+    regions (entities, threshold and allow-list are applied per scanner). Pass ``analyzer``
+    to use an engine of your own. A scanner is safe to share between threads for scanning.
     """
 
     def __init__(
@@ -207,6 +222,7 @@ class Scanner:
         models: Mapping[str, str] | None = None,
         phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
         batch_size: int = 128,
+        analyzer: AnalyzerEngine | None = None,
     ):
         unknown = [e for e in entities if e not in (*NER_ENTITIES, *STRUCTURED_ENTITIES, "URL")]
         if unknown:
@@ -224,7 +240,7 @@ class Scanner:
         self.models = dict(models or {})
         self.recognizer_config = RecognizerConfig(phone_regions=tuple(phone_regions))
         self.batch_size = batch_size
-        self._analyzer: AnalyzerEngine | None = None
+        self._analyzer: AnalyzerEngine | None = analyzer
         self._by_language: dict[str, list[EntityRecognizer]] = {}
         self._lock = threading.Lock()
 
@@ -235,7 +251,7 @@ class Scanner:
         if self._analyzer is None:
             with self._lock:
                 if self._analyzer is None:
-                    self._analyzer = build_analyzer(
+                    self._analyzer = shared_analyzer(
                         self.languages, self.models, self.recognizer_config
                     )
         return self._analyzer
@@ -265,7 +281,7 @@ class Scanner:
             language=language,
             entities=self.entities,
             score_threshold=self.score_threshold,
-            context=[field_name],
+            context=_field_context(field_name),
             nlp_artifacts=nlp_artifacts,
         )
 

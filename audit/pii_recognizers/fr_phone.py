@@ -17,8 +17,9 @@ from ._registry import RecognizerConfig, recognizer
 __all__ = ["FrPhoneRecognizer"]
 
 _GROUPS = r"(?:[ .\-]?\d{2}){4}"
-_NATIONAL = r"(?<![\w+])0[1-9]" + _GROUPS + r"(?![\w])"
-_INTERNATIONAL = r"(?<![\w+])(?:\+|00)[ ]?33[ .\-]?(?:\(0\)[ .\-]?)?[1-9]" + _GROUPS + r"(?![\w])"
+_END = r"(?![\w]|[ .\-]\d)"  # not followed by a further digit group: "06 12 34 56 78 90"
+_NATIONAL = r"(?<![\w+])0[1-9]" + _GROUPS + _END
+_INTERNATIONAL = r"(?<![\w+])(?:\+|00)[ ]?33[ .\-]?(?:\(0\)[ .\-]?)?[1-9]" + _GROUPS + _END
 
 
 class FrPhoneRecognizer(GatedPatternMixin, PatternRecognizer):

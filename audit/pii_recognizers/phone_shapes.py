@@ -73,9 +73,10 @@ class PhoneShapeRecognizer(GatedPatternMixin, PatternRecognizer):
     def might_match(self, text: str) -> bool:
         return digit_count(text) >= 8
 
-    def validate_result(self, pattern_text: str) -> bool:
+    def validate_result(self, pattern_text: str) -> bool | None:
+        # None keeps the pattern's score (presidio raises True to 1.0); False drops the match
         main = re.split(r"(?:x|ext\.?|poste)", pattern_text, maxsplit=1, flags=re.I)[0]
-        return 8 <= len(_PLAIN_DIGITS.findall(main)) <= 15
+        return None if 8 <= len(_PLAIN_DIGITS.findall(main)) <= 15 else False
 
 
 @recognizer("phone_shapes")

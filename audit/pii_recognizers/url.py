@@ -7,13 +7,17 @@ check cannot bring a network fetch back in. The network-blocked test proves it.
 
 from __future__ import annotations
 
-from presidio_analyzer import EntityRecognizer
+from typing import Any
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.predefined_recognizers import UrlRecognizer
 
 from ._gate import URL_HINT, GatedPatternMixin
 from ._registry import RecognizerConfig, recognizer
 
 __all__ = ["OfflineUrlRecognizer"]
+
+_TRAILING = ".,;:!?)»\"'"
 
 
 class OfflineUrlRecognizer(GatedPatternMixin, UrlRecognizer):
@@ -36,6 +40,20 @@ class OfflineUrlRecognizer(GatedPatternMixin, UrlRecognizer):
 
     def validate_result(self, pattern_text: str) -> None:
         return None  # keep the pattern's own score
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: Any = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        """presidio's matches minus trailing punctuation ("…/dj-marie," → "…/dj-marie")."""
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for result in results:
+            while result.end > result.start and text[result.end - 1] in _TRAILING:
+                result.end -= 1
+        return [r for r in results if r.end > r.start]
 
 
 @recognizer("url")
