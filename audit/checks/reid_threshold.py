@@ -1,0 +1,69 @@
+"""Kept metadata above the policy's re-identification thresholds (GDPR Recital 26, Art 5(1)(e)).
+
+Metadata is only "anonymous" if nobody can be singled out of it. For each event, the
+per-wristband metadata still readable now (quasi-identifiers plus the mean sentiment band, as
+:func:`audit.reid_source.metadata_frame` builds it) is measured against the ``[reid]``
+thresholds of the policy the event ran under; each threshold it misses is evidence that the
+kept metadata is still personal data and must be generalised, aggregated or deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..reid import assess_policy
+from ..reid_source import metadata_frame
+from ._common import iso
+from ._registry import ERROR, CheckContext, rule
+
+__all__ = ["reid_threshold"]
+
+
+@rule(
+    "reid-threshold",
+    title="Kept metadata above the re-identification thresholds",
+    severity=ERROR,
+    legal_ref="GDPR Recital 26; Art 5(1)(e)",
+)
+def reid_threshold(ctx: CheckContext) -> Iterator[tuple]:
+    with ctx.session() as session:
+        events = [(e.id, ctx.policy_for(e)) for e in ctx.events(session)]
+    for event_id, policy in events:
+        frame = metadata_frame(ctx.runtime.store, now=ctx.now, event_id=event_id)
+        if frame.empty:
+            continue
+        report = assess_policy(frame, policy)
+        missed = report.missed()
+        if not missed:
+            continue
+        yield (
+            f"event {event_id}: the metadata kept on {report.records} wristband(s) misses "
+            f"{'; '.join(str(m) for m in missed)} (policy {policy.name}); "
+            f"{report.sample_uniques} wristband(s) are unique on "
+            f"{', '.join(report.quasi_identifiers)}; generalise it (`flowaudit export "
+            "metadata --generalise`), aggregate or delete it",
+            {
+                "event": event_id,
+                "policy": policy.name,
+                "records": report.records,
+                "classes": report.classes,
+                "k": report.k,
+                "distinct_l": report.distinct_l,
+                "entropy_l": report.entropy_l,
+                "t_closeness": report.t_closeness,
+                "prosecutor_risk": report.prosecutor_risk,
+                "sample_uniques": report.sample_uniques,
+                "records_at_risk": report.records_at_risk,
+                "missed": [
+                    {
+                        "metric": m.metric,
+                        "value": m.value,
+                        "threshold": m.threshold,
+                        "limit": m.limit,
+                    }
+                    for m in missed
+                ],
+                "thresholds": report.thresholds.as_dict(),
+                "now": iso(ctx.now),
+            },
+        )
