@@ -96,9 +96,14 @@ class MetadataData:
     payload: dict[str, Any] = field(repr=False)
 
 
-def bucket_id_for(event_id: str, category: str, at: datetime) -> str:
-    """Records of one event, category and UTC hour share a bucket (and so a bucket key)."""
-    return f"{event_id}:{category}:{at.astimezone(UTC):%Y%m%dT%H}"
+def bucket_id_for(event_id: str, category: str, at: datetime, tag: str = "") -> str:
+    """Records of one event, category and UTC hour share a bucket (and so a bucket key).
+
+    ``tag`` separates records that must outlive their hour's bucket (anonymised metadata is
+    re-stored under ``metadata+anon`` so the linkable originals' bucket can be shredded).
+    """
+    label = f"{category}+{tag}" if tag else category
+    return f"{event_id}:{label}:{at.astimezone(UTC):%Y%m%dT%H}"
 
 
 def _hour_floor(at: datetime) -> datetime:
@@ -181,7 +186,9 @@ class EncryptedStore:
         cache_key = (bucket_id, subject)
         cached = self._record_keys.get(cache_key)
         if cached is not None and not create:
-            if self.keys.is_bucket_destroyed(bucket_id):
+            # another process may have shredded the bucket or erased the subject meanwhile
+            subject_gone = pseudonym is not None and _subject_destroyed(self.keys, pseudonym)
+            if self.keys.is_bucket_destroyed(bucket_id) or subject_gone:
                 self._record_keys.pop(cache_key, None)
             else:
                 return cached
@@ -492,9 +499,9 @@ class StoreTransaction:
 
     # -- sealed writes --------------------------------------------------------------------------
     def _bucket(
-        self, event_id: str, category: str, at: datetime, retention: Duration
+        self, event_id: str, category: str, at: datetime, retention: Duration, tag: str = ""
     ) -> RetentionBucket:
-        bucket_id = bucket_id_for(event_id, category, at)
+        bucket_id = bucket_id_for(event_id, category, at, tag)
         bucket = self._buckets.get(bucket_id) or self.session.get(RetentionBucket, bucket_id)
         starts = _hour_floor(at)
         ends = starts + timedelta(hours=1)
@@ -603,6 +610,7 @@ class StoreTransaction:
         payload: dict[str, Any],
         retention: Duration,
         anonymised: bool = False,
+        bucket_tag: str = "",
     ) -> str:
         """Seal and store one metadata record (a JSON object); return its id."""
         start_at = _require_aware(start_at, "start_at")
@@ -613,7 +621,7 @@ class StoreTransaction:
         except (TypeError, ValueError) as exc:
             raise InputError(f"metadata payload is not JSON-serialisable ({exc})") from None
         expires = self._expiry(start_at, retention, METADATA)
-        bucket = self._bucket(event_id, METADATA, start_at, retention)
+        bucket = self._bucket(event_id, METADATA, start_at, retention, bucket_tag)
         row = MetadataRecord(
             id=uuid.uuid4().hex,
             event_id=event_id,
@@ -640,6 +648,11 @@ class StoreTransaction:
             },
         )
         return row.id
+
+
+def _subject_destroyed(keys: KeyProvider, pseudonym: str) -> bool:
+    check = getattr(keys, "is_subject_destroyed", None)  # optional in the KeyProvider protocol
+    return bool(check(pseudonym)) if check is not None else False
 
 
 def ensure_known(store: EncryptedStore, pseudonym: str) -> None:

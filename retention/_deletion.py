@@ -1,0 +1,74 @@
+"""Bounded deletion of ciphertext rows, and folding SQLite's WAL away afterwards.
+
+Each batch is its own short transaction, so a purge of millions of rows never holds the write
+lock for long, never builds one huge undo log, and loses at most one batch of progress to a
+crash (the next run deletes what is left: deletion is idempotent).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Engine
+
+from .db import map_db_errors
+from .models import MetadataRecord, RawSegment
+from .store import EncryptedStore
+
+__all__ = ["SEALED_MODELS", "delete_rows_batch", "sealed_bytes", "truncate_sqlite_wal"]
+
+SEALED_MODELS: tuple[type[RawSegment] | type[MetadataRecord], ...] = (RawSegment, MetadataRecord)
+
+
+def sealed_bytes(model: type[RawSegment] | type[MetadataRecord]) -> Any:
+    """SQL expression: the stored size of one sealed record (ciphertext, nonce, commitment)."""
+    return (
+        func.coalesce(func.length(model.ciphertext), 0)
+        + func.coalesce(func.length(model.nonce), 0)
+        + func.coalesce(func.length(model.commitment), 0)
+    )
+
+
+def delete_rows_batch(
+    store: EncryptedStore,
+    model: type[RawSegment] | type[MetadataRecord],
+    where: Any,
+    *,
+    batch: int,
+    now: datetime,
+    actor: str,
+) -> tuple[int, int]:
+    """Delete at most ``batch`` rows matching ``where``; return ``(rows, bytes)`` deleted."""
+    with store.transaction(now, actor=actor) as tx:
+        found = tx.session.execute(
+            select(model.id, sealed_bytes(model)).where(where).limit(batch)
+        ).all()
+        if not found:
+            return 0, 0
+        ids = [row[0] for row in found]
+        tx.session.execute(
+            delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
+        )
+    return len(ids), sum(int(row[1] or 0) for row in found)
+
+
+def truncate_sqlite_wal(engine: Engine) -> bool:
+    """``PRAGMA wal_checkpoint(TRUNCATE)`` outside any transaction; False if readers blocked it.
+
+    It must run on a connection with no open transaction (the engine's ``BEGIN IMMEDIATE``
+    hook would make SQLite refuse it), hence the raw DBAPI connection in autocommit mode.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with map_db_errors():
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = cursor.fetchone()[0]
+            cursor.close()
+        finally:
+            raw.close()
+    return not busy
