@@ -94,6 +94,7 @@ def _read_csv(path: Path, text: str) -> FileRecords:
             raise InputError(f"'{path}': the header row has empty or repeated column names")
         rows: list[int] = []
         records: list[dict[str, Any]] = []
+        last_line = reader.line_num
         for number, raw in enumerate(reader, start=1):
             if None in raw:
                 raise InputError(
@@ -104,8 +105,9 @@ def _read_csv(path: Path, text: str) -> FileRecords:
             records.append(
                 {f: v for f, v in zip(fields, raw.values(), strict=True) if v is not None}
             )
-    except csv.Error as exc:
-        raise InputError(f"'{path}' line {reader.line_num} is not valid CSV ({exc})") from None
+            last_line = reader.line_num
+    except csv.Error as exc:  # raised while reading the line after the last good one
+        raise InputError(f"'{path}' line {last_line + 1} is not valid CSV ({exc})") from None
     return FileRecords(path, "csv", rows, records, fields)
 
 

@@ -31,7 +31,8 @@ class FrPhoneRecognizer(GatedPatternMixin, PatternRecognizer):
     ]
     CONTEXT = {
         "fr": [
-            "tél", "tel", "téléphone", "portable", "mobile", "numéro", "appeler", "appelle",
+            "tél", "tel", "téléphone", "phone", "portable", "mobile", "numéro", "appeler",
+            "appelle",
             "rappeler", "rappelle", "joindre", "sms", "whatsapp",
         ],
         "en": ["phone", "telephone", "mobile", "cell", "call", "number", "text", "whatsapp"],

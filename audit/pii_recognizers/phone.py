@@ -27,7 +27,10 @@ class GatedPhoneRecognizer(PhoneRecognizer):
 
     SCORE = 0.6
     CONTEXT = {
-        "fr": ["tél", "tel", "téléphone", "portable", "mobile", "numéro", "appeler", "rappeler"],
+        "fr": [
+            "tél", "tel", "téléphone", "phone", "portable", "mobile", "numéro", "appeler",
+            "rappeler",
+        ],
         "en": ["phone", "telephone", "mobile", "cell", "call", "number", "text"],
     }
 

@@ -52,7 +52,8 @@ class PhoneShapeRecognizer(GatedPatternMixin, PatternRecognizer):
     ]
     CONTEXT = {
         "fr": [
-            "tél", "tel", "téléphone", "portable", "mobile", "numéro", "appeler", "appelle",
+            "tél", "tel", "téléphone", "phone", "portable", "mobile", "numéro", "appeler",
+            "appelle",
             "appelez", "rappeler", "rappelle", "joindre", "sms", "whatsapp",
         ],
         "en": [
