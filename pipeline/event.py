@@ -147,6 +147,8 @@ class _Reader:
         self.body = body
 
     def fail(self, key: str, value: Any, expected: str) -> InputError:
+        if isinstance(value, datetime):
+            value = value.isoformat()
         return InputError(f"{self.where}: {self.prefix}.{key} = {value!r} is not valid; {expected}")
 
     def known(self, keys: set[str]) -> None:

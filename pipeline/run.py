@@ -171,6 +171,7 @@ class _Runner:
         self.summary: RunSummary | None = None
         self.run_id = 0
         self.windows = 0
+        self.started: datetime | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def plan(self, start: datetime, duration: timedelta | None) -> int:
@@ -238,6 +239,7 @@ class _Runner:
                 "scorer": self.scorer.name,
                 "wristbands": len(self.source.serials),
             })
+        self.started = start
         self.summary = RunSummary(
             event_id=self.event_id,
             run_id=self.run_id,
@@ -419,7 +421,8 @@ class _Runner:
             request = self.requests.pop(0)
             self.summary.requests["received"] += 1
             allowed, pseudonym = self._request_allowed(request)
-            if not allowed:
+            early = self.started is not None and request.at < self.started  # before we listened
+            if not allowed or early:
                 self.summary.requests["dropped"] += 1
                 continue
             matched = self.selector.add_request(request.text)
