@@ -39,5 +39,5 @@ class GatedPatternMixin:
 
 IBAN_HINT = re.compile(r"[A-Z]{2}\d{2}")
 # every URL pattern of presidio needs "<label char>.<tld>" with a TLD of 2+ letters
-URL_HINT = re.compile(r"[a-z0-9\-]\.[a-z]{2}", re.IGNORECASE)
+URL_HINT = re.compile(r"[a-z0-9.\-]\.[a-z]{2}", re.IGNORECASE)
 IPV4_HINT = re.compile(r"\d\.\d+\.\d")
