@@ -159,15 +159,19 @@ def purge(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     policy_loader: PolicyLoader = load_policy,
+    shred_chunk: int = SHRED_CHUNK,
 ) -> PurgeReport:
     """Enforce retention as of ``now``; idempotent, resumable, safe with several workers.
 
-    ``should_stop`` is polled between buckets: the bucket in hand is finished, the receipt is
-    written for what was done, and the run ends with ``stopped`` set.
+    ``should_stop`` is polled between buckets (and between ``shred_chunk`` key destructions):
+    the work in hand is finished, the receipt is written for what was done, and the run ends
+    with ``stopped`` set.
     """
     now = _aware(now)
     if batch < 1:
         raise InputError(f"--batch {batch} must be at least 1 row per delete")
+    if shred_chunk < 1:
+        raise InputError(f"shred_chunk {shred_chunk} must be at least 1 bucket")
     stop = should_stop or _never
     with BucketLocker(store.engine) as locks:
         report = PurgeReport(run_id=_open_run(store, now, dry_run), as_of=now, dry_run=dry_run)
@@ -192,7 +196,13 @@ def purge(
                     )
                     report.warnings.extend(report.anonymised.warnings)
                 shred_expired(
-                    store, now=now, report=report, locks=locks, progress=progress, should_stop=stop
+                    store,
+                    now=now,
+                    report=report,
+                    locks=locks,
+                    progress=progress,
+                    should_stop=stop,
+                    chunk=shred_chunk,
                 )
                 emptied = delete_shredded(
                     store,
@@ -356,15 +366,16 @@ def shred_expired(
     locks: BucketLocker,
     progress: ProgressFn | None = None,
     should_stop: StopFn = _never,
+    chunk: int = SHRED_CHUNK,
 ) -> None:
     """Destroy the keys of expired buckets: O(expired buckets), no row is read."""
     candidates = _expired_active(store, now)
     done = 0
-    for chunk in _chunks(candidates, SHRED_CHUNK):
+    for ids in _chunks(candidates, chunk):
         if should_stop():
             report.stopped = True
             break
-        with locks.holding(list(chunk)) as mine:
+        with locks.holding(list(ids)) as mine:
             fresh = _fresh_active(store, mine, now) if mine else []
             gone = [b for b in fresh if store.keys.is_bucket_destroyed(b)]
             live = [b for b in fresh if b not in set(gone)]
@@ -373,7 +384,7 @@ def shred_expired(
             if gone:
                 _mark_shredded(store, gone, now)
             report.buckets_shredded.extend(fresh)
-        done += len(chunk)
+        done += len(ids)
         if progress is not None:
             progress("shred", done, len(candidates))
 
