@@ -359,7 +359,7 @@ def assess_table(
         big_f = np.maximum(big_f, sizes)  # the population contains the sample
         journalist = float((1.0 / big_f).max())
         marketer = float((sizes / big_f).sum() / n)
-        pop_n: int | None = int(max(population or 0, big_f.sum()))
+        pop_n: int | None = int(max(population or 0, n))
     elif population is not None:
         if population < n:
             raise InputError(f"population size {population} is smaller than the {n} records")
@@ -444,7 +444,14 @@ def assess(
     table, rows = frame_table(frame, quasi_identifiers, sensitive)
     if isinstance(population, pd.DataFrame):
         sizes = _population_sizes(frame, population, quasi_identifiers, rows, len(table.w))
-        return assess_table(table, quasi_identifiers, sensitive, limits, population_sizes=sizes)
+        return assess_table(
+            table,
+            quasi_identifiers,
+            sensitive,
+            limits,
+            population_sizes=sizes,
+            population=len(population),
+        )
     if population is not None and (isinstance(population, bool) or population < 1):
         raise InputError(f"population size {population!r} must be a positive number")
     return assess_table(table, quasi_identifiers, sensitive, limits, population=population)

@@ -23,9 +23,7 @@ export_app = typer.Typer(
 
 @export_app.command("metadata")
 def metadata(
-    out: Annotated[
-        Path, typer.Option("--out", help="File to write (replaced atomically).", dir_okay=False)
-    ],
+    out: Annotated[Path, typer.Option("--out", help="File to write (replaced atomically).")],
     generalise: Annotated[
         bool,
         typer.Option(

@@ -156,9 +156,7 @@ def _print_suggestion(result: SearchResult) -> None:
 def reid(
     file: Annotated[
         Path | None,
-        typer.Argument(
-            help="A CSV file to measure (default: the store's --table).", dir_okay=False
-        ),
+        typer.Argument(help="A CSV file to measure (default: the store's --table)."),
     ] = None,
     table: Annotated[
         str | None,
