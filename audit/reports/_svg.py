@@ -8,6 +8,7 @@ colour or grey: series differ by dash pattern as well as by colour.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,8 +25,12 @@ def epoch(at: datetime) -> float:
     return at.astimezone(UTC).timestamp()
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _e(text: object) -> str:
-    return escape(str(text), quote=True)
+    """Escaped for XML, with the characters XML 1.0 cannot carry removed."""
+    return escape(_NOT_XML.sub("", str(text)), quote=True)
 
 
 @dataclass(frozen=True)
