@@ -355,7 +355,7 @@ class Scanner:
         findings: list[PiiFinding] = []
         for item, key in zip(items, keyed, strict=True):
             findings.extend(self.findings_from(results[key], item, key[1], ner=key[3]))
-        findings.sort(key=lambda f: (str(f.row), f.field, f.start, f.entity_type))
+        findings.sort(key=_order)
         return findings
 
     def findings_from(self, results: Sequence[RecognizerResult], item: TextItem,
@@ -451,6 +451,12 @@ class Scanner:
     def redact_text(self, text: str, language: str | None = None) -> str:
         """``text`` with every entity replaced by ``<ENTITY_TYPE>``."""
         return self.redact_texts([text], language)[0]
+
+
+def _order(f: PiiFinding) -> tuple[Any, ...]:
+    """Row order (numbers numerically, record ids as text), then field and position."""
+    row = (0, f.row, "") if isinstance(f.row, int) else (1, 0, str(f.row))
+    return (*row, f.field, f.start, f.entity_type)
 
 
 def _redact(text: str, findings: Sequence[PiiFinding]) -> str:

@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small run (600 texts, 1 repeat)")
     args = parser.parse_args()
     n = 600 if args.quick else args.texts
-    repeats = 1 if args.quick else 2
+    repeats = 1 if args.quick else 3
 
     start = time.perf_counter()
     scanner = Scanner().load()

@@ -243,3 +243,9 @@ def test_findings_never_show_the_text_unless_asked(scanner: Scanner) -> None:
 def test_empty_input() -> None:
     assert scan_texts([]) == []
     assert scan_records([]) == []
+
+
+def test_findings_are_in_numeric_row_order(scanner: Scanner) -> None:
+    texts = ["Encore"] * 12
+    texts[2] = texts[10] = "mail: bob@gmail.com"
+    assert [f.row for f in scanner.scan_texts(texts)] == [2, 10]
