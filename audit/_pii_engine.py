@@ -80,12 +80,13 @@ class OfflineSpacyNlpEngine(SpacyNlpEngine):
 
     def load(self) -> None:
         loaded: dict[str, Language] = {}
-        self.nlp = {}
+        by_language: dict[str, Language] = {}
         for model in self.models:
             name = model["model_name"]
             if name not in loaded:
                 loaded[name] = _load_model(name)
-            self.nlp[model["lang_code"]] = loaded[name]
+            by_language[model["lang_code"]] = loaded[name]
+        self.nlp = by_language  # type: ignore[assignment]  # presidio annotates it as None
 
     def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
         # as presidio's, but a token without a lemma (no lemmatizer) stands for itself

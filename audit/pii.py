@@ -33,7 +33,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerResult
@@ -135,7 +136,7 @@ class PiiFinding:
     end: int
     score: float
     language: str
-    text: str = field(default="", repr=False, compare=False)  # in memory only
+    text: str = dc_field(default="", repr=False, compare=False)  # in memory only
 
     def key(self) -> tuple[Any, ...]:
         """Identity of a finding, for comparing two scans (the matched text excluded)."""

@@ -120,7 +120,7 @@ def _read_jsonl(path: Path, text: str) -> FileRecords:
             continue
         try:
             value = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise InputError(
                 f"'{path}' line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
             ) from None

@@ -28,6 +28,7 @@ __all__ = [
     "recognizer_names",
     "build_recognizers",
     "DEFAULT_PHONE_REGIONS",
+    "context_for",
 ]
 
 # libphonenumber (presidio's PhoneRecognizer) is off by default. The shape recognizers
@@ -43,6 +44,11 @@ class RecognizerConfig:
     """Settings shared by the factories (kept tiny: defaults live in the recognizers)."""
 
     phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS  # for libphonenumber; () = off
+
+
+def context_for(table: dict[str, list[str]], language: str) -> list[str]:
+    """A recognizer's context words for ``language`` (English ones for other languages)."""
+    return list(table.get(language) or table["en"])
 
 
 Factory = Callable[[str, RecognizerConfig], "EntityRecognizer | None"]

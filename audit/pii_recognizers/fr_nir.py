@@ -19,7 +19,7 @@ import re
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 
 from ._gate import GatedPatternMixin, digit_count
-from ._registry import RecognizerConfig, recognizer
+from ._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["FrNirRecognizer", "nir_key", "is_valid_nir", "normalise_nir"]
 
@@ -67,7 +67,7 @@ class FrNirRecognizer(GatedPatternMixin, PatternRecognizer):
     """NIR candidates by regex, kept only when the control key checks out (score 1.0)."""
 
     PATTERNS = [Pattern("NIR (weak, key checked)", _REGEX, 0.5)]
-    CONTEXT = {
+    CONTEXT_BY_LANGUAGE = {
         "fr": ["sécurité", "sociale", "sécu", "nir", "insee", "carte", "vitale", "numéro"],
         "en": ["social", "security", "nir", "insee", "insurance", "number"],
     }
@@ -76,7 +76,7 @@ class FrNirRecognizer(GatedPatternMixin, PatternRecognizer):
         super().__init__(
             supported_entity=supported_entity,
             patterns=self.PATTERNS,
-            context=self.CONTEXT.get(supported_language, self.CONTEXT["en"]),
+            context=context_for(self.CONTEXT_BY_LANGUAGE, supported_language),
             supported_language=supported_language,
             name=f"FrNirRecognizer_{supported_language}",
         )

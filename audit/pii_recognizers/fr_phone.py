@@ -12,7 +12,7 @@ from __future__ import annotations
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 
 from ._gate import GatedPatternMixin, digit_count
-from ._registry import RecognizerConfig, recognizer
+from ._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["FrPhoneRecognizer"]
 
@@ -29,7 +29,7 @@ class FrPhoneRecognizer(GatedPatternMixin, PatternRecognizer):
         Pattern("FR phone, +33", _INTERNATIONAL, 0.7),
         Pattern("FR phone, national", _NATIONAL, 0.6),
     ]
-    CONTEXT = {
+    CONTEXT_BY_LANGUAGE = {
         "fr": [
             "tél", "tel", "téléphone", "phone", "portable", "mobile", "numéro", "appeler",
             "appelle",
@@ -42,7 +42,7 @@ class FrPhoneRecognizer(GatedPatternMixin, PatternRecognizer):
         super().__init__(
             supported_entity=supported_entity,
             patterns=self.PATTERNS,
-            context=self.CONTEXT.get(supported_language, self.CONTEXT["en"]),
+            context=context_for(self.CONTEXT_BY_LANGUAGE, supported_language),
             supported_language=supported_language,
             name=f"FrPhoneRecognizer_{supported_language}",
         )

@@ -15,7 +15,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
 from ._gate import digit_count
-from ._registry import RecognizerConfig, recognizer
+from ._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["GatedPhoneRecognizer", "MIN_DIGITS"]
 
@@ -26,7 +26,7 @@ class GatedPhoneRecognizer(PhoneRecognizer):
     """libphonenumber matching, skipped for texts that cannot hold a phone number."""
 
     SCORE = 0.6
-    CONTEXT = {
+    CONTEXT_BY_LANGUAGE = {
         "fr": [
             "tél", "tel", "téléphone", "phone", "portable", "mobile", "numéro", "appeler",
             "rappeler",
@@ -36,7 +36,7 @@ class GatedPhoneRecognizer(PhoneRecognizer):
 
     def __init__(self, supported_language: str, supported_regions: tuple[str, ...]):
         super().__init__(
-            context=self.CONTEXT.get(supported_language, self.CONTEXT["en"]),
+            context=context_for(self.CONTEXT_BY_LANGUAGE, supported_language),
             supported_language=supported_language,
             supported_regions=supported_regions,
             leniency=1,  # VALID: the number must be a real allocation for its region

@@ -21,7 +21,7 @@ import re
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 
 from ._gate import GatedPatternMixin, digit_count
-from ._registry import RecognizerConfig, recognizer
+from ._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["PhoneShapeRecognizer"]
 
@@ -50,7 +50,7 @@ class PhoneShapeRecognizer(GatedPatternMixin, PatternRecognizer):
         Pattern("phone shape, national with trunk 0", _TRUNK, 0.5),
         Pattern("phone shape, 10-11 bare digits", _BARE, 0.3),
     ]
-    CONTEXT = {
+    CONTEXT_BY_LANGUAGE = {
         "fr": [
             "tél", "tel", "téléphone", "phone", "portable", "mobile", "numéro", "appeler",
             "appelle",
@@ -66,7 +66,7 @@ class PhoneShapeRecognizer(GatedPatternMixin, PatternRecognizer):
         super().__init__(
             supported_entity=supported_entity,
             patterns=self.PATTERNS,
-            context=self.CONTEXT.get(supported_language, self.CONTEXT["en"]),
+            context=context_for(self.CONTEXT_BY_LANGUAGE, supported_language),
             supported_language=supported_language,
             name=f"PhoneShapeRecognizer_{supported_language}",
         )
