@@ -81,6 +81,10 @@ def pii_in_store(ctx: CheckContext) -> Iterator[Finding | tuple]:
         else:
             meta = get_rule(RULE_ID)
             yield Finding(
-                RULE_ID, WARNING, meta.title, meta.legal_ref,
-                message + "; names come from a statistical model: review them", evidence,
+                RULE_ID,
+                WARNING,
+                meta.title,
+                meta.legal_ref,
+                message + "; names come from a statistical model: review them",
+                evidence,
             )
