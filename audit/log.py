@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from retention.errors import InputError
+from retention.errors import InputError, StoreError
 from retention.models import AuditCheckpoint, AuditEntry
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ __all__ = [
     "read_head",
     "iter_entries",
     "last_checkpoint",
+    "flush_pending",
 ]
 
 GENESIS_HASH = "0" * 64
@@ -57,11 +58,20 @@ _PG_LOCK_ID = 0x466C6F77  # "Flow"
 _TEMPLATE = '{"action":%s,"actor":%s,"at":%s,"details":%s,"object_id":%s,"object_type":%s,"seq":%d}'
 
 
+_last_iso: tuple[datetime, str] | None = None  # entries of one transaction share their time
+
+
 def iso_utc(at: datetime) -> str:
     """The one time format in the chain: aware UTC ISO 8601 (``…+00:00``)."""
+    global _last_iso
+    cached = _last_iso
+    if cached is not None and cached[0] is at:
+        return cached[1]
     if at.tzinfo is None:
         raise InputError(f"audit time {at.isoformat()} is naive; pass an aware UTC datetime")
-    return at.astimezone(UTC).isoformat()
+    iso = at.astimezone(UTC).isoformat()
+    _last_iso = (at, iso)
+    return iso
 
 
 def _json_default(value: Any) -> Any:
@@ -74,10 +84,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+_encode = json.JSONEncoder(sort_keys=True, default=_json_default, allow_nan=False).encode
+
+
 def canonical_details(details: dict[str, Any]) -> str:
     """``<D>``: the details as sorted-key ASCII JSON (times become ISO strings)."""
     try:
-        return json.dumps(details, sort_keys=True, default=_json_default, allow_nan=False)
+        return _encode(details)
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"audit details must be JSON of ids, counts and times ({exc}); "
@@ -86,7 +99,7 @@ def canonical_details(details: dict[str, Any]) -> str:
 
 
 def normalise_details(details: dict[str, Any] | None) -> dict[str, Any]:
-    """A key-sorted plain-JSON copy, so the stored text equals :func:`canonical_details`."""
+    """A key-sorted plain-JSON copy: ``json.dumps`` of it equals :func:`canonical_details`."""
     value: dict[str, Any] = json.loads(canonical_details(details or {}))
     return value
 
@@ -119,9 +132,10 @@ _HEAD_KEY = "flowaudit.audit_head"
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_head(session: Session, transaction: Any) -> None:
-    """The cached chain head is only valid inside the transaction that read it."""
+    """The cached chain head (and unsent entries) belong to the transaction that made them."""
     if transaction.parent is None:
         session.info.pop(_HEAD_KEY, None)
+        session.info.pop(_PENDING_KEY, None)
 
 
 def read_head(session: Session) -> tuple[int, str]:
@@ -178,30 +192,80 @@ class AuditLog:
         details: dict[str, Any] | None = None,
         actor: str = "flowaudit",
     ) -> None:
-        """Append one entry in ``session``'s transaction."""
+        """Append one entry in ``session``'s transaction (inserted before it commits)."""
         seq, prev = self._lock_and_read_head(session)
         seq += 1
-        clean = normalise_details(details)
-        canonical = canonical_entry(
-            seq, at, actor, action, object_type, object_id, json.dumps(clean)
+        body = canonical_details(details or {})
+        digest = entry_hash(
+            prev, canonical_entry(seq, at, actor, action, object_type, object_id, body)
         )
-        digest = entry_hash(prev, canonical)
-        session.add(
-            AuditEntry(
-                seq=seq,
-                at=at,
-                actor=actor,
-                action=action,
-                object_type=object_type,
-                object_id=object_id,
-                details=clean,
-                prev_hash=prev,
-                hash=digest,
-            )
-        )
+        pending = session.info.setdefault(_PENDING_KEY, [])
+        pending.append((seq, at, actor, action, object_type, object_id, body, prev, digest))
         session.info[_HEAD_KEY] = (seq, digest)
         if self.signer is not None and seq % self.checkpoint_every == 0:
             session.add(self.signer.checkpoint(seq, digest, at))
+
+
+# -- batched insert -------------------------------------------------------------------------------
+# Entries are not ORM objects: building, tracking and flushing one mapped object per entry cost
+# several times the hashing. They wait in ``session.info`` and go in as one executemany, before
+# the transaction commits and before any other statement of the same session runs (so a query
+# in the same transaction sees them). The details column receives the canonical text itself.
+_PENDING_KEY = "flowaudit.audit_pending"
+_COLUMNS = "seq, at, actor, action, object_type, object_id, details, prev_hash, hash"
+_INSERT_SQL = {
+    "sqlite": f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "postgresql": (
+        f"INSERT INTO audit_log ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s)"
+    ),
+}
+
+
+def _sqlite_time(at: datetime) -> str:
+    """How :class:`retention.models.UTCDateTime` stores a time in SQLite (naive UTC text)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def flush_pending(session: Session) -> None:
+    """Insert the entries recorded in ``session`` that are not in the database yet.
+
+    One driver-level ``executemany`` with the values already in their stored form: the
+    canonical details text goes in as-is, so the database keeps exactly the hashed bytes.
+    """
+    pending = session.info.pop(_PENDING_KEY, None)
+    if not pending:
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    sql = _INSERT_SQL.get(dialect)
+    if sql is None:
+        raise StoreError(f"the audit log supports SQLite and PostgreSQL, not {dialect}")
+    if dialect == "sqlite":
+        stamps: dict[datetime, str] = {}
+        pending = [
+            (row[0], stamps.get(row[1]) or stamps.setdefault(row[1], _sqlite_time(row[1])))
+            + row[2:]
+            for row in pending
+        ]
+    else:
+        pending = [(row[0], row[1].astimezone(UTC)) + row[2:] for row in pending]
+    connection.exec_driver_sql(sql, pending)
+
+
+@event.listens_for(Session, "before_commit")
+def _flush_before_commit(session: Session) -> None:
+    flush_pending(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _flush_before_statements(state: Any) -> None:
+    if state.session.info.get(_PENDING_KEY):
+        flush_pending(state.session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
 
 
 def iter_entries(

@@ -16,6 +16,7 @@ from ._registry import CheckContext, sample
 __all__ = [
     "PURGE_GRACE",
     "PURGE_RECEIPT",
+    "WINDOW_SLACK",
     "iso",
     "expired_buckets",
     "purged_bucket_ids",
@@ -30,6 +31,11 @@ __all__ = [
 #: A purge job runs periodically; an expiry younger than this is not yet a violation.
 PURGE_GRACE = timedelta(hours=1)
 PURGE_RECEIPT = "purge.receipt"
+#: Window-level metadata is stamped with its window's *start*; a window that straddles the
+#: moment consent is given (or the event starts) holds only the frames after it, because the
+#: gates drop the rest frame by frame. Such a record may start this much earlier. Raw segments
+#: are stamped with their first stored frame and get no slack.
+WINDOW_SLACK = timedelta(seconds=30)
 
 
 def iso(at: datetime | None) -> str | None:

@@ -2,22 +2,24 @@
 
 For every stored record tied to a wristband, the consent row of that wristband for that event
 is consulted: opted out, withdrawn before the record was captured (or withdrawn at an unknown
-time), captured before consent was given, or — when the event's policy requires consent — no
-consent row at all. Consent is an Art 6(1)(a) basis only while it lasts (Art 7(3)).
+time), captured before consent was given (window-level metadata may start up to
+``WINDOW_SLACK`` earlier: its window straddles the moment of consent), or — when the event's
+policy requires consent — no consent row at all. Consent is an Art 6(1)(a) basis only while
+it lasts (Art 7(3)).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
 
 from retention.models import Consent, MetadataRecord, RawSegment, Subject
 
-from ._common import iso
+from ._common import WINDOW_SLACK, iso
 from ._registry import ERROR, CheckContext, rule, sample
 
 __all__ = ["data_without_consent", "consent_problem"]
@@ -29,8 +31,12 @@ def consent_problem(
     given_at: datetime | None,
     withdrawn_at: datetime | None,
     required: bool,
+    slack: timedelta = timedelta(0),
 ) -> str | None:
-    """Why a record captured at ``start_at`` lacks consent, or ``None`` if it is covered."""
+    """Why a record captured at ``start_at`` lacks consent, or ``None`` if it is covered.
+
+    ``slack``: how much earlier than consent a record may be stamped (see ``WINDOW_SLACK``).
+    """
     if status is None:
         return "no_consent" if required else None
     if status == "opted_out":
@@ -39,7 +45,7 @@ def consent_problem(
         return "after_withdrawal"
     if status == "withdrawn" and withdrawn_at is None:
         return "after_withdrawal"
-    if given_at is not None and start_at < given_at:
+    if given_at is not None and start_at + slack < given_at:
         return "before_consent"
     return None
 
@@ -58,7 +64,7 @@ def data_without_consent(ctx: CheckContext) -> Iterator[tuple]:
             subjects: dict[str, set[str]] = {}
             ids: list[str] = []
             times: list[datetime] = []
-            for model in (RawSegment, MetadataRecord):
+            for model, slack in ((RawSegment, timedelta(0)), (MetadataRecord, WINDOW_SLACK)):
                 query = (
                     select(
                         model.id,
@@ -77,7 +83,7 @@ def data_without_consent(ctx: CheckContext) -> Iterator[tuple]:
                     .where(model.event_id == event.id, model.subject_pseudonym.is_not(None))
                 )
                 for rid, pseud, start, status, given, withdrawn in session.execute(query):
-                    why = consent_problem(start, status, given, withdrawn, required)
+                    why = consent_problem(start, status, given, withdrawn, required, slack)
                     if why is None:
                         continue
                     reasons[why] += 1

@@ -1,18 +1,20 @@
 """Capture stored outside the event window (the article's wristbands that "keep listening").
 
 Raw audio, and metadata tied to a wristband, whose start time lies before the event starts or
-at/after it ends. Crowd-level aggregates (no pseudonym) are not capture and are not counted.
+at/after it ends (window-level metadata may start up to ``WINDOW_SLACK`` before the event: its
+window straddles the start). Crowd-level aggregates (no pseudonym) are not capture.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 from sqlalchemy import or_, select
 
 from retention.models import MetadataRecord, RawSegment
 
-from ._common import iso, summarise
+from ._common import WINDOW_SLACK, iso, summarise
 from ._registry import ERROR, CheckContext, rule
 
 __all__ = ["capture_outside_window"]
@@ -28,11 +30,14 @@ def capture_outside_window(ctx: CheckContext) -> Iterator[tuple]:
     with ctx.session() as session:
         for event in ctx.events(session):
             found = []
-            for model in (RawSegment, MetadataRecord):
+            for model, slack in ((RawSegment, timedelta(0)), (MetadataRecord, WINDOW_SLACK)):
                 query = select(model).where(
                     model.event_id == event.id,
                     model.subject_pseudonym.is_not(None),
-                    or_(model.start_at < event.starts_at, model.start_at >= event.ends_at),
+                    or_(
+                        model.start_at < event.starts_at - slack,
+                        model.start_at >= event.ends_at,
+                    ),
                 )
                 found.append(list(session.scalars(query)))
             raw, meta = found

@@ -75,6 +75,16 @@ def test_raw_capture_before_the_event_fires(runtime: Runtime) -> None:
     assert finding.evidence["raw_segments"] == 1 and finding.evidence["before_start"] == 1
 
 
+def test_a_window_straddling_the_event_start_is_not_outside(runtime: Runtime) -> None:
+    scene = clean_scene(runtime)
+    pseudonym = scene.wristband(given_at=STARTS - timedelta(hours=1))
+    scene.score(pseudonym, STARTS - timedelta(seconds=6))
+    assert by_rule(scene.findings(CHECK), WINDOW) == []
+    early = scene.score(pseudonym, STARTS - timedelta(seconds=40))
+    (finding,) = by_rule(scene.findings(CHECK), WINDOW)
+    assert finding.evidence["record_ids"] == [early]
+
+
 def test_capture_inside_the_window_and_crowd_aggregates_are_clean(runtime: Runtime) -> None:
     scene = clean_scene(runtime)
     scene.score(scene.wristband(), ENDS - timedelta(seconds=1))
@@ -127,6 +137,30 @@ def test_records_before_withdrawal_are_covered(runtime: Runtime) -> None:
 )
 def test_consent_problem_table(status, given, withdrawn, required, expected) -> None:
     assert consent_problem(AT, status, given, withdrawn, required) == expected
+
+
+@pytest.mark.parametrize(
+    "given_after, slack, expected",
+    [
+        (10, 30, None),  # valid: a window straddling the moment of consent
+        (30, 30, None),  # valid: at the slack's edge
+        (31, 30, "before_consent"),  # invalid: the whole window predates consent
+        (1, 0, "before_consent"),  # invalid: raw audio gets no slack
+    ],
+)
+def test_consent_slack_for_window_records(given_after: int, slack: int, expected) -> None:
+    given = AT + timedelta(seconds=given_after)
+    assert consent_problem(AT, "opted_in", given, None, True, timedelta(seconds=slack)) == expected
+
+
+def test_window_scores_straddling_consent_are_covered_but_raw_is_not(runtime: Runtime) -> None:
+    scene = clean_scene(runtime, "apple-music-2025")
+    pseudonym = scene.wristband(given_at=AT + timedelta(seconds=10))
+    scene.score(pseudonym, AT)  # window start, 10 s before consent: covered
+    assert by_rule(scene.findings(CHECK), CONSENT) == []
+    rid = scene.raw(pseudonym, AT)  # raw audio stamped with its first frame: not covered
+    (finding,) = by_rule(scene.findings(CHECK), CONSENT)
+    assert finding.evidence["record_ids"] == [rid]
 
 
 # -- staff --------------------------------------------------------------------------------------

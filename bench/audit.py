@@ -1,0 +1,273 @@
+"""Audit-log cost: append overhead on a pipeline-like write workload, and verify speed.
+
+    .venv/bin/python bench/audit.py [--quick] [--entries N] [--windows N] [--wristbands N]
+
+1. **Append overhead.** The pipeline's write pattern — one transaction per window holding each
+   wristband's sealed window score (and, under a raw-keeping policy, its sealed 1-second PCM
+   segment), the crowd aggregate and a batched drop-count entry — is run twice through the real
+   `EncryptedStore` on SQLite: once with the hash-chained `AuditLog` (signer attached, a signed
+   checkpoint every 1000 entries and one at the end), once with a recorder that writes nothing.
+   The share is ``(t_audit − t_none) / t_audit``. Target ≤ 10 %.
+2. **Verify speed.** A log of N entries (default 1M) shaped like the pipeline's is generated
+   with the real hash functions, then ``verify_log`` streams and re-hashes it; the baseline is a
+   plain ``hashlib.sha256`` loop over the same bytes (prev hash ‖ canonical entry) already in
+   memory. Target ≥ 200k entries/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from audit.checkpoints import attach_signer, checkpoint_after_command, load_signer  # noqa: E402
+from audit.log import (  # noqa: E402
+    GENESIS_HASH,
+    AuditLog,
+    canonical_entry,
+    entry_hash,
+    normalise_details,
+)
+from audit.verify import verify_log  # noqa: E402
+from flowaudit.runtime import Runtime, initialise_home, open_runtime  # noqa: E402
+from retention.models import AuditEntry  # noqa: E402
+from retention.store import EncryptedStore  # noqa: E402
+
+START = datetime(2026, 6, 21, 18, 0, tzinfo=UTC)
+PCM_SECOND = bytes(range(256)) * 125  # 32 000 bytes: 1 s of 16 kHz int16
+
+
+class NullRecorder:
+    """Writes no audit entry: the baseline for the append overhead."""
+
+    def record(self, session: Session, **_: Any) -> None:
+        return None
+
+
+def _workload(runtime: Runtime, windows: int, wristbands: int, raw: bool) -> tuple[float, float]:
+    """(wall, CPU) seconds to write ``windows`` pipeline-like transactions."""
+    store = runtime.store
+    with store.transaction(START, actor="pipeline") as tx:
+        tx.register_event(
+            "bench",
+            name="bench",
+            starts_at=START,
+            ends_at=START + timedelta(hours=6),
+            policy_name="bench",
+            policy_sha256="0" * 64,
+        )
+        bands = [tx.register_subject(f"WB-{i:05d}", zone="A") for i in range(wristbands)]
+    began, cpu = time.perf_counter(), time.process_time()
+    for w in range(windows):
+        at = START + timedelta(seconds=w)
+        with store.transaction(at + timedelta(seconds=1), actor="pipeline") as tx:
+            for pseudonym in bands:
+                if raw:
+                    tx.put_raw(
+                        event_id="bench",
+                        pseudonym=pseudonym,
+                        start_at=at,
+                        pcm=PCM_SECOND,
+                        sample_rate=16000,
+                        retention=timedelta(hours=72),
+                    )
+                tx.put_metadata(
+                    event_id="bench",
+                    pseudonym=pseudonym,
+                    kind="window_score",
+                    start_at=at,
+                    payload={"sentiment": 61.5, "level": -23.1, "voiced": 0.12, "onsets": 3},
+                    retention=timedelta(days=30),
+                )
+            tx.put_metadata(
+                event_id="bench",
+                pseudonym=None,
+                kind="crowd_score",
+                start_at=at,
+                payload={"crowd": 60.2, "zones": {"A": 60.2}},
+                retention=timedelta(days=30),
+                anonymised=True,
+            )
+            tx.audit("capture.drop", "event", "bench", {"window": w, "vad": 12, "consent": 0})
+    if isinstance(store.recorder, AuditLog):
+        checkpoint_after_command(runtime)
+    return time.perf_counter() - began, time.process_time() - cpu
+
+
+def _fresh(root: Path, name: str, audited: bool) -> Runtime:
+    settings = initialise_home(root / name, environ={})
+    runtime = open_runtime(settings, START, environ={})
+    if audited:
+        attach_signer(runtime)
+    else:
+        runtime.store = EncryptedStore(
+            runtime.engine, runtime.keys, master_key=_master(settings), recorder=NullRecorder()
+        )
+    return runtime
+
+
+def _master(settings: Any) -> bytes:
+    from retention.keys import load_master_key
+
+    return load_master_key(settings.master_key_file, {})
+
+
+def append_overhead(windows: int, wristbands: int, raw: bool, repeats: int) -> dict[str, float]:
+    """Best-of-``repeats`` wall and CPU time with and without the log, runs interleaved."""
+    best = {(mode, clock): float("inf") for mode in ("audit", "none") for clock in ("wall", "cpu")}
+    for r in range(repeats):
+        for mode in ("none", "audit") if r % 2 == 0 else ("audit", "none"):
+            with tempfile.TemporaryDirectory() as tmp:
+                runtime = _fresh(Path(tmp), mode, audited=mode == "audit")
+                try:
+                    wall, cpu = _workload(runtime, windows, wristbands, raw)
+                finally:
+                    runtime.close()
+            best[mode, "wall"] = min(best[mode, "wall"], wall)
+            best[mode, "cpu"] = min(best[mode, "cpu"], cpu)
+    return {
+        "wall_audit": best["audit", "wall"],
+        "wall_none": best["none", "wall"],
+        "cpu_audit": best["audit", "cpu"],
+        "cpu_none": best["none", "cpu"],
+        "share_wall": 1 - best["none", "wall"] / best["audit", "wall"],
+        "share_cpu": 1 - best["none", "cpu"] / best["audit", "cpu"],
+    }
+
+
+# -- verify speed ---------------------------------------------------------------------------------
+def build_log(runtime: Runtime, entries: int, chunk: int = 20000) -> list[bytes]:
+    """Insert ``entries`` chained entries (real hash functions); return the hashed bytes."""
+    prev, hashed = GENESIS_HASH, []
+    rows: list[dict[str, Any]] = []
+    signer = load_signer(runtime.settings.signing_key_file)
+    assert signer is not None
+    actions = ("metadata.put", "metadata.put", "metadata.put", "raw.put", "capture.drop")
+    with runtime.engine.begin() as conn:
+        for seq in range(1, entries + 1):
+            at = START + timedelta(milliseconds=250 * (seq // 40))
+            action = actions[seq % len(actions)]
+            details = normalise_details(
+                {
+                    "event": "bench",
+                    "subject": hashlib.sha256(str(seq % 500).encode()).hexdigest(),
+                    "bucket": f"bench:metadata:{at:%Y%m%dT%H}",
+                    "kind": "window_score",
+                }
+                if action != "capture.drop"
+                else {"window": seq, "vad": seq % 17, "consent": 0, "window_only": 1}
+            )
+            body = canonical_entry(
+                seq, at, "pipeline", action, "record", f"{seq:032x}", json.dumps(details)
+            )
+            digest = entry_hash(prev, body)
+            hashed.append(prev.encode() + body)
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "actor": "pipeline",
+                    "action": action,
+                    "object_type": "record",
+                    "object_id": f"{seq:032x}",
+                    "details": details,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
+            if len(rows) == chunk:
+                conn.execute(insert(AuditEntry.__table__), rows)
+                rows = []
+        if rows:
+            conn.execute(insert(AuditEntry.__table__), rows)
+    runtime.now = START + timedelta(days=1)
+    checkpoint_after_command(runtime)
+    return hashed
+
+
+def sha_baseline(hashed: list[bytes]) -> float:
+    sha256 = hashlib.sha256
+    began = time.perf_counter()
+    for blob in hashed:
+        sha256(blob).hexdigest()
+    return time.perf_counter() - began
+
+
+def verify_speed(entries: int, repeats: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = initialise_home(Path(tmp) / "home", environ={})
+        runtime = open_runtime(settings, START, environ={})
+        try:
+            t0 = time.perf_counter()
+            hashed = build_log(runtime, entries)
+            built = time.perf_counter() - t0
+            signer = load_signer(settings.signing_key_file)
+            assert signer is not None
+            best_verify = best_sha = float("inf")
+            for _ in range(repeats):
+                report = verify_log(runtime.engine, signer.public_key)
+                assert report.ok and report.entries == entries, report.problems[:3]
+                best_verify = min(best_verify, report.elapsed_s)
+                best_sha = min(best_sha, sha_baseline(hashed))
+            size = Path(runtime.engine.url.database or "").stat().st_size
+        finally:
+            runtime.close()
+    return {
+        "entries": entries,
+        "build_s": built,
+        "verify_s": best_verify,
+        "verify_rate": entries / best_verify,
+        "sha_s": best_sha,
+        "sha_rate": entries / best_sha,
+        "db_mb": size / 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--entries", type=int, help="log size for the verify benchmark")
+    parser.add_argument("--windows", type=int, help="windows in the append workload")
+    parser.add_argument("--wristbands", type=int, help="wristbands per window")
+    args = parser.parse_args()
+    entries = args.entries or (50_000 if args.quick else 1_000_000)
+    windows = args.windows or (20 if args.quick else 120)
+    wristbands = args.wristbands or (20 if args.quick else 50)
+    repeats = 2 if args.quick else 5
+
+    print(
+        f"append overhead: {windows} windows x {wristbands} wristbands, SQLite, "
+        f"best of {repeats} (interleaved)"
+    )
+    for label, raw in (("metadata only (privacy-by-default)", False), ("raw + metadata", True)):
+        r = append_overhead(windows, wristbands, raw, repeats)
+        entries = windows * (wristbands * (2 if raw else 1) + 2)
+        print(
+            f"  {label}: CPU {r['cpu_audit']:.2f} s with the log vs {r['cpu_none']:.2f} s "
+            f"without -> audit share {100 * r['share_cpu']:.1f} % (target <= 10 %); "
+            f"wall {r['wall_audit']:.2f} vs {r['wall_none']:.2f} s "
+            f"({100 * r['share_wall']:.1f} %); ~{entries:,} entries"
+        )
+    print(f"verify: {entries:,} entries (SQLite), best of {repeats}")
+    v = verify_speed(entries, repeats)
+    print(
+        f"  built in {v['build_s']:.1f} s ({v['db_mb']:.0f} MB); verify {v['verify_s']:.2f} s = "
+        f"{v['verify_rate']:,.0f} entries/s (target >= 200,000); plain SHA-256 loop over the "
+        f"same bytes {v['sha_rate']:,.0f} entries/s; ratio {v['verify_rate'] / v['sha_rate']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
