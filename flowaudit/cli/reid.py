@@ -83,7 +83,7 @@ def _columns(
 
 def _row(name: str, value: str, limit: str = "", ok: bool | None = None) -> str:
     verdict = "" if ok is None else ("ok" if ok else "MISSED")
-    return f"  {name:<18}{value:<16}{limit:<24}{verdict}".rstrip()
+    return f"  {name:<24}{value:<14}{limit:<32}{verdict}".rstrip()
 
 
 def _print_text(report: RiskReport, source: str, policy_name: str) -> None:
@@ -97,18 +97,19 @@ def _print_text(report: RiskReport, source: str, policy_name: str) -> None:
     typer.echo(_row("k-anonymity", str(report.k), f"k_min {t.k_min}", "k" not in missed))
     for s in report.sensitive:
         label = f" ({s.name})" if len(report.sensitive) > 1 else ""
-        typer.echo(_row(f"distinct l{label}", str(s.distinct_l), f"l_min {t.l_min}", None))
-        typer.echo(_row(f"entropy l{label}", f"{s.entropy_l:.2f}"))
         kind = "ordered" if s.ordered else "equal-distance"
-        typer.echo(_row(f"t-closeness{label}", f"{s.t_closeness:.3f}", f"t_max {t.t_max:g}"))
-        typer.echo(_row("", f"({kind} EMD, {s.values} values)"))
-    if report.sensitive:
         typer.echo(
             _row(
-                "worst l / t",
-                f"{report.distinct_l} / {report.t_closeness:.3f}",
-                "",
-                ("distinct_l" not in missed and "t_closeness" not in missed),
+                f"distinct l{label}", str(s.distinct_l), f"l_min {t.l_min}", s.distinct_l >= t.l_min
+            )
+        )
+        typer.echo(_row(f"entropy l{label}", f"{s.entropy_l:.2f}"))
+        typer.echo(
+            _row(
+                f"t-closeness{label}",
+                f"{s.t_closeness:.3f}",
+                f"t_max {t.t_max:g} ({kind} EMD)",
+                s.t_closeness <= t.t_max + 1e-9,
             )
         )
     typer.echo(
