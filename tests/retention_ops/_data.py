@@ -35,6 +35,7 @@ class Seeded:
     pseudonyms: dict[str, str] = field(default_factory=dict)  # serial -> pseudonym
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # pseudonym -> QIs
     raw: dict[str, tuple[bytes, datetime | None]] = field(default_factory=dict)  # id -> pcm, exp
+    raw_owner: dict[str, str | None] = field(default_factory=dict)  # id -> pseudonym
     metadata: dict[str, tuple[dict[str, Any], datetime | None, str | None, str]] = field(
         default_factory=dict
     )  # id -> payload, expires, pseudonym, kind
@@ -112,6 +113,7 @@ def seed_crowd(
                         speech_frames=j,
                     )
                     out.raw[rid] = (data, None if raw_retention is None else start + raw_retention)
+                    out.raw_owner[rid] = pseud
                 for _ in range(meta_per_hour):
                     start = now + timedelta(hours=hour, minutes=rng.randrange(0, 60))
                     payload = {
