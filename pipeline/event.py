@@ -100,6 +100,7 @@ class EventSpec:
     pre_roll: timedelta
     post_roll: timedelta
     window: timedelta
+    score_every: timedelta
     script: str
     synth_seed: int
     catalogue: Path
@@ -120,6 +121,11 @@ class EventSpec:
     @property
     def frames_per_window(self) -> int:
         return int(self.window.total_seconds() * 1000) // FRAME_MS
+
+    @property
+    def windows_per_score(self) -> int:
+        """Analysis windows averaged into one stored per-wristband score."""
+        return int(self.score_every / self.window)
 
     def roster(self) -> dict[str, Wristband]:
         return {w.serial: w for w in self.wristbands}
@@ -253,10 +259,14 @@ def parse_event(document: dict[str, Any], *, source: str, base: Path) -> EventSp
         raise ev.fail("ends", document["event"]["ends"], "the event must end after it starts")
 
     cap = _Reader(where, "capture", document.get("capture", {}))
-    cap.known({"pre_roll", "post_roll", "window", "synthetic_script", "seed"})
+    cap.known({"pre_roll", "post_roll", "window", "score_every", "synthetic_script", "seed"})
     window = cap.duration("window", "6s")
     if window.total_seconds() <= 0 or int(window.total_seconds() * 1000) % FRAME_MS:
         raise cap.fail("window", cap.body.get("window"), "use a multiple of 3 seconds, e.g. \"6s\"")
+    score_every = cap.duration("score_every", "30s")
+    if score_every < window or score_every % window:
+        raise cap.fail("score_every", cap.body.get("score_every"),
+                       f"use a multiple of the window ({int(window.total_seconds())}s)")
 
     sel = _Reader(where, "selection", document.get("selection", {}))
     sel.known({"catalogue", "decision_every"})
@@ -290,6 +300,7 @@ def parse_event(document: dict[str, Any], *, source: str, base: Path) -> EventSp
         pre_roll=cap.duration("pre_roll", "2m"),
         post_roll=cap.duration("post_roll", "3m"),
         window=window,
+        score_every=score_every,
         script=cap.choice("synthetic_script", SCRIPTS, "dip"),
         synth_seed=cap.get("seed", int, 2026),
         catalogue=catalogue,

@@ -29,6 +29,11 @@ from datetime import datetime
 import numpy as np
 import webrtcvad
 
+try:  # the C function behind Vad.is_speech, without its per-call Python wrapper
+    from _webrtcvad import process as _vad_process
+except ImportError:  # pragma: no cover - another webrtcvad build
+    _vad_process = None
+
 from retention.errors import InputError
 from retention.policy import Policy
 
@@ -107,13 +112,20 @@ class VoiceGate:
         voiced = np.zeros(mask.shape, bool)
         contiguous = np.ascontiguousarray(pcm)
         for b in np.flatnonzero(mask.any(axis=1)).tolist():
-            is_speech = self._detector(b).is_speech
+            detector = self._detector(b)
             view = memoryview(contiguous[b]).cast("B")
             idx = np.flatnonzero(mask[b])
-            flags = [
-                is_speech(view[i * FRAME_BYTES : (i + 1) * FRAME_BYTES], SAMPLE_RATE)
-                for i in idx.tolist()
-            ]
+            if _vad_process is not None:
+                handle, process, n = detector._vad, _vad_process, FRAME_BYTES // 2
+                flags = [
+                    process(handle, SAMPLE_RATE, view[i * FRAME_BYTES : (i + 1) * FRAME_BYTES], n)
+                    for i in idx.tolist()
+                ]
+            else:
+                flags = [
+                    detector.is_speech(view[i * FRAME_BYTES : (i + 1) * FRAME_BYTES], SAMPLE_RATE)
+                    for i in idx.tolist()
+                ]
             voiced[b, idx] = flags
         return voiced
 

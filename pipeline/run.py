@@ -31,7 +31,7 @@ from retention.store import EncryptedStore, StoreTransaction
 from .artist import load_artist_control
 from .catalogue import load_catalogue
 from .event import EventSpec, TrackRequest
-from .features import FeatureSet, extract
+from .features import FEATURE_NAMES, FeatureSet, extract
 from .frames import FRAME, FRAME_MS, SAMPLE_RATE, FrameSource, Window
 from .gates import DROP_REASONS, GateResult, Gates
 from .selection import Choice, Selector
@@ -69,6 +69,7 @@ class RunSummary:
     adaptive_flow: int = 0
     artist_overrides: int = 0
     latency_ms: dict[str, float | None] = field(default_factory=dict)
+    window_ms: dict[str, float | None] = field(default_factory=dict)
     requests: dict[str, int] = field(
         default_factory=lambda: {"received": 0, "stored": 0, "dropped": 0, "matched": 0}
     )
@@ -81,6 +82,50 @@ class RunSummary:
         if not timeline:
             data.pop("timeline")
         return data
+
+    def lines(self) -> list[str]:
+        """The human-readable summary, one fact per line."""
+        s = self
+        frame_s = 0.03
+        lines = [
+            f"event {s.event_id} under {s.policy} (run {s.run_id}, source {s.source})",
+            f"  virtual time   {s.started_at} -> {s.finished_at}  ({s.windows} windows, "
+            f"{s.wall_seconds:.1f} s wall)",
+            f"  wristbands     {s.wristbands}",
+            f"  frames in      {s.frames_in:,}  "
+            f"({s.frames_in * frame_s / 3600:.2f} wristband-hours)",
+        ]
+        for reason, count in s.dropped.items():
+            share = 100 * count / s.frames_in if s.frames_in else 0.0
+            lines.append(f"  dropped {reason:<15}{count:>12,}  ({share:.1f} %)")
+        lines += [
+            f"  frames scored  {s.frames_scored:,}",
+            f"  raw stored     {s.raw_segments:,} segments, {s.frames_stored * frame_s:,.0f} s of "
+            f"audio ({s.frames_stored * 960 / 1e6:,.1f} MB), {s.speech_seconds_stored:,.1f} s of "
+            "it speech",
+            f"  window scores  {s.window_scores:,} (scorer {s.scorer})",
+        ]
+        sent = s.sentiment
+        if sent.get("min") is not None:
+            lines.append(
+                f"  sentiment      {sent['min']:.1f} .. {sent['max']:.1f} "
+                f"(mean {sent['mean']:.1f}, final {sent['final']:.1f})"
+            )
+        lines.append(
+            f"  decisions      {s.decisions}  (Adaptive Flow {s.adaptive_flow}, artist overrides "
+            f"{s.artist_overrides})"
+        )
+        lat = s.latency_ms
+        if lat.get("p50") is not None:
+            lines.append(f"  latency        decision p50 {lat['p50']:.2f} ms, p99 "
+                         f"{lat['p99']:.2f} ms; whole window (all wristbands) p50 "
+                         f"{s.window_ms['p50']:.0f} ms")
+        req = s.requests
+        lines.append(
+            f"  requests       {req['received']} received, {req['stored']} stored, "
+            f"{req['dropped']} dropped, {req['matched']} matched the catalogue"
+        )
+        return lines
 
 
 def run_event(
@@ -118,6 +163,43 @@ def run_event(
         runner.abort(exc)
         raise
     return runner.finish(time.monotonic() - wall)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    data = np.array(values)
+    if not data.size:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": round(float(np.percentile(data, 50)), 4),
+        "p99": round(float(np.percentile(data, 99)), 4),
+        "max": round(float(data.max()), 4),
+    }
+
+
+@dataclass
+class _ScorePeriod:
+    """Sums of per-wristband window scores and features until they are stored."""
+
+    start_at: datetime
+    score: np.ndarray
+    count: np.ndarray
+    frames: np.ndarray
+    features: dict[str, np.ndarray]
+
+    @classmethod
+    def empty(cls, start_at: datetime, n: int) -> _ScorePeriod:
+        names = [f for f in FEATURE_NAMES if f != "frames"]
+        return cls(start_at, np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                   {name: np.zeros(n) for name in names})
+
+    def add(self, scores: np.ndarray, features: FeatureSet) -> None:
+        valid = ~np.isnan(scores)
+        self.score[valid] += scores[valid]
+        self.count += valid
+        self.frames[valid] += features.frames[valid].astype(np.int64)
+        for name, total in self.features.items():
+            values = getattr(features, name)
+            total[valid] += np.nan_to_num(values[valid])
 
 
 class _Runner:
@@ -165,6 +247,7 @@ class _Runner:
         self.requests = sorted(event.requests, key=lambda r: r.at)
         self.source_label = source_label or type(source).__name__
         self.latencies: list[float] = []
+        self.window_times: list[float] = []
         self.crowd_values: list[float] = []
         self.last_decision: datetime | None = None
         self.recovering = False
@@ -172,6 +255,7 @@ class _Runner:
         self.run_id = 0
         self.windows = 0
         self.started: datetime | None = None
+        self.period: _ScorePeriod | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def plan(self, start: datetime, duration: timedelta | None) -> int:
@@ -280,6 +364,7 @@ class _Runner:
     # -- one window --------------------------------------------------------------------------
     def step(self, window: Window) -> None:
         assert self.summary is not None
+        started = time.perf_counter()
         gated = self.gates.apply(window)
         features = extract(window.pcm, gated.processed, gated.voiced)
         scores = checked_scores(self.scorer, features)
@@ -289,10 +374,14 @@ class _Runner:
         snapshot = self.crowd.update(scores, self.zones)
         choice = self._maybe_decide(window, end, snapshot)
         latency = (time.perf_counter() - tick) * 1000
+        self.window_times.append((time.perf_counter() - started) * 1000)
 
+        self._accumulate(window, scores, features)
+        period_done = (window.index + 1) % self.event.windows_per_score == 0
         with self.store.transaction(end, actor="pipeline") as tx:
             self._store_raw(tx, window, gated)
-            self._store_scores(tx, window, scores, features)
+            if period_done or window.index + 1 == self.windows:
+                self._store_scores(tx)
             self._store_crowd(tx, window, snapshot)
             self._audit_drops(tx, window, gated)
             self._requests(tx, window.start_at, end)
@@ -341,23 +430,36 @@ class _Runner:
             self.summary.frames_stored += int(storable[b].sum())
             self.summary.speech_seconds_stored += speech * FRAME_MS / 1000
 
-    def _store_scores(
-        self, tx: StoreTransaction, window: Window, scores: np.ndarray, features: FeatureSet
-    ) -> None:
-        for b in np.flatnonzero(~np.isnan(scores)).tolist():
+    def _accumulate(self, window: Window, scores: np.ndarray, features: FeatureSet) -> None:
+        """Add this window's scores to the current storage period (see :class:`_ScorePeriod`)."""
+        if self.period is None:
+            self.period = _ScorePeriod.empty(window.start_at, len(self.pseudonyms))
+        self.period.add(scores, features)
+
+    def _store_scores(self, tx: StoreTransaction) -> None:
+        """One ``window_score`` record per wristband per ``score_every`` (data minimisation)."""
+        period, self.period = self.period, None
+        if period is None:
+            return
+        assert self.summary is not None
+        for b in np.flatnonzero(period.count > 0).tolist():
+            n = int(period.count[b])
             tx.put_metadata(
                 event_id=self.event_id,
                 pseudonym=self.pseudonyms[b],
                 kind="window_score",
-                start_at=window.start_at,
+                start_at=period.start_at,
                 payload={
-                    "score": round(float(scores[b]), 2),
+                    "score": round(float(period.score[b] / n), 2),
                     "zone": self.zones[b],
-                    "features": features.row(b),
-                    "frames": int(features.frames[b]),
+                    "features": {k: round(float(v[b] / n), 4)
+                                 for k, v in period.features.items()},
+                    "frames": int(period.frames[b]),
+                    "windows": n,
                 },
                 retention=self.meta_retention,
             )
+            self.summary.window_scores += 1
 
     def _store_crowd(self, tx: StoreTransaction, window: Window, snapshot: Snapshot) -> None:
         if snapshot.crowd_raw is None or snapshot.crowd is None:
@@ -490,7 +592,6 @@ class _Runner:
             s.dropped[reason] += int(per.sum())
         s.frames_scored += int(gated.processed.sum())
         s.speech_frames_detected += int(gated.voiced.sum())
-        s.window_scores += int((~np.isnan(scores)).sum())
         if snapshot.crowd is not None and self._in_event(window.start_at):
             self.crowd_values.append(snapshot.crowd)
         if snapshot.crowd is not None:
@@ -514,16 +615,13 @@ class _Runner:
             "mean": round(float(values.mean()), 2) if values.size else None,
             "final": round(float(values[-1]), 2) if values.size else None,
         }
-        lat = np.array(self.latencies)
-        s.latency_ms = {
-            "p50": round(float(np.percentile(lat, 50)), 4) if lat.size else None,
-            "p99": round(float(np.percentile(lat, 99)), 4) if lat.size else None,
-            "max": round(float(lat.max()), 4) if lat.size else None,
-        }
+        s.latency_ms = _percentiles(self.latencies)
+        s.window_ms = _percentiles(self.window_times)
         s.speech_seconds_stored = round(s.speech_seconds_stored, 2)
         s.wall_seconds = round(wall_seconds, 3)
         finished = datetime.fromisoformat(s.finished_at)
         with self.store.transaction(finished, actor="pipeline") as tx:
+            self._store_scores(tx)  # a source that ended before the plan leaves a period open
             run = tx.session.get(EventRun, self.run_id)
             assert run is not None
             run.finished_at = finished

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from pipeline.event import default_event_file, load_event
-from pipeline.run import SPEEDS, RunSummary, run_event
+from pipeline.run import SPEEDS, run_event
 from pipeline.sources import open_source
 from retention.durations import parse_duration
 from retention.errors import InputError
@@ -30,7 +30,7 @@ from ._common import (
     settings_from,
 )
 
-__all__ = ["register", "run_event_command", "pii_text_filter", "format_summary"]
+__all__ = ["register", "run_event_command", "pii_text_filter"]
 
 EventOption = Annotated[
     Path | None,
@@ -85,47 +85,6 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
             bar.update(task, completed=done, total=total)
 
         yield update
-
-
-def format_summary(summary: RunSummary) -> list[str]:
-    """The human-readable summary, one fact per line."""
-    s = summary
-    frame_s = 0.03
-    lines = [
-        f"event {s.event_id} under {s.policy} (run {s.run_id}, source {s.source})",
-        f"  virtual time   {s.started_at} -> {s.finished_at}  ({s.windows} windows, "
-        f"{s.wall_seconds:.1f} s wall)",
-        f"  wristbands     {s.wristbands}",
-        f"  frames in      {s.frames_in:,}  ({s.frames_in * frame_s / 3600:.2f} wristband-hours)",
-    ]
-    for reason, count in s.dropped.items():
-        share = 100 * count / s.frames_in if s.frames_in else 0.0
-        lines.append(f"  dropped {reason:<15}{count:>12,}  ({share:.1f} %)")
-    lines += [
-        f"  frames scored  {s.frames_scored:,}",
-        f"  raw stored     {s.raw_segments:,} segments, {s.frames_stored * frame_s:,.0f} s of "
-        f"audio, {s.speech_seconds_stored:,.1f} s of it speech",
-        f"  window scores  {s.window_scores:,} (scorer {s.scorer})",
-    ]
-    sent = s.sentiment
-    if sent.get("min") is not None:
-        lines.append(
-            f"  sentiment      {sent['min']:.1f} .. {sent['max']:.1f} (mean {sent['mean']:.1f}, "
-            f"final {sent['final']:.1f})"
-        )
-    lines.append(
-        f"  decisions      {s.decisions}  (Adaptive Flow {s.adaptive_flow}, artist overrides "
-        f"{s.artist_overrides})"
-    )
-    lat = s.latency_ms
-    if lat.get("p50") is not None:
-        lines.append(f"  latency        p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms")
-    req = s.requests
-    lines.append(
-        f"  requests       {req['received']} received, {req['stored']} stored, "
-        f"{req['dropped']} dropped, {req['matched']} matched the catalogue"
-    )
-    return lines
 
 
 def run_event_command(
@@ -198,7 +157,7 @@ def run_event_command(
     if fmt == "json":
         print_json(summary.to_dict())
         return
-    for line in format_summary(summary):
+    for line in summary.lines():
         typer.echo(line)
 
 

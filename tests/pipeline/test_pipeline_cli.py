@@ -69,13 +69,13 @@ def test_run_event_defaults_to_the_bundled_event(pipeline_home: Settings) -> Non
     assert summary["frames_in"] == 8 * 1000 and summary["windows"] == 5
     assert summary["dropped"]["outside_window"] > 0  # the pre-roll is outside the set
     assert summary["raw_segments"] == 0
-    assert summary["started_at"] == "2026-06-21T19:44:00+00:00"
+    assert summary["started_at"] == "2026-06-21T19:51:00+00:00"
 
 
 def test_run_event_text_summary_and_redacted_requests(pipeline_home: Settings) -> None:
     result = invoke("run-event", "--home", str(pipeline_home.home), "--policy",
-                    "privacy-by-default", "--source", "synth:16", "--duration", "4m",
-                    "--now", "2026-06-21T19:44:00Z")
+                    "privacy-by-default", "--source", "synth:16", "--duration", "3m",
+                    "--now", "2026-06-21T19:51:00Z")
     assert result.exit_code == 0, result.output
     for label in ("frames in", "dropped no_consent", "dropped speech", "sentiment",
                   "decisions", "latency", "requests"):
@@ -105,7 +105,7 @@ def test_demo_audio_round_trips_through_the_wav_source(
     assert run.exit_code == 0, run.output
     summary = json.loads(run.stdout)
     assert summary["frames_in"] == 4 * 400
-    assert summary["started_at"] == "2026-06-21T19:44:30+00:00"  # from the manifest
+    assert summary["started_at"] == "2026-06-21T19:51:30+00:00"  # from the manifest
     assert summary["raw_segments"] > 0
 
 

@@ -15,7 +15,7 @@ from retention.errors import InputError
 
 def test_the_demo_event_loads() -> None:
     event = load_event(EXAMPLES / "fete-2026.toml")
-    assert event.id == "fete-2026-republique" and len(event.wristbands) == 241
+    assert event.id == "fete-2026-republique" and len(event.wristbands) == 201
     assert event.capture_starts == event.starts_at - timedelta(minutes=1)
     assert event.frames_per_window == 200
     states = {w.consent for w in event.wristbands}
