@@ -28,6 +28,8 @@ from retention.policy import load_policy
 from retention.purge import purge
 from retention.store import EncryptedStore
 
+from .chromium_helpers import Trap, blank_page_hosts
+
 _ENV = ("FLOWAUDIT_HOME", "FLOWAUDIT_DB_URL", "FLOWAUDIT_MASTER_KEY", "FLOWAUDIT_NOW")
 SOURCE = "synth:12"
 DURATION = timedelta(minutes=4)
@@ -228,3 +230,17 @@ def build_scene(runtime: Runtime, profile: str = "spotify-2026") -> Built:
 @pytest.fixture
 def scene(runtime: Runtime) -> Built:
     return build_scene(runtime)
+
+
+# -- headless Chromium -------------------------------------------------------------------------
+@pytest.fixture
+def trap() -> Iterator[Trap]:
+    t = Trap()
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="session")
+def background(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Hosts Chromium contacts on its own, for a blank page, in this session."""
+    return blank_page_hosts(tmp_path_factory.mktemp("blank"))
