@@ -428,18 +428,14 @@ def assess(
     ``population``: a frame holding the quasi-identifiers of the whole population the table
     was drawn from (e.g. every wristband of the event), or just its size.
     """
+    overrides: dict[str, Any] = {
+        "k_min": k_min,
+        "l_min": l_min,
+        "t_max": t_max,
+        "max_prosecutor_risk": max_prosecutor_risk,
+    }
     limits = replace(
-        thresholds or Thresholds(),
-        **{
-            k: v
-            for k, v in {
-                "k_min": k_min,
-                "l_min": l_min,
-                "t_max": t_max,
-                "max_prosecutor_risk": max_prosecutor_risk,
-            }.items()
-            if v is not None
-        },
+        thresholds or Thresholds(), **{k: v for k, v in overrides.items() if v is not None}
     )
     table, rows = frame_table(frame, quasi_identifiers, sensitive)
     if isinstance(population, pd.DataFrame):

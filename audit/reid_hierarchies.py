@@ -189,12 +189,11 @@ def _time_level(values: np.ndarray, step: int, column: str) -> list[str]:
         ) from None
     epoch = stamps.to_numpy(dtype="datetime64[s]").astype(np.int64)
     floored = epoch // step * step
-    unit = "D" if step % _DAY == 0 else "m"
-    as_dt = floored.astype("datetime64[s]").astype(f"datetime64[{unit}]")
-    labels = np.datetime_as_string(as_dt, unit=unit)
-    if unit == "m":
-        return [f"{s}Z" for s in labels]
-    return [str(s) for s in labels]
+    if step % _DAY == 0:
+        days = floored.astype("datetime64[s]").astype("datetime64[D]")
+        return [str(s) for s in np.datetime_as_string(days, unit="D")]
+    minutes = floored.astype("datetime64[s]").astype("datetime64[m]")
+    return [f"{s}Z" for s in np.datetime_as_string(minutes, unit="m")]
 
 
 def _parses_as_time(text: str) -> bool:
