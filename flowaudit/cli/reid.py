@@ -215,6 +215,8 @@ def reid(
     fmt = check_format(format)
     if file is not None and table is not None:
         raise InputError("give either a CSV FILE or --table, not both")
+    if file is not None and event is not None:
+        raise InputError("--event selects wristbands in the store; a CSV FILE is measured whole")
     if table is not None and table not in TABLES:
         raise InputError(f"unknown --table {table!r}; use one of: {', '.join(TABLES)}")
     from_store = file is None or population == "subjects"

@@ -146,6 +146,9 @@ def test_unknown_column_missing_file_and_conflicts(crowd_csv: Path, tmp_path: Pa
         runner.invoke(app, ["reid", str(crowd_csv), "--table", "subjects"]), "not both"
     )
     _one_clean_error(
+        runner.invoke(app, ["reid", str(crowd_csv), "--event", "fete"]), "measured whole"
+    )
+    _one_clean_error(
         runner.invoke(
             app,
             [
