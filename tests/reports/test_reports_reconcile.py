@@ -206,6 +206,12 @@ def _check_dpia(conn: Connection, b: Built, data: dict[str, Any]) -> None:
             dropped[reason] += n
     assert {d["reason"]: d["frames"] for d in mini["dropped"]} == dict(dropped)
     assert mini["speech_dropped_seconds"] == pytest.approx(dropped.get("speech", 0) * FRAME_S)
+    assert mini["pipeline_stored_seconds"] == pytest.approx(
+        sum(int(s.get("frames_stored", 0)) for s in runs) * FRAME_S
+    )
+    assert mini["pipeline_speech_seconds"] == pytest.approx(
+        sum(float(s.get("speech_seconds_stored", 0)) for s in runs)
+    )
     assert mini["stored_seconds"] == pytest.approx(
         q(
             conn,

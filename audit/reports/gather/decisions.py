@@ -165,15 +165,18 @@ def minimisation(runs: list[dict[str, Any]], raw: dict[str, Any]) -> dict[str, A
 
     Frame counts from every run of the event are summed, as the store holds what all of them
     wrote. A frame is 30 ms of one wristband's audio. ``speech`` frames are not dropped from
-    analysis: they are withheld from the raw store only.
+    analysis: they are withheld from the raw store only. ``pipeline_*`` is what the runs wrote;
+    ``stored_seconds`` / ``speech_seconds`` what the raw store still holds (after purges).
     """
     frames_in = frames_scored = frames_stored = 0
+    speech_stored = 0.0
     dropped: dict[str, int] = {}
     for run in runs:
         summary = run["summary"]
         frames_in += int(summary.get("frames_in") or summary.get("frames") or 0)
         frames_scored += int(summary.get("frames_scored") or 0)
         frames_stored += int(summary.get("frames_stored") or 0)
+        speech_stored += float(summary.get("speech_seconds_stored") or 0.0)
         for reason, count in _drops(summary).items():
             dropped[reason] = dropped.get(reason, 0) + count
     per_frame = FRAME_MS / 1000
@@ -194,7 +197,8 @@ def minimisation(runs: list[dict[str, Any]], raw: dict[str, Any]) -> dict[str, A
         **{f"{word}_dropped_seconds": seconds_for(word) for word in _REASON_KEYS},
         "scored_seconds": frames_scored * per_frame,
         "pipeline_stored_seconds": frames_stored * per_frame,
+        "pipeline_speech_seconds": speech_stored,
         "stored_seconds": raw["audio_seconds"],
         "speech_seconds": raw["speech_seconds"],
-        "stored_share": raw["audio_seconds"] / captured if captured else None,
+        "stored_share": frames_stored * per_frame / captured if captured else None,
     }

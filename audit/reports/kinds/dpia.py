@@ -152,15 +152,16 @@ def _funnel(mini: dict[str, Any]) -> Chart:
     rows += [("analysed for sentiment", mini["scored_seconds"])]
     rows += [(_REASONS["speech"], r["seconds"]) for r in speech]
     rows += [
-        ("raw audio stored", mini["stored_seconds"]),
-        ("of which speech", mini["speech_seconds"]),
+        ("raw audio stored by the pipeline", mini["pipeline_stored_seconds"]),
+        ("of which speech", mini["pipeline_speech_seconds"]),
+        ("raw audio still held now", mini["stored_seconds"]),
     ]
     colors = (
         [PALETTE[0]]
         + [PALETTE[5]] * len(drops)
         + [PALETTE[2]]
         + [PALETTE[5]] * len(speech)
-        + [PALETTE[1], PALETTE[3]]
+        + [PALETTE[1], PALETTE[3], PALETTE[4]]
     )
     svg = hbar_chart(
         rows,
@@ -198,9 +199,11 @@ def _risks(
     return [
         {
             "risk": "Private conversations recorded (Code pénal Art 226-1; bystanders)",
-            "indicator": f"speech stored: {f.seconds(raw['speech_seconds'])}; speech dropped by "
-            f"the voice-activity gate: {f.seconds(mini['speech_dropped_seconds'])}",
-            "level": level(raw["speech_seconds"] > 0),
+            "indicator": f"speech stored by the pipeline: "
+            f"{f.seconds(mini['pipeline_speech_seconds'])} (still held: "
+            f"{f.seconds(raw['speech_seconds'])}); withheld by the voice-activity gate: "
+            f"{f.seconds(mini['speech_dropped_seconds'])}",
+            "level": level(max(raw["speech_seconds"], mini["pipeline_speech_seconds"]) > 0),
         },
         {
             "risk": "Re-identification from kept attributes (Recital 26)",
@@ -348,8 +351,10 @@ def build(ctx: ReportContext) -> Report:
                 ("Audio dropped or withheld, total", f.seconds(mini["dropped_seconds"])),
                 ("Audio analysed for sentiment", f.seconds(mini["scored_seconds"])),
                 ("Speech withheld from storage", f.seconds(mini["speech_dropped_seconds"])),
-                ("Raw audio stored", f.seconds(mini["stored_seconds"])),
-                ("Speech stored", f.seconds(mini["speech_seconds"])),
+                ("Raw audio stored by the pipeline", f.seconds(mini["pipeline_stored_seconds"])),
+                ("Speech stored by the pipeline", f.seconds(mini["pipeline_speech_seconds"])),
+                ("Raw audio still held now", f.seconds(mini["stored_seconds"])),
+                ("Speech still held now", f.seconds(mini["speech_seconds"])),
                 ("Share of captured audio stored", f.pct(mini["stored_share"])),
             ]
         ),
@@ -389,10 +394,19 @@ def build(ctx: ReportContext) -> Report:
             ],
         ),
     )
-    if mini["speech_seconds"] > 0 and not p.capture.store_speech:
+    speech = max(mini["pipeline_speech_seconds"], mini["speech_seconds"])
+    if speech > 0 and not p.capture.store_speech:
         b.add(Status(FAIL, "Speech was stored although capture.store_speech = false."))
-    elif mini["speech_seconds"] == 0:
-        b.add(Status(PASS, "No speech is held in the raw store."))
+    elif speech > 0:
+        b.add(
+            Status(
+                WARN,
+                f"{f.seconds(speech)} of speech were stored (capture.store_speech = "
+                "true): no purpose needs speech, and bystanders cannot consent.",
+            )
+        )
+    else:
+        b.add(Status(PASS, "No speech was ever written to the raw store."))
 
     c = Section("c-risks", "Risks to the rights and freedoms of data subjects", "GDPR Art 35(7)(c)")
     c.add(

@@ -38,7 +38,11 @@ def _series(points: list[list[Any]]) -> list[tuple[float, float]]:
 
 
 def timeline_chart(
-    category: str, line: dict[str, Any], event: dict[str, Any], now: datetime
+    category: str,
+    line: dict[str, Any],
+    event: dict[str, Any],
+    now: datetime,
+    first_expiry: str | None = None,
 ) -> Chart:
     """Records held vs destroyed over time for one category, with the projection after now."""
     projected = _series(line["projected"])
@@ -47,9 +51,12 @@ def timeline_chart(
     held = _series(line["held"])
     if held and held[-1][0] < epoch(now):  # held level continues up to the report time
         held.append((epoch(now), held[-1][1]))
+    destroyed = _series(line["destroyed"])
+    if destroyed and held and held[0][0] < destroyed[0][0]:  # nothing destroyed before then
+        destroyed.insert(0, (held[0][0], 0.0))
     series = [
         Series("records held", held, color=PALETTE[0], fill=True),
-        Series("records destroyed (cumulative)", _series(line["destroyed"]), color=PALETTE[1]),
+        Series("records destroyed (cumulative)", destroyed, color=PALETTE[1]),
         Series("held if scheduled purges run", projected, color=PALETTE[0], dashed=True),
     ]
     markers = [
@@ -57,6 +64,8 @@ def timeline_chart(
         (epoch(f.parse_iso(event["ends_at"])), "event end"),
         (epoch(now), "report"),
     ]
+    if first_expiry is not None:
+        markers.append((epoch(f.parse_iso(first_expiry)), "retention ends"))
     svg = time_chart(
         series,
         title=f"{_TITLES.get(category, category)}: records held and destroyed",
@@ -138,8 +147,9 @@ def _category_section(
                 "are refused, but their ciphertext and keys remain until the purge runs.",
             )
         )
-    section.add(timeline_chart(name, line, event, ctx.now))
     mine = [b for b in buckets if b["category"] == name]
+    expiries = sorted(b["expires_at"] for b in mine if b["expires_at"])
+    section.add(timeline_chart(name, line, event, ctx.now, expiries[0] if expiries else None))
     section.add(
         Table(
             [
