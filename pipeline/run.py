@@ -75,6 +75,7 @@ class RunSummary:
     )
     scorer: str = "builtin"
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     timeline: list[list[Any]] = field(default_factory=list, repr=False)
 
     def to_dict(self, *, timeline: bool = False) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def run_event(
     start = start_at or source.starts_at or event.capture_starts
     windows = runner.plan(start, duration)
     runner.register(start, windows)
-    wall = time.monotonic()
+    wall, cpu = time.monotonic(), time.process_time()
     try:
         for window in source.windows(start, event.frames_per_window, windows):
             runner.step(window)
@@ -162,7 +163,7 @@ def run_event(
     except BaseException as exc:
         runner.abort(exc)
         raise
-    return runner.finish(time.monotonic() - wall)
+    return runner.finish(time.monotonic() - wall, time.process_time() - cpu)
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -605,7 +606,7 @@ class _Runner:
         s.finished_at = (window.start_at + window.n_frames * FRAME).isoformat()
 
     # -- end ---------------------------------------------------------------------------------
-    def finish(self, wall_seconds: float) -> RunSummary:
+    def finish(self, wall_seconds: float, cpu_seconds: float) -> RunSummary:
         s = self.summary
         assert s is not None
         values = np.array(self.crowd_values)
@@ -619,6 +620,7 @@ class _Runner:
         s.window_ms = _percentiles(self.window_times)
         s.speech_seconds_stored = round(s.speech_seconds_stored, 2)
         s.wall_seconds = round(wall_seconds, 3)
+        s.cpu_seconds = round(cpu_seconds, 3)
         finished = datetime.fromisoformat(s.finished_at)
         with self.store.transaction(finished, actor="pipeline") as tx:
             self._store_scores(tx)  # a source that ended before the plan leaves a period open
