@@ -99,6 +99,29 @@ def print_summaries(summaries: list[RunSummary]) -> None:
         print("\n".join(summary.lines()))
 
 
+def write_reports(settings: Settings, event: EventSpec, wristbands: int | None) -> list[Path]:
+    """Every compliance report for both runs, then the platform comparison (its own stores)."""
+    from audit.reports import ReportContext, build_report, kind_ids, write_report
+    from flowaudit.reporting import compare_context
+
+    out, formats = settings.home / "reports", ["md", "html", "json"]
+    written: list[Path] = []
+    print("\nwriting compliance reports ...", flush=True)
+    runtime = open_runtime(settings, event.capture_ends)
+    try:
+        for name in POLICIES:
+            ctx = ReportContext.open(runtime, now=runtime.now, event_id=f"{event.id}-{name}")
+            for kind in kind_ids():
+                if kind != "compare":
+                    written += write_report(build_report(kind, ctx), out / name, formats)
+    finally:
+        runtime.close()
+    print("running the event under each platform profile for the comparison ...", flush=True)
+    with compare_context(source=f"synth:{min(wristbands or 40, 40)}") as ctx:
+        written += write_report(build_report("compare", ctx), out, formats)
+    return written
+
+
 def main(argv: list[str] | None = None) -> list[RunSummary]:
     parser = argparse.ArgumentParser(description="Run the demo event under two policies.")
     parser.add_argument("--home", type=Path, default=Path("demo-home"), help="data home")
@@ -110,6 +133,11 @@ def main(argv: list[str] | None = None) -> list[RunSummary]:
     event = load_event(EVENT_FILE)
     summaries = [run_policy(settings, event, name, args.wristbands) for name in POLICIES]
     print_summaries(summaries)
+    reports = write_reports(settings, event, args.wristbands)
+    print(f"\n{len(reports)} report files in {settings.home / 'reports'}:")
+    for path in reports:
+        if path.suffix == ".html":
+            print(f"  {path}")
     print(f"\ndemo home: {settings.home}  ({time.monotonic() - tick:.0f} s)")
     return summaries
 
