@@ -64,7 +64,7 @@ def finish(
             select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
         ).first()
     digest = content_hash(data)
-    meta = {
+    meta: dict[str, Any] = {
         "generated_at": f.iso(ctx.now),
         "as_of": ctx.as_of.isoformat(),
         "event_id": ctx.event_id,

@@ -48,7 +48,7 @@ def parameter_weights(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for parameters in rows:
         for name, weight in _weights(parameters).items():
             values[name].append(weight)
-    out = [
+    out: list[dict[str, Any]] = [
         {
             "name": name,
             "mean_weight": float(np.mean(ws)),

@@ -30,13 +30,14 @@ def subject_requests(session: Session, now: datetime) -> dict[str, Any]:
 
     No pseudonym is listed: the report identifies requests by their number only.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for req in session.scalars(
         select(SubjectRequest).order_by(SubjectRequest.received_at, SubjectRequest.id)
     ):
         deadline = req.extended_to or req.due_at
-        done = req.completed_at is not None
-        took = _days(req.completed_at - req.received_at) if done else None
+        completed = req.completed_at
+        done = completed is not None
+        took = _days(completed - req.received_at) if completed is not None else None
         rows.append(
             {
                 "id": req.id,
@@ -48,8 +49,8 @@ def subject_requests(session: Session, now: datetime) -> dict[str, Any]:
                 "completed_at": iso(req.completed_at),
                 "deadline": iso(deadline),
                 "days_to_complete": took,
-                "on_time": bool(done and req.completed_at <= deadline),
-                "late": bool(done and req.completed_at > deadline),
+                "on_time": completed is not None and completed <= deadline,
+                "late": completed is not None and completed > deadline,
                 "overdue": bool(not done and now > deadline),
                 "due_date_within_one_month": req.due_at - req.received_at <= ONE_MONTH_MAX,
                 "extension_within_limit": (

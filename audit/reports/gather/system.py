@@ -107,7 +107,7 @@ def _database(session: Session) -> dict[str, Any]:
             facts[pragma] = session.execute(text(f"PRAGMA {pragma}")).scalar()
         facts["secure_delete"] = bool(facts["secure_delete"])
         facts["foreign_keys"] = bool(facts["foreign_keys"])
-        facts["file"] = bind.url.database
+        facts["file"] = bind.engine.url.database
     elif dialect == "postgresql":
         facts["ssl_in_transit"] = bool(
             session.execute(
