@@ -67,7 +67,8 @@ def truncate_sqlite_wal(engine: Engine) -> bool:
         try:
             cursor = raw.cursor()
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy = cursor.fetchone()[0]
+            row = cursor.fetchone()
+            busy = bool(row and row[0])
             cursor.close()
         finally:
             raw.close()

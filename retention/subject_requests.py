@@ -604,14 +604,16 @@ def erase_pseudonym(
     # 3. consents, attributes and the request, with the receipt, in one transaction
     with store.transaction(now, actor=ACTOR) as tx:
         subject = _live_subject(tx.session, pseudonym)
-        consents = tx.session.execute(
-            delete(Consent).where(Consent.subject_id == subject.id)
-        ).rowcount
+        consents = len(
+            tx.session.scalars(select(Consent.id).where(Consent.subject_id == subject.id)).all()
+        )
+        tx.session.execute(delete(Consent).where(Consent.subject_id == subject.id))
         subject.zone = subject.age_band = subject.ticket_type = subject.device_model = None
         subject.arrival_at = None
         subject.erased_at = now
-        request = tx.session.get(SubjectRequest, request_id)
-        assert request is not None
+        done = tx.session.get(SubjectRequest, request_id)
+        assert done is not None
+        request = done
         request.status = "done"
         request.completed_at = now
         receipt = {

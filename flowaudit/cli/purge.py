@@ -52,7 +52,7 @@ def _graceful_stop() -> Iterator[threading.Event]:
     def handler(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, handler)
