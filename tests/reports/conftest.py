@@ -18,15 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
 
 from flowaudit.reporting import run_profile
 from flowaudit.runtime import Runtime
 from pipeline.event import default_event_file, load_event
-from retention.models import Decision, EventRun, Subject, SubjectRequest
+from retention.models import Decision, EventRun
 from retention.policy import load_policy
 from retention.purge import purge
 from retention.store import EncryptedStore
+from retention.subject_requests import (
+    erase_subject,
+    export_subject,
+    extend_request,
+    receive_request,
+)
 
 from .chromium_helpers import Trap, blank_page_hosts
 
@@ -45,40 +50,30 @@ class Built:
     profile: str
 
 
-def add_requests(store: EncryptedStore, now: datetime) -> None:
-    """Four data-subject requests: on time, late, overdue, and extended (still open)."""
-    with store.session() as session:
-        pseudonyms = list(session.scalars(select(Subject.pseudonym).order_by(Subject.id).limit(4)))
+def add_requests(store: EncryptedStore, now: datetime, serials: list[str], out: Path) -> None:
+    """Four data-subject requests through the real DSR API: an access request answered on
+    time, an erasure answered late, a portability request left overdue, and an access request
+    extended (Art 12(3)) and still open."""
     day = timedelta(days=1)
-    plans = [
-        ("access", now - 40 * day, now - 10 * day, None, now - 20 * day, "completed"),
-        ("erasure", now - 45 * day, now - 15 * day, None, now - 5 * day, "completed"),
-        ("portability", now - 35 * day, now - 5 * day, None, None, "received"),
-        ("access", now - 50 * day, now - 20 * day, now + 38 * day, None, "extended"),
-    ]
-    with store.transaction(now, actor="dsr") as tx:
-        for pseudonym, (kind, received, due, extended, done, status) in zip(
-            pseudonyms, plans, strict=True
-        ):
-            tx.session.add(
-                SubjectRequest(
-                    subject_pseudonym=pseudonym,
-                    kind=kind,
-                    received_at=received,
-                    due_at=due,
-                    extended_to=extended,
-                    completed_at=done,
-                    status=status,
-                    receipt={},
-                )
-            )
+    export_subject(
+        store, serials[0], out / "export", now=now - 20 * day, received_at=now - 40 * day
+    )
+    receive_request(
+        store, serials[2], "portability", now=now - 35 * day, received_at=now - 35 * day
+    )
+    extended = receive_request(
+        store, serials[3], "access", now=now - 20 * day, received_at=now - 20 * day
+    )
+    extend_request(store, extended, now=now - 19 * day, reason="complexity")
+    erase_subject(store, serials[1], now=now, received_at=now - 45 * day)
 
 
 def _pipeline_store(base: Path, profile: str, after: timedelta) -> Built:
     event = load_event(default_event_file())
     runtime = run_profile(base / profile, profile, event, source=SOURCE, duration=DURATION)
     now = event.ends_at + after
-    add_requests(runtime.store, now)
+    serials = [w.serial for w in event.wristbands if not w.is_staff][:4]
+    add_requests(runtime.store, now, serials, base / f"{profile}-dsr")
     purge(runtime.store, now=now)
     runtime.now = now
     return Built(runtime, event.id, now, profile)
@@ -110,7 +105,7 @@ SCENE_EVENT = "scene-2026"
 SCENE_START = datetime(2026, 6, 21, 18, 0, tzinfo=UTC)
 
 
-def build_scene(runtime: Runtime, profile: str = "spotify-2026") -> Built:
+def build_scene(runtime: Runtime, out: Path, profile: str = "spotify-2026") -> Built:
     """An event written through the store API: 10 wristbands, 2 hours, decisions, a purge."""
     policy = load_policy(profile)
     store = runtime.store
@@ -221,15 +216,15 @@ def build_scene(runtime: Runtime, profile: str = "spotify-2026") -> Built:
             },
         }
     now = SCENE_START + timedelta(hours=80)
-    add_requests(store, now)
+    add_requests(store, now, [f"SC-{i:03d}" for i in range(4)], out)
     purge(store, now=now)
     runtime.now = now
     return Built(runtime, SCENE_EVENT, now, profile)
 
 
 @pytest.fixture
-def scene(runtime: Runtime) -> Built:
-    return build_scene(runtime)
+def scene(runtime: Runtime, tmp_path: Path) -> Built:
+    return build_scene(runtime, tmp_path)
 
 
 # -- headless Chromium -------------------------------------------------------------------------

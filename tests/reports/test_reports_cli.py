@@ -20,8 +20,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def scene_home(sqlite_runtime: Runtime) -> Built:
-    return build_scene(sqlite_runtime)
+def scene_home(sqlite_runtime: Runtime, tmp_path: Path) -> Built:
+    return build_scene(sqlite_runtime, tmp_path)
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:

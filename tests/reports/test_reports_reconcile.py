@@ -162,11 +162,15 @@ def _check_retention(conn: Connection, b: Built, data: dict[str, Any]) -> None:
         assert totals["written"] == sum(mine.values())
         assert totals["destroyed"] == sum(n for k, n in mine.items() if states[k] != "ACTIVE")
         assert totals["held"] == totals["written"] - totals["destroyed"]
-        # the log and the store agree (no per-subject erasure happened in these stores)
+        # the log and the store agree, up to what data-subject erasure deleted
         table = "raw_segments" if name == "raw_audio" else "metadata_records"
-        assert totals["held"] == q(
-            conn, f"SELECT count(*) FROM {table} WHERE event_id = :e", e=b.event_id
+        held = q(conn, f"SELECT count(*) FROM {table} WHERE event_id = :e", e=b.event_id)
+        erased = sum(
+            int(details(d).get(f"{table}_deleted", 0))
+            for (d,) in rows(conn, "SELECT details FROM audit_log WHERE action = 'dsr.erase'")
         )
+        assert data["erasures"][name] == erased
+        assert 0 <= totals["held"] - held <= erased
         cumulative = data["timeline"][name]["written"]
         assert (cumulative[-1][1] if cumulative else 0) == totals["written"]
     listed = {x["id"]: x for x in data["buckets"]["buckets"]}
@@ -425,6 +429,9 @@ def test_reports_describe_the_purge_that_ran(pipeline_stores: dict[str, Built]) 
     assert any(r["event_buckets_deleted"] for r in data["purge_receipts"])
     meta = _by_category(data["categories"])["metadata"]
     assert meta["kept_indefinitely"] == meta["records"] > 0  # spotify keeps it forever
+    # one wristband was erased on request: the log explains the rows the store no longer has
+    assert data["erasures"]["erasures"] == 1 and data["erasures"]["metadata"] > 0
+    assert "were erased on data-subject requests" in render(build_report("retention", ctx), "md")
 
 
 def test_reports_are_deterministic(built: Built) -> None:

@@ -22,6 +22,7 @@ from .._fmt import iso
 __all__ = [
     "PURGE_RECEIPT",
     "anonymisation_evidence",
+    "erasure_receipts",
     "purge_receipts",
     "purge_runs",
     "bucket_evidence",
@@ -266,3 +267,23 @@ def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
         "aggregates": sum(s["aggregates"] for s in steps),
         "records_suppressed": sum(s["records_suppressed"] for s in steps),
     }
+
+
+DSR_ERASE = "dsr.erase"
+
+
+def erasure_receipts(session: Session) -> dict[str, Any]:
+    """Data-subject erasures (Art 17) from their audit receipts: rows deleted per table.
+
+    Receipts count a wristband's rows across every event, so for one event they bound, rather
+    than equal, the rows erasure removed from it.
+    """
+    raw = meta = count = 0
+    for details in session.scalars(
+        select(AuditEntry.details).where(AuditEntry.action == DSR_ERASE)
+    ):
+        d = details or {}
+        count += 1
+        raw += int(d.get("raw_segments_deleted") or 0)
+        meta += int(d.get("metadata_records_deleted") or 0)
+    return {"erasures": count, "raw_audio": raw, "metadata": meta}

@@ -1,4 +1,8 @@
-"""Data-subject requests against the GDPR Art 12(3) deadline (one month, +2 with notice)."""
+"""Data-subject requests against the GDPR Art 12(3) deadline (one month, +2 with notice).
+
+The deadline rule is :func:`retention.subject_requests.deadline_of`, the one ``flowaudit dsr``
+enforces, so the report and the request log cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retention.models import SubjectRequest
+from retention.subject_requests import add_months, deadline_of
 
 from .._fmt import iso
 
-__all__ = ["subject_requests", "ONE_MONTH_MAX", "THREE_MONTHS_MAX"]
-
-#: the longest calendar month; a due date later than this after receipt breaks Art 12(3)
-ONE_MONTH_MAX = timedelta(days=31)
-#: one month plus "two further months" (Art 12(3)), at their longest
-THREE_MONTHS_MAX = timedelta(days=92)
+__all__ = ["subject_requests"]
 
 
 def _days(delta: timedelta) -> float:
@@ -34,7 +34,7 @@ def subject_requests(session: Session, now: datetime) -> dict[str, Any]:
     for req in session.scalars(
         select(SubjectRequest).order_by(SubjectRequest.received_at, SubjectRequest.id)
     ):
-        deadline = req.extended_to or req.due_at
+        deadline = deadline_of(req)
         completed = req.completed_at
         done = completed is not None
         took = _days(completed - req.received_at) if completed is not None else None
@@ -52,11 +52,11 @@ def subject_requests(session: Session, now: datetime) -> dict[str, Any]:
                 "on_time": completed is not None and completed <= deadline,
                 "late": completed is not None and completed > deadline,
                 "overdue": bool(not done and now > deadline),
-                "due_date_within_one_month": req.due_at - req.received_at <= ONE_MONTH_MAX,
+                "due_date_within_one_month": req.due_at <= add_months(req.received_at, 1),
                 "extension_within_limit": (
                     None
                     if req.extended_to is None
-                    else req.extended_to - req.received_at <= THREE_MONTHS_MAX
+                    else req.extended_to <= add_months(req.received_at, 3)
                 ),
             }
         )
