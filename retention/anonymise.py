@@ -61,6 +61,7 @@ __all__ = [
     "aggregate_k_anonymous",
     "k_anonymity",
     "clear_subject_quasi_identifiers",
+    "tolerant_loader",
 ]
 
 ANON_TAG = "anon"
@@ -328,6 +329,11 @@ def _frame(
     return frame, dropped
 
 
+def tolerant_loader(loader: PolicyLoader, warnings: list[str]) -> Callable[[str], Policy | None]:
+    """``loader`` that returns None (and notes a warning) for a policy that no longer loads."""
+    return _Policies(loader, warnings).get
+
+
 class _Policies:
     """Load each event's policy once; a policy that no longer loads is a warning, not a stop."""
 
@@ -383,8 +389,13 @@ def anonymise_due(
     should_stop: Callable[[], bool] | None = None,
     progress: ProgressFn | None = None,
     policy_loader: PolicyLoader = load_policy,
+    coarsen_subjects: bool = True,
 ) -> AnonymiseReport:
-    """Anonymise every metadata bucket whose ``anonymise_metadata_after`` has passed."""
+    """Anonymise every metadata bucket whose ``anonymise_metadata_after`` has passed.
+
+    ``coarsen_subjects`` then clears the quasi-identifiers of wristbands nothing links to any
+    more; the purge passes False and does that itself once the originals are deleted.
+    """
     if now.tzinfo is None:
         raise InputError(f"now must be a timezone-aware time (got {now.isoformat()})")
     now = now.astimezone(UTC)
@@ -405,8 +416,14 @@ def anonymise_due(
         return report
     if locks is None:
         with BucketLocker(store.engine) as own:
-            return _anonymise(store, now, due, own, should_stop, progress, report, policies)
-    return _anonymise(store, now, due, locks, should_stop, progress, report, policies)
+            _anonymise(store, now, due, own, should_stop, progress, report)
+    else:
+        _anonymise(store, now, due, locks, should_stop, progress, report)
+    if coarsen_subjects:
+        report.subjects_coarsened += clear_subject_quasi_identifiers(
+            store, now=now, policy_loader=policies.get
+        )
+    return report
 
 
 def _anonymise(
@@ -417,8 +434,7 @@ def _anonymise(
     should_stop: Callable[[], bool] | None,
     progress: ProgressFn | None,
     report: AnonymiseReport,
-    policies: _Policies,
-) -> AnonymiseReport:
+) -> None:
     for done, (bucket, event, policy) in enumerate(due, start=1):
         if should_stop is not None and should_stop():
             break
@@ -429,10 +445,6 @@ def _anonymise(
                 locks.unlock(bucket.id)
         if progress is not None:
             progress("anonymise", done, len(due))
-    report.subjects_coarsened += clear_subject_quasi_identifiers(
-        store, now=now, policy_loader=policies.get
-    )
-    return report
 
 
 def _still_due(store: EncryptedStore, bucket_id: str, now: datetime) -> bool:

@@ -35,7 +35,13 @@ from sqlalchemy import func, select, update
 
 from ._deletion import SEALED_MODELS, delete_rows_batch, sealed_bytes, truncate_sqlite_wal
 from ._locks import BucketLocker
-from .anonymise import AnonymiseReport, PolicyLoader, anonymise_due
+from .anonymise import (
+    AnonymiseReport,
+    PolicyLoader,
+    anonymise_due,
+    clear_subject_quasi_identifiers,
+    tolerant_loader,
+)
 from .errors import InputError
 from .models import (
     BUCKET_ACTIVE,
@@ -193,6 +199,7 @@ def purge(
                         should_stop=stop,
                         progress=progress,
                         policy_loader=policy_loader,
+                        coarsen_subjects=False,
                     )
                     report.warnings.extend(report.anonymised.warnings)
                 shred_expired(
@@ -213,6 +220,11 @@ def purge(
                     progress=progress,
                     should_stop=stop,
                 )
+                if report.anonymised is not None and not report.stopped:
+                    # wristbands whose last linkable rows were just deleted
+                    report.anonymised.subjects_coarsened += clear_subject_quasi_identifiers(
+                        store, now=now, policy_loader=tolerant_loader(policy_loader, [])
+                    )
                 report.status = "stopped" if report.stopped else "done"
         except BaseException:
             report.status = "failed"

@@ -64,7 +64,7 @@ def _graceful_stop() -> Iterator[threading.Event]:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+def _progress(console: Console, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A rich progress bar on a terminal; nothing when piped, under cron or in tests."""
     if not enabled:
         yield None
@@ -75,6 +75,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
+        console=console,
         transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
@@ -181,7 +182,7 @@ def purge_cmd(
     with _graceful_stop() as stop, runtime_from(home, db, now) as runtime:
         while True:
             moment = resolve_now(now)
-            with _progress(console.is_terminal and fmt == "text") as progress:
+            with _progress(console, console.is_terminal and fmt == "text") as progress:
                 report = purge(
                     runtime.store,
                     now=moment,
