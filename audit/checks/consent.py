@@ -87,7 +87,7 @@ def data_without_consent(ctx: CheckContext) -> Iterator[tuple]:
                     if why is None:
                         continue
                     reasons[why] += 1
-                    subjects.setdefault(why, set()).add(pseud)
+                    subjects.setdefault(why, set()).add(str(pseud))
                     ids.append(rid)
                     times.append(start)
             if not ids:

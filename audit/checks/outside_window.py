@@ -29,7 +29,7 @@ __all__ = ["capture_outside_window"]
 def capture_outside_window(ctx: CheckContext) -> Iterator[tuple]:
     with ctx.session() as session:
         for event in ctx.events(session):
-            found = []
+            found: list[list[RawSegment | MetadataRecord]] = []
             for model, slack in ((RawSegment, timedelta(0)), (MetadataRecord, WINDOW_SLACK)):
                 query = select(model).where(
                     model.event_id == event.id,
@@ -39,7 +39,7 @@ def capture_outside_window(ctx: CheckContext) -> Iterator[tuple]:
                         model.start_at >= event.ends_at,
                     ),
                 )
-                found.append(list(session.scalars(query)))
+                found.append(list(session.scalars(query)))  # type: ignore[arg-type]
             raw, meta = found
             if not raw and not meta:
                 continue

@@ -34,9 +34,9 @@ def staff_processed(ctx: CheckContext) -> Iterator[tuple]:
         if not staff:
             return
         for event in ctx.events(session):
-            rows = []
+            rows: list[RawSegment | MetadataRecord] = []
             for model in (RawSegment, MetadataRecord):
-                rows += list(
+                rows += list(  # type: ignore[arg-type]
                     session.scalars(
                         select(model).where(
                             model.event_id == event.id, model.subject_pseudonym.in_(staff)
