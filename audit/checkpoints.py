@@ -143,17 +143,10 @@ def write_checkpoint(
     Returns the new checkpoint, or ``None`` when the log is empty or its head is already
     covered by a checkpoint of this key (unless ``force``).
     """
+    if not force and _covered(session, signer):
+        return None
     seq, head = read_head(session)
     if seq == 0:
-        return None
-    last = last_checkpoint(session)
-    if (
-        not force
-        and last is not None
-        and last.seq == seq
-        and last.head_hash == head
-        and last.key_id == signer.key_id
-    ):
         return None
     checkpoint = signer.checkpoint(seq, head, now)
     session.add(checkpoint)
@@ -185,8 +178,25 @@ def checkpoint_after_command(runtime: _RuntimeLike) -> AuditCheckpoint | None:
     signer = load_signer(Path(runtime.settings.signing_key_file))
     if signer is None:
         return None
+    with runtime.store.session() as session:  # a read first: most commands append nothing
+        if _covered(session, signer):
+            return None
     with runtime.store.transaction(runtime.now, actor="audit") as tx:
         return write_checkpoint(tx.session, signer, runtime.now)
+
+
+def _covered(session: Session, signer: CheckpointSigner) -> bool:
+    """True if the log is empty or its head is already signed by this key."""
+    seq, head = read_head(session)
+    if seq == 0:
+        return True
+    last = last_checkpoint(session)
+    return (
+        last is not None
+        and last.seq == seq
+        and last.head_hash == head
+        and last.key_id == signer.key_id
+    )
 
 
 # -- anchors ------------------------------------------------------------------------------------
