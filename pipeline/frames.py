@@ -52,6 +52,8 @@ class Window:
     start_at: datetime
     pcm: np.ndarray = field(repr=False)  # int16 (wristbands, frames, FRAME_SAMPLES)
     present: np.ndarray = field(repr=False)  # bool (wristbands, frames)
+    #: frames from wristbands the source could not place (not on its list): no consent
+    unregistered: int = 0
 
     @property
     def n_frames(self) -> int:
@@ -79,3 +81,6 @@ class FrameSource(Protocol):
     def available_windows(self, frames_per_window: int) -> int | None:
         """How many windows the source can give, or None if it is unbounded."""
         ...
+
+    # Optional: ``check() -> None`` raises InputError before anything is stored if the source
+    # cannot deliver (a remote stream that is not there).

@@ -150,6 +150,9 @@ def run_event(
     runner = _Runner(store, event, policy, source, scorer, text_filter, event_id, source_label)
     start = start_at or source.starts_at or event.capture_starts
     windows = runner.plan(start, duration)
+    check = getattr(source, "check", None)
+    if check is not None:  # a remote source proves it is there before anything is stored
+        check()
     runner.register(start, windows)
     wall, cpu = time.monotonic(), time.process_time()
     try:
@@ -238,6 +241,7 @@ class _Runner:
         self.gates = Gates(policy, event, source.serials)
         self.roster = roster = event.roster()
         self.zones = [roster[s].zone if s in roster else "unregistered" for s in source.serials]
+        self.zone_labels = np.asarray(self.zones)
         self.pseudonyms = [store.pseudonym(s) for s in source.serials]
         self.registered = np.array([s in roster for s in source.serials])
         self.crowd = CrowdSentiment(window_seconds=event.window.total_seconds())
@@ -372,7 +376,7 @@ class _Runner:
         end = window.start_at + window.n_frames * FRAME
 
         tick = time.perf_counter()
-        snapshot = self.crowd.update(scores, self.zones)
+        snapshot = self.crowd.update(scores, self.zone_labels)
         choice = self._maybe_decide(window, end, snapshot)
         latency = (time.perf_counter() - tick) * 1000
         self.window_times.append((time.perf_counter() - started) * 1000)
@@ -486,6 +490,8 @@ class _Runner:
 
     def _audit_drops(self, tx: StoreTransaction, window: Window, gated: GateResult) -> None:
         counts = {r: int(n.sum()) for r, n in gated.drops.items() if n.sum()}
+        if window.unregistered:
+            counts["no_consent"] = counts.get("no_consent", 0) + window.unregistered
         if not counts:
             return
         wristbands: dict[str, list[str]] = {}
@@ -497,12 +503,14 @@ class _Runner:
         details: dict[str, Any] = {
             "event": self.event_id,
             "window_start": window.start_at.isoformat(),
-            "frames": int(window.present.sum()),
+            "frames": int(window.present.sum()) + window.unregistered,
             "counts": counts,
             "wristbands": wristbands,
         }
         if unregistered:
             details["unregistered_wristbands"] = unregistered
+        if window.unregistered:
+            details["unregistered_frames"] = window.unregistered
         tx.audit("capture.drop", "event", self.event_id, details)
 
     def _request_allowed(self, request: TrackRequest) -> tuple[bool, str | None]:
@@ -588,9 +596,10 @@ class _Runner:
         s = self.summary
         assert s is not None
         s.windows += 1
-        s.frames_in += int(window.present.sum())
+        s.frames_in += int(window.present.sum()) + window.unregistered
         for reason, per in gated.drops.items():
             s.dropped[reason] += int(per.sum())
+        s.dropped["no_consent"] += window.unregistered
         s.frames_scored += int(gated.processed.sum())
         s.speech_frames_detected += int(gated.voiced.sum())
         if snapshot.crowd is not None and self._in_event(window.start_at):

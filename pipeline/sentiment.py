@@ -205,12 +205,12 @@ class CrowdSentiment:
     crowd: float | None = None
     _history: deque[float] = field(default_factory=deque)
 
-    def update(self, scores: np.ndarray, zones: Sequence[str]) -> Snapshot:
+    def update(self, scores: np.ndarray, zones: Sequence[str] | np.ndarray) -> Snapshot:
         valid = ~np.isnan(scores)
         zone_raw: dict[str, float] = {}
         counts: dict[str, int] = {}
-        labels = np.asarray(zones)
-        for zone in sorted(set(labels[valid].tolist())):
+        labels = zones if isinstance(zones, np.ndarray) else np.asarray(zones)
+        for zone in np.unique(labels[valid]).tolist():
             sel = valid & (labels == zone)
             zone_raw[zone] = float(scores[sel].mean())
             counts[zone] = int(sel.sum())

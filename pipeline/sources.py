@@ -1,4 +1,4 @@
-"""Source specs as the CLI writes them: ``synth``, ``synth:N`` or ``wav:DIR``.
+"""Source specs as the CLI writes them: ``synth``, ``synth:N``, ``wav:DIR`` or ``nats:HOST:PORT``.
 
 ``synth`` gives one synthetic stream per roster wristband; ``synth:N`` the first N of them, and
 beyond the roster, wristbands nobody registered (the consent gate must drop those).
@@ -54,8 +54,15 @@ def open_source(spec: str, event: EventSpec, *, seed: int | None = None) -> Fram
         if not 1 <= count <= MAX_SYNTH:
             raise InputError(f"--source {spec!r}: use 1 to {MAX_SYNTH} synthetic wristbands")
         return synthetic_for(event, count, seed=seed)
+    if kind == "nats":
+        if not arg:
+            raise InputError(f"--source {spec!r}: give the server, e.g. nats:127.0.0.1:4222")
+        url = arg if "://" in arg else f"nats://{arg}"
+        from .nats_source import NatsSource
+
+        return NatsSource(url, [w.serial for w in event.wristbands])
     if kind == "wav":
         if not arg:
             raise InputError(f"--source {spec!r}: give the directory, e.g. wav:recordings/")
         return WavDirectory(Path(arg).expanduser())
-    raise InputError(f"--source {spec!r}: use synth, synth:N or wav:DIR")
+    raise InputError(f"--source {spec!r}: use synth, synth:N, wav:DIR or nats:HOST:PORT")

@@ -92,8 +92,8 @@ def run_event_command(
     policy: PolicyOption = None,
     source: Annotated[
         str,
-        typer.Option("--source", help="synth (one stream per roster wristband), synth:N, or "
-                     "wav:DIR (one WAV per wristband)."),
+        typer.Option("--source", help="synth (one stream per roster wristband), synth:N, "
+                     "wav:DIR (one WAV per wristband) or nats:HOST:PORT (JetStream replay)."),
     ] = "synth",
     duration: Annotated[
         str | None,

@@ -154,12 +154,13 @@ def test_a_bad_wav_is_one_clear_line_and_nothing_is_lost(
     "args, expected",
     [
         (["--policy", "no-such-policy"], "unknown policy 'no-such-policy'"),
-        (["--source", "mic:1"], "use synth, synth:N or wav:DIR"),
+        (["--source", "mic:1"], "use synth, synth:N, wav:DIR or nats:HOST:PORT"),
         (["--source", "synth:abc"], "must be a whole number"),
         (["--speed", "warp"], "use max or realtime"),
         (["--duration", "90"], "has no unit"),
         (["--now", "2026-06-22T12:00:00Z"], "nothing to capture"),
         (["--source", "wav:/no/such/dir"], "is not a directory"),
+        (["--source", "nats:127.0.0.1:1"], "NATS at nats://127.0.0.1:1 is unreachable"),
     ],
 )
 def test_bad_options_are_one_clear_line(

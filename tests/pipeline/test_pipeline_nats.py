@@ -1,0 +1,96 @@
+"""The NATS JetStream source replays what the gateway published, exactly like the frames."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pipeline_helpers import SET_START
+
+from flowaudit.runtime import Runtime
+from pipeline import MemorySource, load_event, run_event, synthetic_for
+from pipeline.nats_source import NatsSource, publish
+from retention.errors import InputError
+from retention.policy import load_policy
+
+NATS_URL = os.environ.get("FLOWAUDIT_TEST_NATS_URL", "nats://127.0.0.1:4222")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+pytestmark = pytest.mark.nats
+
+
+def _reachable() -> bool:
+    host, _, port = NATS_URL.split("://", 1)[-1].partition(":")
+    try:
+        with socket.create_connection((host, int(port or 4222)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def stream() -> Iterator[tuple[str, str]]:
+    if not _reachable():
+        if IN_CI:
+            pytest.fail(f"NATS at {NATS_URL} is unreachable and CI=true")
+        pytest.skip("NATS is not reachable on 127.0.0.1:4222")
+    name = f"FA_TEST_{uuid.uuid4().hex[:8].upper()}"
+    yield name, f"fatest.{name.lower()}"
+    import asyncio
+
+    import nats
+
+    async def drop() -> None:
+        conn = await nats.connect(NATS_URL)
+        try:
+            await conn.jetstream().delete_stream(name)
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def test_a_replayed_stream_gives_what_the_frames_give(
+    stream: tuple[str, str], write_event: Callable[..., Path], pipeline_runtime: Runtime
+) -> None:
+    name, prefix = stream
+    event = load_event(write_event(**{
+        "capture__pre_roll": "6s", "capture__post_roll": "0s",
+        "wristbands__generate": {"count": 5, "seed": 2, "staff": 1, "opted_out": 0.2,
+                                 "withdrawn": 0.0, "late_arrivals": 0.0},
+    }))
+    crowd = synthetic_for(event, 6)  # the sixth wristband is not on the roster
+    start = event.capture_starts
+    windows = list(crowd.windows(start, 200, 6))
+    frames = MemorySource(crowd.serials, np.concatenate([w.pcm for w in windows], axis=1))
+    zones = ["front"] * 6
+    sent = publish(NATS_URL, frames, zones, start_at=start, windows=6, stream=name,
+                   subject_prefix=prefix)
+    assert sent == 36
+
+    source = NatsSource(NATS_URL, [w.serial for w in event.wristbands], stream=name,
+                        subject_prefix=prefix, idle_timeout=0.5)
+    over_nats = run_event(pipeline_runtime.store, event, load_policy("tiktok-2026"), source,
+                          event_id="over-nats")
+    direct = run_event(pipeline_runtime.store, event, load_policy("tiktok-2026"),
+                       MemorySource(crowd.serials, frames.pcm), start_at=start,
+                       event_id="direct")
+    assert over_nats.windows == direct.windows == 6
+    assert over_nats.frames_in == direct.frames_in == 6 * 1200
+    assert over_nats.dropped == direct.dropped
+    assert over_nats.dropped["no_consent"] >= 1200  # the unregistered wristband, all of it
+    assert over_nats.sentiment == direct.sentiment
+    assert source.late_frames == 0
+
+
+def test_an_unreachable_server_is_one_clear_error(write_event: Callable[..., Path],
+                                                  pipeline_runtime: Runtime) -> None:
+    event = load_event(write_event())
+    source = NatsSource("nats://127.0.0.1:1", ["A"], idle_timeout=0.2)
+    with pytest.raises(InputError, match="NATS at nats://127.0.0.1:1 is unreachable"):
+        next(source.windows(SET_START, 200, 1))
+    assert event.id == "test-set"
