@@ -88,12 +88,21 @@ def sentiment_band(scores: np.ndarray | pd.Series) -> np.ndarray:
 
 
 def metadata_frame(
-    store: Any, *, now: datetime, event_id: str | None = None, kind: str = SCORE_KIND
+    store: Any,
+    *,
+    now: datetime,
+    event_id: str | None = None,
+    kind: str = SCORE_KIND,
+    until: datetime | None = None,
 ) -> pd.DataFrame:
-    """Quasi-identifiers plus the band of each wristband's mean window score."""
+    """Quasi-identifiers plus the band of each wristband's mean window score.
+
+    ``until`` keeps only records that started before it (e.g. those already past the policy's
+    anonymisation point).
+    """
     pseudonyms: list[str] = []
     scores: list[float] = []
-    for record in store.iter_metadata(now=now, event_id=event_id, kind=kind):
+    for record in store.iter_metadata(now=now, event_id=event_id, kind=kind, until=until):
         score = record.payload.get("score") if isinstance(record.payload, dict) else None
         if record.pseudonym is None or isinstance(score, bool):
             continue

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
-from .db import map_db_errors
+from .db import sqlite_checkpoint
 from .models import MetadataRecord, RawSegment
 from .store import EncryptedStore
 
@@ -55,21 +55,5 @@ def delete_rows_batch(
 
 
 def truncate_sqlite_wal(engine: Engine) -> bool:
-    """``PRAGMA wal_checkpoint(TRUNCATE)`` outside any transaction; False if readers blocked it.
-
-    It must run on a connection with no open transaction (the engine's ``BEGIN IMMEDIATE``
-    hook would make SQLite refuse it), hence the raw DBAPI connection in autocommit mode.
-    """
-    if engine.dialect.name != "sqlite":
-        return True
-    with map_db_errors():
-        raw = engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            row = cursor.fetchone()
-            busy = bool(row and row[0])
-            cursor.close()
-        finally:
-            raw.close()
-    return not busy
+    """Truncate SQLite's WAL after deleting; one implementation lives in :mod:`retention.db`."""
+    return sqlite_checkpoint(engine)

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import (
     ArgumentError,
@@ -176,9 +176,21 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def sqlite_checkpoint(engine: Engine) -> None:
-    """Fold the WAL into the file and truncate it, so deleted pages do not linger there."""
+def sqlite_checkpoint(engine: Engine) -> bool:
+    """Fold the WAL into the file and truncate it, so deleted pages do not linger there.
+
+    Runs on the raw driver connection: the PRAGMA must not sit inside the BEGIN IMMEDIATE
+    transaction our engines open, or SQLite refuses it. Returns False if readers blocked it.
+    """
     if engine.dialect.name != "sqlite":
-        return
-    with engine.connect() as conn:
-        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        return True
+    with map_db_errors():
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            raw.close()
+    return not (row and row[0])

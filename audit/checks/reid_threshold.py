@@ -1,10 +1,14 @@
 """Kept metadata above the policy's re-identification thresholds (GDPR Recital 26, Art 5(1)(e)).
 
-Metadata is only "anonymous" if nobody can be singled out of it. For each event, the
-per-wristband metadata still readable now (quasi-identifiers plus the mean sentiment band, as
-:func:`audit.reid_source.metadata_frame` builds it) is measured against the ``[reid]``
-thresholds of the policy the event ran under; each threshold it misses is evidence that the
-kept metadata is still personal data and must be generalised, aggregated or deleted.
+Metadata is only "anonymous" if nobody can be singled out of it. The claim matters for what is
+*kept*: metadata past the policy's ``anonymise_metadata_after`` point (all of it when that is
+"indefinite"). Fresh pseudonymous metadata inside its anonymisation window is personal data
+processed under the policy's lawful basis, not a re-identification failure. For each event, the
+per-wristband metadata past that point and still readable now (quasi-identifiers plus the
+mean sentiment band, as :func:`audit.reid_source.metadata_frame` builds it) is measured
+against the ``[reid]`` thresholds of the policy the event ran under; each threshold it misses
+is evidence that the kept metadata is still personal data and must be generalised,
+aggregated or deleted.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ def reid_threshold(ctx: CheckContext) -> Iterator[tuple]:
     with ctx.session() as session:
         events = [(e.id, ctx.policy_for(e)) for e in ctx.events(session)]
     for event_id, policy in events:
-        frame = metadata_frame(ctx.runtime.store, now=ctx.now, event_id=event_id)
+        anonymise_after = policy.retention.anonymise_metadata_after
+        cutoff = None if anonymise_after is None else ctx.now - anonymise_after
+        frame = metadata_frame(ctx.runtime.store, now=ctx.now, event_id=event_id, until=cutoff)
         if frame.empty:
             continue
         report = assess_policy(frame, policy)
@@ -37,7 +43,8 @@ def reid_threshold(ctx: CheckContext) -> Iterator[tuple]:
         if not missed:
             continue
         yield (
-            f"event {event_id}: the metadata kept on {report.records} wristband(s) misses "
+            f"event {event_id}: the metadata kept past its anonymisation point on "
+            f"{report.records} wristband(s) misses "
             f"{'; '.join(str(m) for m in missed)} (policy {policy.name}); "
             f"{report.sample_uniques} wristband(s) are unique on "
             f"{', '.join(report.quasi_identifiers)}; generalise it (`flowaudit export "
@@ -65,5 +72,6 @@ def reid_threshold(ctx: CheckContext) -> Iterator[tuple]:
                 ],
                 "thresholds": report.thresholds.as_dict(),
                 "now": iso(ctx.now),
+                "kept_before": iso(cutoff) if cutoff is not None else None,
             },
         )

@@ -82,11 +82,20 @@ def _check(runtime: Runtime, now: datetime) -> list:
     return run_checks(ctx, only=["reid-threshold"])
 
 
+def test_reid_threshold_check_waits_for_the_anonymisation_point(
+    sqlite_runtime: Runtime, now: datetime
+) -> None:
+    """Inside its 72 h window, pseudonymous metadata is personal data, not a reid failure."""
+    populate(sqlite_runtime, wristbands=15, seed=5)
+    assert _check(sqlite_runtime, now) == []
+    assert len(_check(sqlite_runtime, now + timedelta(hours=73))) == 1
+
+
 def test_reid_threshold_check_fires_on_identifying_metadata(
     sqlite_runtime: Runtime, now: datetime
 ) -> None:
     populate(sqlite_runtime, wristbands=15, seed=5)
-    (finding,) = _check(sqlite_runtime, now)
+    (finding,) = _check(sqlite_runtime, now + timedelta(hours=73))
     assert finding.severity == "error"
     assert finding.legal_ref == "GDPR Recital 26; Art 5(1)(e)"
     assert f"event {EVENT_ID}" in finding.message and "< k_min 10" in finding.message
@@ -137,7 +146,7 @@ def test_reid_threshold_check_passes_a_crowd_that_meets_the_policy(
                 payload={"score": 30 + 20 * (i % 3)},
                 retention=timedelta(days=30),
             )
-    assert _check(sqlite_runtime, now) == []
+    assert _check(sqlite_runtime, now + timedelta(hours=73)) == []
 
 
 def test_export_metadata_refuses_then_generalises(
