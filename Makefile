@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_HOME ?= demo-home
 
-.PHONY: setup system-deps services demo test lint bench clean
+.PHONY: setup system-deps services demo test lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,13 @@ lint: setup
 test: setup system-deps services lint
 	$(PY) -m pytest
 
+# Every benchmark prints its own baseline, measured in the same run, and the ratio to it.
+BENCHES := store pipeline audit purge reid pii
 bench: setup services
-	$(PY) bench/store.py
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py; done
+
+bench-quick: setup services
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py --quick"; $(PY) bench/$$b.py --quick; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .hypothesis build *.egg-info
