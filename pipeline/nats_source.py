@@ -220,7 +220,9 @@ class _Assembler:
 
     def take(self, index: int) -> Window:
         self.taken = index + 1
-        frames, present, unregistered = self.pending.pop(index, None) or self._empty()
+        frames, present, unregistered = (
+            self.pending.pop(index) if index in self.pending else self._empty()
+        )
         span = timedelta(milliseconds=FRAME_MS * self.fpw)
         return Window(index=index, start_at=self.start_at + index * span, pcm=frames,
                       present=present, unregistered=unregistered[0])

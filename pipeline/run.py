@@ -98,7 +98,10 @@ class RunSummary:
         ]
         for reason, count in s.dropped.items():
             share = 100 * count / s.frames_in if s.frames_in else 0.0
-            lines.append(f"  dropped {reason:<15}{count:>12,}  ({share:.1f} %)")
+            mark = "*" if reason == "speech" else " "
+            lines.append(f"  dropped {reason + mark:<15}{count:>12,}  ({share:.1f} %)")
+        lines.append("    * speech is withheld from the raw store only; it still counts "
+                     "toward the crowd's levels")
         lines += [
             f"  frames scored  {s.frames_scored:,}",
             f"  raw stored     {s.raw_segments:,} segments, {s.frames_stored * frame_s:,.0f} s of "
