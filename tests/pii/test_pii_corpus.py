@@ -70,7 +70,7 @@ def test_person_scores_per_language(scanner: Scanner, corpus: list[LabelledText]
         scores = evaluate(subset, _predictions(scanner, subset, "given"))
         _report(f"{language}: {len(subset)} texts, language given", scores)
         by_language[language] = scores.get("PERSON", Scores())
-    # guard rails well below the measured figures (docs/pii.md), so a regression shows
+    # guard rails well below the measured figures (README, PII section), so a regression shows
     assert by_language["fr"].recall >= 0.85
     assert by_language["en"].recall >= 0.35
     assert by_language["fr"].precision >= 0.95
