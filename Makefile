@@ -41,6 +41,7 @@ demo: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test: setup system-deps services lint
 	$(PY) -m pytest

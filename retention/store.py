@@ -287,12 +287,10 @@ class EncryptedStore:
                 keys = session.execute(page).all()
                 if not keys:
                     return
-                rows = {
-                    r.id: r
-                    for r in session.scalars(
-                        select(model).where(model.id.in_([k[1] for k in keys]))
-                    )
-                }
+                found: list[Any] = list(
+                    session.scalars(select(model).where(model.id.in_([k[1] for k in keys])))
+                )
+                rows = {r.id: r for r in found}
             for _, record_id in keys:
                 if record_id in rows:
                     yield rows[record_id]

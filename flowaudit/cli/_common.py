@@ -49,7 +49,7 @@ def _is_cli_control_flow(exc: BaseException) -> bool:
 class FlowauditGroup(TyperGroup):
     """Turns our errors into one line and an exit code, and hides tracebacks of bugs."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context; its type is private
         try:
             return super().invoke(ctx)
         except FlowauditError as exc:
