@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import exists, select, update
 
-from ._generalise import SUPPRESSED, Hierarchy, hierarchy_for
 from ._locks import BucketLocker
 from .errors import FlowauditError, InputError, RetentionError
+from .hierarchies import SUPPRESSED, Hierarchy, lenient_hierarchy
 from .models import (
     BUCKET_ACTIVE,
     Consent,
@@ -115,7 +115,7 @@ class GroupingChoice:
 
 
 def _ladders(policy_hierarchies: dict[str, Any], qis: Sequence[str]) -> dict[str, Hierarchy]:
-    return {q: hierarchy_for(q, policy_hierarchies.get(q), is_time=q in _TIME_QIS) for q in qis}
+    return {q: lenient_hierarchy(q, policy_hierarchies.get(q), is_time=q in _TIME_QIS) for q in qis}
 
 
 def _start_level(ladder: Hierarchy, qi: str) -> int:
@@ -127,7 +127,7 @@ def _start_level(ladder: Hierarchy, qi: str) -> int:
 
 def _recode(column: pd.Series, ladder: Hierarchy, level: int) -> np.ndarray:
     codes, uniques = pd.factorize(column, use_na_sentinel=False)
-    recoded = [ladder.generalise(_plain(u), level) for u in uniques]
+    recoded = [ladder.generalise_value(_plain(u), level) for u in uniques]
     labels = np.array([SUPPRESSED if v is None else str(v) for v in recoded], dtype=object)
     return labels[codes]
 
