@@ -2,37 +2,25 @@
 
 A request must be answered within one month of receipt, extendable by two further months
 (three in total). Open requests past their deadline are errors; requests completed after it
-are warnings, since the lateness is part of the record.
+are warnings, since the lateness is part of the record. The deadline rule is
+:func:`retention.subject_requests.deadline_of`, the one ``flowaudit dsr`` applies.
 """
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterator
-from datetime import datetime
 
 from sqlalchemy import select
 
 from retention.models import SubjectRequest
+from retention.subject_requests import add_months, deadline_of
 
 from ._common import iso
 from ._registry import ERROR, WARNING, CheckContext, rule, sample
 
 __all__ = ["overdue_subject_requests", "deadline", "add_months"]
 
-
-def add_months(at: datetime, months: int) -> datetime:
-    """``at`` plus calendar months, clamped to the month's last day (31 Jan + 1 → 28/29 Feb)."""
-    month = at.month - 1 + months
-    year, month = at.year + month // 12, month % 12 + 1
-    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
-
-
-def deadline(request: SubjectRequest) -> datetime:
-    """The effective deadline: the extension if any (at most 3 months), else ``due_at``."""
-    if request.extended_to is None:
-        return request.due_at
-    return min(request.extended_to, add_months(request.received_at, 3))
+deadline = deadline_of  # the name this module has always exported
 
 
 @rule(
