@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -27,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from audit.checkpoints import attach_signer, checkpoint_after_command  # noqa: E402
 from flowaudit.config import CONFIG_NAME, Settings, resolve_settings  # noqa: E402
-from flowaudit.runtime import initialise_home, open_runtime  # noqa: E402
+from flowaudit.runtime import initialise_home, open_runtime, pii_text_filter  # noqa: E402
 from pipeline import EventSpec, RunSummary, load_event, run_event, synthetic_for  # noqa: E402
 from retention.models import EventRun  # noqa: E402
-from retention.policy import Policy, load_policy  # noqa: E402
+from retention.policy import load_policy  # noqa: E402
 
 EVENT_FILE = ROOT / "examples" / "fete-2026.toml"
 POLICIES = ("privacy-by-default", "spotify-2026")
@@ -42,15 +41,6 @@ def ensure_home(home: Path) -> Settings:
         return resolve_settings(home)
     print(f"creating data home {home}")
     return initialise_home(home)
-
-
-def pii_filter(policy: Policy) -> Callable[[str], str] | None:
-    """Redact personal data in free-text requests when the policy says so."""
-    if not policy.capture.redact_pii:
-        return None
-    from audit.pii import redact_text
-
-    return lambda text: redact_text(text, language=None)
 
 
 def stored_summary(settings: Settings, event_id: str) -> RunSummary | None:
@@ -84,7 +74,7 @@ def run_policy(settings: Settings, event: EventSpec, policy_name: str,
         attach_signer(runtime)
         summary = run_event(
             runtime.store, event, policy, synthetic_for(event, wristbands),
-            text_filter=pii_filter(policy), event_id=event_id,
+            text_filter=pii_text_filter(policy), event_id=event_id,
             source_label=f"synth:{wristbands or len(event.wristbands)}",
         )
         checkpoint_after_command(runtime)

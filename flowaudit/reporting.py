@@ -14,28 +14,20 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from audit.checkpoints import attach_signer, checkpoint_after_command
-from audit.pii import redact_text
 from audit.reports import ReportContext
 from audit.reports.kinds.compare import PROFILES
 from pipeline.event import EventSpec, default_event_file, load_event
-from pipeline.run import TextFilter, run_event
+from pipeline.run import run_event
 from pipeline.sources import open_source
 from retention.errors import InputError
-from retention.policy import Policy, load_policy
+from retention.policy import load_policy
 
-from .runtime import Runtime, initialise_home, open_runtime
+from .runtime import Runtime, initialise_home, open_runtime, pii_text_filter
 
 __all__ = ["compare_context", "run_profile", "PROFILES", "DEFAULT_SOURCE"]
 
 #: the crowd each profile hears: the first 40 wristbands of the event's roster (seeded)
 DEFAULT_SOURCE = "synth:40"
-
-
-def _text_filter(policy: Policy) -> TextFilter | None:
-    """Free text (track requests) is redacted before storage when the policy says so."""
-    if not policy.capture.redact_pii:
-        return None
-    return lambda text: redact_text(text, language=None)
 
 
 def run_profile(
@@ -60,7 +52,7 @@ def run_profile(
             policy,
             frames,
             duration=duration,
-            text_filter=_text_filter(policy),
+            text_filter=pii_text_filter(policy),
             source_label=source,
         )
         checkpoint_after_command(runtime)

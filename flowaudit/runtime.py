@@ -6,7 +6,7 @@ This is the only place where `retention` and `audit` meet; neither imports the o
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,12 +18,12 @@ from audit.signing import create_signing_key
 from retention import db
 from retention.errors import ConfigError
 from retention.keys import MASTER_KEY_ENV, FileKeyStore, create_master_key_file, load_master_key
-from retention.policy import load_policy
+from retention.policy import Policy, load_policy
 from retention.store import EncryptedStore
 
 from .config import CONFIG_NAME, Settings, resolve_settings
 
-__all__ = ["Runtime", "open_runtime", "initialise_home"]
+__all__ = ["Runtime", "open_runtime", "initialise_home", "pii_text_filter"]
 
 
 @dataclass
@@ -87,3 +87,19 @@ def initialise_home(
     settings = resolve_settings(home, db_url, env)
     db.upgrade(settings.db_url)
     return settings
+
+
+def pii_text_filter(policy: Policy) -> Callable[[str], str] | None:
+    """The redactor the pipeline applies to free text before storing it, if the policy asks.
+
+    `pipeline` may not import `audit`, so the two meet here. Imported lazily: loading the
+    spaCy model is only worth it for a run that redacts.
+    """
+    if not policy.capture.redact_pii:
+        return None
+    from audit.pii import redact_text
+
+    def text_filter(text: str) -> str:
+        return redact_text(text, language=None)
+
+    return text_filter

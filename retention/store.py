@@ -651,10 +651,3 @@ class StoreTransaction:
 def _subject_destroyed(keys: KeyProvider, pseudonym: str) -> bool:
     check = getattr(keys, "is_subject_destroyed", None)  # optional in the KeyProvider protocol
     return bool(check(pseudonym)) if check is not None else False
-
-
-def ensure_known(store: EncryptedStore, pseudonym: str) -> None:
-    """Raise :class:`NotFoundError` if no subject has this pseudonym."""
-    with store.session() as session:
-        if session.scalar(select(Subject.id).where(Subject.pseudonym == pseudonym)) is None:
-            raise NotFoundError("no data is held for that wristband serial")

@@ -30,7 +30,6 @@ __all__ = [
     "settings_from",
     "runtime_from",
     "print_json",
-    "fail",
 ]
 
 DEBUG_ENV = "FLOWAUDIT_DEBUG"
@@ -121,7 +120,3 @@ def check_format(value: str, allowed: tuple[str, ...] = ("text", "json")) -> str
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def fail(message: str, code: int = 1) -> None:
-    _report(message, code)

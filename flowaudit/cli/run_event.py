@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -17,8 +16,9 @@ from pipeline.run import SPEEDS, run_event
 from pipeline.sources import open_source
 from retention.durations import parse_duration
 from retention.errors import InputError
-from retention.policy import Policy, load_policy
+from retention.policy import load_policy
 
+from ..runtime import pii_text_filter
 from ._common import (
     DbOption,
     FormatOption,
@@ -30,7 +30,7 @@ from ._common import (
     settings_from,
 )
 
-__all__ = ["register", "run_event_command", "pii_text_filter"]
+__all__ = ["register", "run_event_command"]
 
 EventOption = Annotated[
     Path | None,
@@ -44,24 +44,6 @@ SeedOption = Annotated[
     int | None,
     typer.Option("--seed", help="Seed of the synthetic crowd (default: the event file's)."),
 ]
-
-
-def pii_text_filter(policy: Policy) -> Callable[[str], str] | None:
-    """``audit.pii.redact_text`` when the policy asks for redaction and the module offers it."""
-    if not policy.capture.redact_pii:
-        return None
-    try:
-        pii = importlib.import_module("audit.pii")
-    except ImportError:
-        return None
-    redact = getattr(pii, "redact_text", None)
-    if redact is None:
-        return None
-
-    def text_filter(text: str) -> str:
-        return str(redact(text, language=None))
-
-    return text_filter
 
 
 @contextmanager
