@@ -2,7 +2,7 @@
 
 import logging
 
-from .log import GENESIS_HASH, AuditLog
+from audit.log.chain import GENESIS_HASH, AuditLog
 
 __all__ = ["AuditLog", "GENESIS_HASH"]
 

@@ -37,8 +37,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit.checkpoints import attach_signer, checkpoint_after_command, load_signer  # noqa: E402
-from audit.log import (  # noqa: E402
+from audit.log.chain import (  # noqa: E402
     GENESIS_HASH,
     AuditLog,
     canonical_entry,
@@ -46,7 +45,8 @@ from audit.log import (  # noqa: E402
     normalise_details,
     read_head,
 )
-from audit.verify import verify_log  # noqa: E402
+from audit.log.checkpoints import attach_signer, checkpoint_after_command, load_signer  # noqa: E402
+from audit.log.verify import verify_log  # noqa: E402
 from flowaudit.runtime import Runtime, initialise_home, open_runtime  # noqa: E402
 from retention.models import AuditEntry  # noqa: E402
 from retention.store import EncryptedStore  # noqa: E402

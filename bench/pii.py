@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit.pii import PiiFinding, Scanner, TextItem, is_id_like  # noqa: E402
+from audit.pii.scanner import PiiFinding, Scanner, TextItem, is_id_like  # noqa: E402
 from tests.pii.pii_corpus import make_corpus  # noqa: E402
 
 TARGET = 3.0

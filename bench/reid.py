@@ -33,9 +33,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit.reid import RiskReport, Thresholds, assess  # noqa: E402
-from audit.reid_hierarchies import parse_hierarchies  # noqa: E402
-from audit.reid_lattice import Lattice  # noqa: E402
+from audit.reid.hierarchies import parse_hierarchies  # noqa: E402
+from audit.reid.lattice import Lattice  # noqa: E402
+from audit.reid.risk import RiskReport, Thresholds, assess  # noqa: E402
 
 QIS = ["zone", "arrival_bucket", "age_band", "ticket_type", "device_model"]
 SENSITIVE = ["mean_sentiment_band"]

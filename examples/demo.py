@@ -24,7 +24,7 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audit.checkpoints import attach_signer, checkpoint_after_command  # noqa: E402
+from audit.log.checkpoints import attach_signer, checkpoint_after_command  # noqa: E402
 from flowaudit.config import CONFIG_NAME, Settings, resolve_settings  # noqa: E402
 from flowaudit.runtime import initialise_home, open_runtime, pii_text_filter  # noqa: E402
 from pipeline import EventSpec, RunSummary, load_event, run_event, synthetic_for  # noqa: E402

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from audit.checkpoints import attach_signer, checkpoint_after_command
+from audit.log.checkpoints import attach_signer, checkpoint_after_command
 from audit.reports import ReportContext
 from audit.reports.kinds.compare import PROFILES
 from pipeline.event import EventSpec, default_event_file, load_event

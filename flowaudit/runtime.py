@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from audit.log import AuditLog
-from audit.signing import create_signing_key
+from audit.log.chain import AuditLog
+from audit.log.signing import create_signing_key
 from retention import db
 from retention.errors import ConfigError
 from retention.keys import MASTER_KEY_ENV, FileKeyStore, create_master_key_file, load_master_key
@@ -97,7 +97,7 @@ def pii_text_filter(policy: Policy) -> Callable[[str], str] | None:
     """
     if not policy.capture.redact_pii:
         return None
-    from audit.pii import redact_text
+    from audit.pii.scanner import redact_text
 
     def text_filter(text: str) -> str:
         return redact_text(text, language=None)

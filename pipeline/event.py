@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from retention.durations import parse_duration
 from retention.errors import InputError
+from retention.ground.durations import parse_duration
 
 from .frames import FRAME_MS
 

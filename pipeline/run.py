@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from retention.errors import ConfigError, FlowauditError, InputError
+from retention.ground.actions import Action
 from retention.models import Decision, Event, EventRun
 from retention.policy import Policy
 from retention.store import EncryptedStore, StoreTransaction
@@ -321,7 +322,7 @@ class _Runner:
             tx.session.add(run)
             tx.session.flush()
             self.run_id = int(run.id)
-            tx.audit("pipeline.run_start", "event_run", str(run.id), {
+            tx.audit(Action.RUN_START, "event_run", str(run.id), {
                 "event": self.event_id,
                 "policy": policy.name,
                 "policy_sha256": policy.sha256,
@@ -514,7 +515,7 @@ class _Runner:
             details["unregistered_wristbands"] = unregistered
         if window.unregistered:
             details["unregistered_frames"] = window.unregistered
-        tx.audit("capture.drop", "event", self.event_id, details)
+        tx.audit(Action.CAPTURE_DROP, "event", self.event_id, details)
 
     def _request_allowed(self, request: TrackRequest) -> tuple[bool, str | None]:
         wb = self.roster.get(request.serial)
@@ -577,7 +578,7 @@ class _Runner:
         )
         tx.session.add(row)
         tx.session.flush()
-        tx.audit("selection.decision", "decision", str(row.id), {
+        tx.audit(Action.SELECTION_DECISION, "decision", str(row.id), {
             "event": self.event_id,
             "run": self.run_id,
             "track": choice.track_id,
@@ -640,7 +641,7 @@ class _Runner:
             assert run is not None
             run.finished_at = finished
             run.summary = {"status": "finished", **s.to_dict(timeline=True)}
-            tx.audit("pipeline.run_finish", "event_run", str(self.run_id), {
+            tx.audit(Action.RUN_FINISH, "event_run", str(self.run_id), {
                 "event": self.event_id,
                 "frames_in": s.frames_in,
                 "dropped": s.dropped,
@@ -663,7 +664,7 @@ class _Runner:
                 if run is not None:
                     run.summary = {"status": "failed", "error": type(exc).__name__,
                                    **self.summary.to_dict()}
-                tx.audit("pipeline.run_abort", "event_run", str(self.run_id),
+                tx.audit(Action.RUN_ABORT, "event_run", str(self.run_id),
                          {"event": self.event_id, "error": type(exc).__name__,
                           "windows_done": self.summary.windows})
         except FlowauditError:

@@ -5,7 +5,6 @@
 
 import logging
 
-from .durations import Duration, format_duration, parse_duration
 from .errors import (
     ConfigError,
     FlowauditError,
@@ -20,6 +19,7 @@ from .errors import (
     SchemaError,
     StoreError,
 )
+from .ground.durations import Duration, format_duration, parse_duration
 from .keys import FileKeyStore, KeyProvider, load_master_key
 from .policy import Policy, list_policies, load_policy
 from .recorder import Recorder

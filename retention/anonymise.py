@@ -38,6 +38,7 @@ from sqlalchemy import exists, select, update
 
 from ._locks import BucketLocker
 from .errors import FlowauditError, InputError, RetentionError
+from .ground.actions import Action
 from .hierarchies import SUPPRESSED, Hierarchy, lenient_hierarchy
 from .models import (
     BUCKET_ACTIVE,
@@ -575,7 +576,7 @@ def _anonymise_bucket(
         )
         min_group = min((g["subjects"] for g in groups), default=None) if written else None
         tx.audit(
-            "metadata.anonymise",
+            Action.METADATA_ANONYMISE,
             "retention_bucket",
             bucket_id,
             {
@@ -663,7 +664,7 @@ def clear_subject_quasi_identifiers(
                     zone=None, age_band=None, ticket_type=None, device_model=None, arrival_at=None
                 )
             )
-        tx.audit("subject.coarsen", "subjects", f"{len(ids)} subjects", {"subjects": len(ids)})
+        tx.audit(Action.SUBJECT_COARSEN, "subjects", f"{len(ids)} subjects", {"subjects": len(ids)})
     return len(ids)
 
 

@@ -1,7 +1,7 @@
 """Generalisation hierarchies for quasi-identifiers, as ``[reid.hierarchies]`` writes them.
 
 One implementation for the whole project: the re-identification report and export gate
-(:mod:`audit.reid_hierarchies`, :mod:`audit.reid_lattice`) and the anonymisation step
+(:mod:`audit.reid.hierarchies`, :mod:`audit.reid.lattice`) and the anonymisation step
 (:mod:`retention.anonymise`) both read ladders here, so what the purge keeps reads the same way
 in a report. It lives in `retention` because the anonymiser may not import `audit`.
 
@@ -36,7 +36,7 @@ Level syntax (one kind per list; ``"*"`` may end any list):
 ==================  ===========================================================================
 
 Each level is applied to the output of the one below it, so level ``i + 1`` is always a function
-of level ``i`` — the property the lattice search (:mod:`audit.reid_lattice`) relies on.
+of level ``i`` — the property the lattice search (:mod:`audit.reid.lattice`) relies on.
 
 Two deliberate modes, because a report and an anonymiser must fail differently:
 

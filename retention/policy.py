@@ -22,8 +22,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from .durations import Duration, format_duration, parse_duration
 from .errors import NotFoundError, PolicyError
+from .ground.durations import Duration, format_duration, parse_duration
 
 __all__ = [
     "Policy",

@@ -43,6 +43,7 @@ from .anonymise import (
     tolerant_loader,
 )
 from .errors import InputError
+from .ground.actions import Action
 from .models import (
     BUCKET_ACTIVE,
     BUCKET_DELETED,
@@ -54,7 +55,6 @@ from .policy import load_policy
 from .store import EncryptedStore
 
 __all__ = [
-    "PURGE_RECEIPT",
     "DEFAULT_BATCH",
     "PurgePlan",
     "PurgeReport",
@@ -64,7 +64,6 @@ __all__ = [
     "delete_shredded",
 ]
 
-PURGE_RECEIPT = "purge.receipt"
 DEFAULT_BATCH = 1000
 SHRED_CHUNK = 64  # keys destroyed per key-store rewrite; also the graceful-stop granularity
 _IN_CHUNK = 500
@@ -283,7 +282,7 @@ def _close_run(
             run.rows_deleted = min(report.rows_deleted, _INT32_MAX)
             run.bytes_freed = min(report.bytes_freed, _INT32_MAX)
             run.status = report.status
-        tx.audit(PURGE_RECEIPT, "purge_run", str(report.run_id), report.receipt())
+        tx.audit(Action.PURGE_RECEIPT, "purge_run", str(report.run_id), report.receipt())
 
 
 # -- planning -------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from .ground.actions import Action
+
 __all__ = ["Recorder"]
 
 
@@ -23,7 +25,7 @@ class Recorder(Protocol):
         session: Session,
         *,
         at: datetime,
-        action: str,
+        action: Action,
         object_type: str,
         object_id: str,
         details: dict[str, Any] | None = None,

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import _crypto
 from .db import map_db_errors
-from .durations import Duration, format_duration
 from .errors import (
     InputError,
     IntegrityError,
@@ -39,6 +38,8 @@ from .errors import (
     RecordExpiredError,
     RetentionError,
 )
+from .ground.actions import Action
+from .ground.durations import Duration, format_duration
 from .keys import KeyProvider, derive_pepper
 from .models import (
     BUCKET_ACTIVE,
@@ -355,7 +356,7 @@ class EncryptedStore:
             return []
         with self.transaction(now, actor=actor) as tx:
             tx.audit(
-                "bucket.shred",
+                Action.BUCKET_SHRED,
                 "retention_buckets",
                 f"{len(bucket_ids)} buckets",
                 {"bucket_ids": sorted(bucket_ids)},
@@ -374,7 +375,7 @@ class EncryptedStore:
         """Make every record of one wristband unreadable, whatever its retention."""
         now = _require_aware(now, "now")
         with self.transaction(now, actor=actor) as tx:
-            tx.audit("subject.key_destroyed", "subject", pseudonym, {})
+            tx.audit(Action.SUBJECT_KEY_DESTROYED, "subject", pseudonym, {})
         existed = self.keys.destroy_subject_key(pseudonym, now)
         self.forget_cached_keys()
         return existed
@@ -391,7 +392,11 @@ class StoreTransaction:
         self._buckets: dict[str, RetentionBucket] = {}
 
     def audit(
-        self, action: str, object_type: str, object_id: str, details: dict[str, Any] | None = None
+        self,
+        action: Action,
+        object_type: str,
+        object_id: str,
+        details: dict[str, Any] | None = None,
     ) -> None:
         """Append an audit entry in this transaction."""
         self.store.recorder.record(
@@ -438,7 +443,7 @@ class StoreTransaction:
             self.session.add(event)
             self.session.flush()
             self.audit(
-                "event.register",
+                Action.EVENT_REGISTER,
                 "event",
                 event_id,
                 {"policy": policy_name, "policy_sha256": policy_sha256},
@@ -458,7 +463,7 @@ class StoreTransaction:
         if subject is None:
             subject = Subject(pseudonym=pseudonym, created_at=self.now, is_staff=False)
             self.session.add(subject)
-            self.audit("subject.register", "subject", pseudonym, {})
+            self.audit(Action.SUBJECT_REGISTER, "subject", pseudonym, {})
         for key, value in attributes.items():
             setattr(subject, key, value)
         return pseudonym
@@ -492,7 +497,9 @@ class StoreTransaction:
         consent.withdrawn_at = withdrawn_at
         consent.biometrics_explicit = biometrics_explicit
         consent.notice_version = notice_version
-        self.audit("consent.record", "subject", pseudonym, {"event": event_id, "status": status})
+        self.audit(
+            Action.CONSENT_RECORD, "subject", pseudonym, {"event": event_id, "status": status}
+        )
         return consent
 
     # -- sealed writes --------------------------------------------------------------------------
@@ -517,7 +524,7 @@ class StoreTransaction:
             self.session.add(bucket)
             self.session.flush()  # rows reference it; no ORM relationship orders the inserts
             self.audit(
-                "bucket.open",
+                Action.BUCKET_OPEN,
                 "retention_bucket",
                 bucket_id,
                 {"category": category, "expires_at": expires.isoformat() if expires else None},
@@ -585,7 +592,7 @@ class StoreTransaction:
         self._seal(row, "raw_segments", RAW_AUDIO, pcm)
         self.session.add(row)
         self.audit(
-            "raw.put",
+            Action.RAW_PUT,
             "raw_segment",
             row.id,
             {
@@ -635,7 +642,7 @@ class StoreTransaction:
         self._seal(row, "metadata_records", METADATA + ":" + kind, data)
         self.session.add(row)
         self.audit(
-            "metadata.put",
+            Action.METADATA_PUT,
             "metadata_record",
             row.id,
             {

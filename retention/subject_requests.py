@@ -34,8 +34,9 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from ._deletion import delete_rows_batch, truncate_sqlite_wal
-from .durations import format_duration
 from .errors import FlowauditError, InputError, NotFoundError
+from .ground.actions import Action
+from .ground.durations import format_duration
 from .models import Consent, Event, MetadataRecord, RawSegment, Subject, SubjectRequest
 from .policy import Policy, load_policy
 from .store import EncryptedStore
@@ -206,7 +207,7 @@ def receive_request(
         tx.session.add(request)
         tx.session.flush()
         tx.audit(
-            "dsr.receive",
+            Action.DSR_RECEIVE,
             "subject_request",
             str(request.id),
             {"kind": kind, "received_at": received.isoformat()},
@@ -268,7 +269,7 @@ def extend_request(
             "extension": {"reason": reason, "notified_at": now.isoformat()},
         }
         tx.audit(
-            "dsr.extend",
+            Action.DSR_EXTEND,
             "subject_request",
             str(request_id),
             {"reason": reason, "extended_to": request.extended_to.isoformat()},
@@ -445,7 +446,7 @@ def export_subject(
             "unreadable_records": unreadable,
         }
         request.receipt = {**(request.receipt or {}), **receipt}
-        tx.audit("dsr.export", "subject_request", str(request.id), receipt)
+        tx.audit(Action.DSR_EXPORT, "subject_request", str(request.id), receipt)
         manifest = {
             "format": EXPORT_FORMAT,
             "generated_at": now.isoformat(),
@@ -637,7 +638,7 @@ def erase_pseudonym(
             .values(subject_pseudonym=ERASED_MARK)
             .execution_options(synchronize_session=False)
         )
-        tx.audit("dsr.erase", "subject_request", str(request_id), receipt)
+        tx.audit(Action.DSR_ERASE, "subject_request", str(request_id), receipt)
     truncate_sqlite_wal(store.engine)
     return ErasureResult(request_id=request_id, receipt=receipt)
 

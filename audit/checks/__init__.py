@@ -4,7 +4,7 @@ See :mod:`audit.checks._registry` for how to write a rule. Every module in this 
 name does not start with ``_`` is a rule module and is imported by :func:`load_rules`.
 """
 
-from ._registry import (
+from audit.checks._registry import (
     ERROR,
     INFO,
     SEVERITIES,

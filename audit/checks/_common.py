@@ -9,13 +9,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audit.checks._registry import CheckContext, sample
+from retention.ground.actions import Action
 from retention.models import AuditEntry, Event, MetadataRecord, RawSegment, RetentionBucket
-
-from ._registry import CheckContext, sample
 
 __all__ = [
     "PURGE_GRACE",
-    "PURGE_RECEIPT",
     "WINDOW_SLACK",
     "iso",
     "expired_buckets",
@@ -30,7 +29,6 @@ __all__ = [
 
 #: A purge job runs periodically; an expiry younger than this is not yet a violation.
 PURGE_GRACE = timedelta(hours=1)
-PURGE_RECEIPT = "purge.receipt"
 #: Window-level metadata is stamped with its window's *start*; a window that straddles the
 #: moment consent is given (or the event starts) holds only the frames after it, because the
 #: gates drop the rest frame by frame. Such a record may start this much earlier. Raw segments
@@ -61,7 +59,9 @@ def expired_buckets(
     return list(session.scalars(query.order_by(RetentionBucket.expires_at, RetentionBucket.id)))
 
 
-def audit_details(session: Session, action: str) -> Iterator[tuple[int, datetime, dict[str, Any]]]:
+def audit_details(
+    session: Session, action: Action
+) -> Iterator[tuple[int, datetime, dict[str, Any]]]:
     """``(seq, at, details)`` of every entry with this action, in order."""
     query = (
         select(AuditEntry.seq, AuditEntry.at, AuditEntry.details)
@@ -76,7 +76,7 @@ def purged_bucket_ids(session: Session) -> tuple[set[str], int]:
     """Bucket ids that a non-dry-run purge receipt says were shredded or deleted."""
     covered: set[str] = set()
     receipts = 0
-    for _, _, details in audit_details(session, PURGE_RECEIPT):
+    for _, _, details in audit_details(session, Action.PURGE_RECEIPT):
         if details.get("dry_run"):
             continue
         receipts += 1

@@ -44,11 +44,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from audit.log.checkpoints import Anchor
 from retention.errors import FlowauditError, InputError, NotFoundError
 from retention.models import Event
 from retention.policy import Policy, load_policy
-
-from ..checkpoints import Anchor
 
 __all__ = [
     "ERROR",

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..checkpoints import load_signer
-from ..verify import verify_log
-from ._registry import ERROR, WARNING, CheckContext, rule
+from audit.checks._registry import ERROR, WARNING, CheckContext, rule
+from audit.log.checkpoints import load_signer
+from audit.log.verify import verify_log
 
 __all__ = ["audit_log_verifies"]
 

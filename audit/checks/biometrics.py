@@ -13,10 +13,9 @@ from collections.abc import Iterator
 
 from sqlalchemy import and_, select
 
+from audit.checks._common import iso
+from audit.checks._registry import ERROR, CheckContext, rule, sample
 from retention.models import Consent, MetadataRecord, Subject
-
-from ._common import iso
-from ._registry import ERROR, CheckContext, rule, sample
 
 __all__ = ["biometrics_without_consent"]
 

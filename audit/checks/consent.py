@@ -17,10 +17,9 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
+from audit.checks._common import WINDOW_SLACK, iso
+from audit.checks._registry import ERROR, CheckContext, rule, sample
 from retention.models import Consent, MetadataRecord, RawSegment, Subject
-
-from ._common import WINDOW_SLACK, iso
-from ._registry import ERROR, CheckContext, rule, sample
 
 __all__ = ["data_without_consent", "consent_problem"]
 

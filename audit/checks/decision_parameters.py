@@ -13,10 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from audit.checks._common import iso
+from audit.checks._registry import ERROR, WARNING, CheckContext, rule, sample
 from retention.models import Decision
-
-from ._common import iso
-from ._registry import ERROR, WARNING, CheckContext, rule, sample
 
 __all__ = ["decision_without_parameters", "missing_parameters"]
 

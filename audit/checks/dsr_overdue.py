@@ -12,11 +12,10 @@ from collections.abc import Iterator
 
 from sqlalchemy import select
 
+from audit.checks._common import iso
+from audit.checks._registry import ERROR, WARNING, CheckContext, rule, sample
 from retention.models import SubjectRequest
 from retention.subject_requests import add_months, deadline_of
-
-from ._common import iso
-from ._registry import ERROR, WARNING, CheckContext, rule, sample
 
 __all__ = ["overdue_subject_requests", "deadline", "add_months"]
 

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 
 from sqlalchemy import select
 
-from retention.durations import format_duration
+from audit.checks._common import iso, summarise
+from audit.checks._registry import ERROR, WARNING, CheckContext, rule
+from retention.ground.durations import format_duration
 from retention.models import MetadataRecord
-
-from ._common import iso, summarise
-from ._registry import ERROR, WARNING, CheckContext, rule
 
 __all__ = ["indefinite_linkable_metadata"]
 

@@ -12,10 +12,9 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
+from audit.checks._common import WINDOW_SLACK, iso, summarise
+from audit.checks._registry import ERROR, CheckContext, rule
 from retention.models import MetadataRecord, RawSegment
-
-from ._common import WINDOW_SLACK, iso, summarise
-from ._registry import ERROR, CheckContext, rule
 
 __all__ = ["capture_outside_window"]
 

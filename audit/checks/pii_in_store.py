@@ -3,7 +3,7 @@
 The crowd-sentiment purpose needs no names, phone numbers or bank details, so storing them in
 free text breaks data minimisation (GDPR Art 5(1)(c)); when the policy says
 ``capture.redact_pii = true`` it also shows that the redaction promised before writing did not
-happen (Art 25(1), data protection by design). The scan is :func:`audit.pii_store.scan_store`
+happen (Art 25(1), data protection by design). The scan is :func:`audit.pii.store.scan_store`
 (presidio, offline, French and English) over the readable records of the free-text kinds.
 
 Severity: **error** when the policy promised redaction, or when a checksum- or
@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from audit.pii import DEFAULT_THRESHOLD, STRUCTURED_ENTITIES
-from audit.pii_store import FREE_TEXT_KINDS, scan_store
-
-from ._common import iso
-from ._registry import ERROR, WARNING, CheckContext, Finding, get_rule, rule, sample
+from audit.checks._common import iso
+from audit.checks._registry import ERROR, WARNING, CheckContext, Finding, get_rule, rule, sample
+from audit.pii.scanner import DEFAULT_THRESHOLD, STRUCTURED_ENTITIES
+from audit.pii.store import FREE_TEXT_KINDS, scan_store
 
 __all__ = ["pii_in_store"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from ._common import PURGE_GRACE, expired_buckets, iso, purged_bucket_ids
-from ._registry import ERROR, CheckContext, rule, sample
+from audit.checks._common import PURGE_GRACE, expired_buckets, iso, purged_bucket_ids
+from audit.checks._registry import ERROR, CheckContext, rule, sample
 
 __all__ = ["expired_bucket_without_receipt"]
 

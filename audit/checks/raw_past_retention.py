@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ._common import readable_past_retention
-from ._registry import ERROR, CheckContext, rule
+from audit.checks._common import readable_past_retention
+from audit.checks._registry import ERROR, CheckContext, rule
 
 __all__ = ["raw_audio_past_retention"]
 

@@ -5,7 +5,7 @@ Metadata is only "anonymous" if nobody can be singled out of it. The claim matte
 "indefinite"). Fresh pseudonymous metadata inside its anonymisation window is personal data
 processed under the policy's lawful basis, not a re-identification failure. For each event, the
 per-wristband metadata past that point and still readable now (quasi-identifiers plus the
-mean sentiment band, as :func:`audit.reid_source.metadata_frame` builds it) is measured
+mean sentiment band, as :func:`audit.reid.source.metadata_frame` builds it) is measured
 against the ``[reid]`` thresholds of the policy the event ran under; each threshold it misses
 is evidence that the kept metadata is still personal data and must be generalised,
 aggregated or deleted.
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..reid import assess_policy
-from ..reid_source import metadata_frame
-from ._common import iso
-from ._registry import ERROR, CheckContext, rule
+from audit.checks._common import iso
+from audit.checks._registry import ERROR, CheckContext, rule
+from audit.reid.risk import assess_policy
+from audit.reid.source import metadata_frame
 
 __all__ = ["reid_threshold"]
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 from sqlalchemy import select
 
+from audit.checks._common import audit_details, iso, summarise
+from audit.checks._registry import ERROR, CheckContext, rule
+from retention.ground.actions import Action
 from retention.models import RawSegment
-
-from ._common import audit_details, iso, summarise
-from ._registry import ERROR, CheckContext, rule
 
 __all__ = ["speech_stored"]
 
@@ -35,7 +35,7 @@ def speech_stored(ctx: CheckContext) -> Iterator[tuple]:
             return
         logged: dict[str, list[int]] = {}  # event -> seqs of raw.put entries with speech
         wristbands: dict[str, set[str]] = {}
-        for seq, _, details in audit_details(session, "raw.put"):
+        for seq, _, details in audit_details(session, Action.RAW_PUT):
             event_id = details.get("event")
             frames = details.get("speech_frames") or 0
             if event_id in events and isinstance(frames, int) and frames > 0:

@@ -12,10 +12,9 @@ from datetime import date
 
 from sqlalchemy import select
 
+from audit.checks._common import summarise
+from audit.checks._registry import ERROR, WARNING, CheckContext, rule
 from retention.models import MetadataRecord, RawSegment, Subject
-
-from ._common import summarise
-from ._registry import ERROR, WARNING, CheckContext, rule
 
 __all__ = ["staff_processed", "PROHIBITION_APPLIES"]
 

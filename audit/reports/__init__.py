@@ -16,10 +16,10 @@ import json
 from importlib import resources
 from typing import Any
 
-from ._context import ReportContext, resolve_event_id
-from ._model import Report, Section
-from ._registry import ReportKind, get_kind, kind_ids, kinds, report_kind
-from ._render import FORMATS, render, write_report
+from audit.reports._context import ReportContext, resolve_event_id
+from audit.reports._model import Report, Section
+from audit.reports._registry import ReportKind, get_kind, kind_ids, kinds, report_kind
+from audit.reports._render import FORMATS, render, write_report
 
 __all__ = [
     "FORMATS",

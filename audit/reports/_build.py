@@ -9,11 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from audit.reports import _fmt as f
+from audit.reports._context import ReportContext
+from audit.reports._model import FAIL, PASS, WARN, Para, Report, Section, Status, Table
 from retention.models import AuditEntry
-
-from . import _fmt as f
-from ._context import ReportContext
-from ._model import FAIL, PASS, WARN, Para, Report, Section, Status, Table
 
 __all__ = [
     "finish",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from retention.durations import format_duration
+from retention.ground.durations import format_duration
 
 __all__ = [
     "n",

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from retention.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from ._context import ReportContext
-    from ._model import Report
+    from audit.reports._context import ReportContext
+    from audit.reports._model import Report
 
 __all__ = ["ReportKind", "report_kind", "kinds", "get_kind", "kind_ids"]
 

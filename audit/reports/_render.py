@@ -16,9 +16,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from audit.reports._model import Report
 from retention.errors import InputError
-
-from ._model import Report
 
 __all__ = ["FORMATS", "render", "render_markdown", "render_html", "render_json", "write_report"]
 

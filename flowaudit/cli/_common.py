@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from audit.checkpoints import attach_signer, checkpoint_after_command
+from audit.log.checkpoints import attach_signer, checkpoint_after_command
 from retention.errors import FlowauditError
 
 from ..clock import resolve_now

@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from audit.checkpoints import (
+from audit.checks import SEVERITIES, CheckContext, rules, run_checks
+from audit.log.chain import iter_entries, last_checkpoint
+from audit.log.checkpoints import (
     Anchor,
     load_anchor,
     load_public_key,
@@ -23,9 +25,7 @@ from audit.checkpoints import (
     write_anchor,
     write_checkpoint,
 )
-from audit.checks import SEVERITIES, CheckContext, rules, run_checks
-from audit.log import iter_entries, last_checkpoint
-from audit.verify import VerifyReport, verify_log
+from audit.log.verify import VerifyReport, verify_log
 from retention import db as dbmod
 from retention.errors import ConfigError, InputError, IntegrityError, NotFoundError
 from retention.models import Event

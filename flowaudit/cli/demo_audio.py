@@ -11,8 +11,8 @@ import typer
 from pipeline.event import default_event_file, load_event
 from pipeline.sources import MAX_SYNTH, synthetic_for
 from pipeline.wavout import write_wavs
-from retention.durations import parse_duration
 from retention.errors import InputError
+from retention.ground.durations import parse_duration
 
 from ..clock import parse_time
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from audit.export_gate import FORMATS, export_metadata
+from audit.reid.export_gate import FORMATS, export_metadata
 from retention.errors import InputError
 from retention.policy import load_policy
 

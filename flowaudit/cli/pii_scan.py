@@ -8,16 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from audit.pii import (
+from audit.pii.files import read_records
+from audit.pii.scanner import (
     DEFAULT_ENTITIES,
     DEFAULT_THRESHOLD,
     LANGUAGE_CHOICES,
     PiiFinding,
     Scanner,
 )
-from audit.pii_files import read_records
-from audit.pii_store import FREE_TEXT_KINDS, scan_store
-from audit.pii_vocabulary import read_terms
+from audit.pii.store import FREE_TEXT_KINDS, scan_store
+from audit.pii.vocabulary import read_terms
 from retention.errors import InputError
 
 from ._common import (

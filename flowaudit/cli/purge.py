@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 
 from retention.anonymise import AnonymiseReport, anonymise_due
-from retention.durations import format_duration, parse_duration
 from retention.errors import InputError
+from retention.ground.durations import format_duration, parse_duration
 from retention.purge import DEFAULT_BATCH, PurgeReport, purge
 
 from ..clock import resolve_now

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from audit.reid import RiskReport, Thresholds, assess
-from audit.reid_hierarchies import hierarchies_from_policy
-from audit.reid_lattice import Lattice, SearchResult
-from audit.reid_source import TABLES, source_frame
+from audit.reid.hierarchies import hierarchies_from_policy
+from audit.reid.lattice import Lattice, SearchResult
+from audit.reid.risk import RiskReport, Thresholds, assess
+from audit.reid.source import TABLES, source_frame
 from retention.errors import ConfigError, InputError
 from retention.policy import load_policy
 

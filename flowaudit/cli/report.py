@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from audit.reports import FORMATS, ReportContext, build_report, get_kind, kind_ids, write_report
-from retention.durations import parse_duration
 from retention.errors import InputError
+from retention.ground.durations import parse_duration
 
 from ..clock import resolve_now
 from ..reporting import DEFAULT_SOURCE, PROFILES, compare_context

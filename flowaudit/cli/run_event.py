@@ -14,8 +14,8 @@ import typer
 from pipeline.event import default_event_file, load_event
 from pipeline.run import SPEEDS, run_event
 from pipeline.sources import open_source
-from retention.durations import parse_duration
 from retention.errors import InputError
+from retention.ground.durations import parse_duration
 from retention.policy import load_policy
 
 from ..runtime import pii_text_filter

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from audit.checkpoints import checkpoint_after_command
 from audit.checks import CheckContext, Finding, run_checks
+from audit.log.checkpoints import checkpoint_after_command
 from flowaudit.runtime import Runtime
-from retention.durations import Duration
+from retention.ground.durations import Duration
 from retention.models import Decision, RawSegment, RetentionBucket, SubjectRequest
 from retention.policy import Policy, load_policy
 

@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, update
 
-from audit.checkpoints import load_anchor, load_signer, make_anchor, write_anchor, write_checkpoint
 from audit.checks import run_checks
 from audit.checks.dsr_overdue import add_months
+from audit.log.checkpoints import (
+    load_anchor,
+    load_signer,
+    make_anchor,
+    write_anchor,
+    write_checkpoint,
+)
 from flowaudit.runtime import Runtime
 from retention.models import AuditCheckpoint, AuditEntry
 

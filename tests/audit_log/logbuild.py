@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from audit.checkpoints import (
+from audit.log.chain import canonical_entry, entry_hash, read_head
+from audit.log.checkpoints import (
     Anchor,
     CheckpointSigner,
     load_anchor,
@@ -25,7 +26,6 @@ from audit.checkpoints import (
     write_anchor,
     write_checkpoint,
 )
-from audit.log import canonical_entry, entry_hash, read_head
 from flowaudit.runtime import Runtime
 from retention.models import Decision
 

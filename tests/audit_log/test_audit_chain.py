@@ -12,7 +12,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select, text, update
 
-from audit.checkpoints import (
+from audit.log.chain import (
+    GENESIS_HASH,
+    AuditLog,
+    canonical_details,
+    canonical_entry,
+    entry_hash,
+    iter_entries,
+)
+from audit.log.checkpoints import (
     ORIGIN,
     CheckpointSigner,
     checkpoint_after_command,
@@ -25,15 +33,7 @@ from audit.checkpoints import (
     write_anchor,
     write_checkpoint,
 )
-from audit.log import (
-    GENESIS_HASH,
-    AuditLog,
-    canonical_details,
-    canonical_entry,
-    entry_hash,
-    iter_entries,
-)
-from audit.verify import verify_log
+from audit.log.verify import verify_log
 from flowaudit.runtime import Runtime
 from retention.errors import InputError
 from retention.models import AuditCheckpoint, AuditEntry

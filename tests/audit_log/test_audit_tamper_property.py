@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.checkpoints import Anchor
-from audit.verify import verify_log
+from audit.log.checkpoints import Anchor
+from audit.log.verify import verify_log
 from flowaudit.runtime import initialise_home, open_runtime
 from retention.db import make_engine
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retention.durations import format_duration, parse_duration
 from retention.errors import NotFoundError, PolicyError
+from retention.ground.durations import format_duration, parse_duration
 from retention.policy import list_policies, load_policy, policy_diff
 
 SHIPPED = ["apple-music-2025", "privacy-by-default", "spotify-2026", "tiktok-2026"]

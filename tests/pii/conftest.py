@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.pii import Scanner, get_scanner
+from audit.pii.scanner import Scanner, get_scanner
 from tests.pii.pii_corpus import LabelledText, make_corpus
 
 

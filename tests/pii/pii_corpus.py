@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from faker import Faker
 
-from audit.pii_vocabulary import ARTISTS, TRACKS, ZONES
+from audit.pii.vocabulary import ARTISTS, TRACKS, ZONES
 
 __all__ = ["Gold", "LabelledText", "make_corpus", "evaluate", "Scores", "STRUCTURED"]
 

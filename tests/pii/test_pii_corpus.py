@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.pii import Scanner, TextItem
+from audit.pii.scanner import Scanner, TextItem
 from tests.pii.pii_corpus import STRUCTURED, LabelledText, Scores, evaluate
 
 RECALL_MIN = 0.95

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.pii_recognizers import FrNirRecognizer, is_valid_nir, nir_key
+from audit.pii.recognizers import FrNirRecognizer, is_valid_nir, nir_key
 
 CASES = [
     # valid

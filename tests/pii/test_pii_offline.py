@@ -16,9 +16,9 @@ import pytest
 import spacy.cli
 import tldextract
 
-from audit._pii_engine import build_analyzer
-from audit.pii import PiiFinding, Scanner
-from audit.pii_recognizers.email import offline_extractor
+from audit.pii._engine import build_analyzer
+from audit.pii.recognizers.email import offline_extractor
+from audit.pii.scanner import PiiFinding, Scanner
 from retention.errors import ConfigError
 
 TEXTS = [

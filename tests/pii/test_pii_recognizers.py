@@ -14,15 +14,15 @@ from presidio_analyzer.predefined_recognizers import (
     IpRecognizer,
 )
 
-from audit.pii_recognizers import build_recognizers, recognizer_names
-from audit.pii_recognizers.credit_card import GatedCreditCardRecognizer
-from audit.pii_recognizers.email import OfflineEmailRecognizer, offline_extractor
-from audit.pii_recognizers.fr_nir import FrNirRecognizer
-from audit.pii_recognizers.fr_phone import FrPhoneRecognizer
-from audit.pii_recognizers.iban import GatedIbanRecognizer
-from audit.pii_recognizers.ip_address import GatedIpRecognizer
-from audit.pii_recognizers.phone_shapes import PhoneShapeRecognizer
-from audit.pii_recognizers.url import OfflineUrlRecognizer
+from audit.pii.recognizers import build_recognizers, recognizer_names
+from audit.pii.recognizers.credit_card import GatedCreditCardRecognizer
+from audit.pii.recognizers.email import OfflineEmailRecognizer, offline_extractor
+from audit.pii.recognizers.fr_nir import FrNirRecognizer
+from audit.pii.recognizers.fr_phone import FrPhoneRecognizer
+from audit.pii.recognizers.iban import GatedIbanRecognizer
+from audit.pii.recognizers.ip_address import GatedIpRecognizer
+from audit.pii.recognizers.phone_shapes import PhoneShapeRecognizer
+from audit.pii.recognizers.url import OfflineUrlRecognizer
 
 
 def _found(recognizer: PatternRecognizer, text: str, entity: str, min_score: float = 0.5) -> list[
@@ -112,7 +112,7 @@ def test_every_recognizer_is_built_for_both_languages() -> None:
 
 
 def test_libphonenumber_is_opt_in() -> None:
-    from audit.pii_recognizers import RecognizerConfig
+    from audit.pii.recognizers import RecognizerConfig
 
     default = {type(r).__name__ for r in build_recognizers(["fr"])}
     opted = {type(r).__name__ for r in build_recognizers(["fr"], RecognizerConfig(("DE",)))}

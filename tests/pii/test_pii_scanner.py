@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.pii import (
+from audit.pii.scanner import (
     DEFAULT_ENTITIES,
     PiiFinding,
     Scanner,
@@ -18,7 +18,7 @@ from audit.pii import (
     scan_records,
     scan_texts,
 )
-from audit.pii_vocabulary import ARTISTS, DEVICE_MODELS, TRACKS, ZONES, AllowList
+from audit.pii.vocabulary import ARTISTS, DEVICE_MODELS, TRACKS, ZONES, AllowList
 from retention.errors import InputError
 from tests.pii.pii_corpus import LabelledText
 

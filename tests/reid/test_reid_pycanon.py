@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pycanon import anonymity as pycanon
 
-from audit.reid import assess
+from audit.reid.risk import assess
 
 # pycanon 1.0.1 groups by a one-element list, which pandas 3 warns will change its keys
 pytestmark = pytest.mark.filterwarnings("ignore:In a future version, the keys of `groups`")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.reid import Thresholds, assess, assess_policy
+from audit.reid.risk import Thresholds, assess, assess_policy
 from retention.errors import InputError
 from retention.policy import load_policy
 

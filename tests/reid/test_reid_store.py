@@ -12,9 +12,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from audit.checks import CheckContext, run_checks
-from audit.export_gate import export_metadata
-from audit.reid import assess
-from audit.reid_source import metadata_frame, sentiment_band, subjects_frame
+from audit.reid.export_gate import export_metadata
+from audit.reid.risk import assess
+from audit.reid.source import metadata_frame, sentiment_band, subjects_frame
 from flowaudit.cli import app
 from flowaudit.config import Settings
 from flowaudit.runtime import Runtime, open_runtime

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from audit.reid import assess
+from audit.reid.risk import assess
 from flowaudit.cli import app
 from flowaudit.runtime import Runtime
 from retention.anonymise import (

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from flowaudit.cli import app
 from flowaudit.runtime import Runtime
-from retention.purge import PURGE_RECEIPT
+from retention.ground.actions import Action
 
 from ._data import audit_entries, bucket_states, seed_crowd
 
@@ -59,7 +59,7 @@ def test_purge_text_json_and_dry_run(sqlite_runtime: Runtime, now: datetime) -> 
     data = json.loads(again.output)
     assert data["buckets_shredded"] == [] and data["status"] == "done"
     assert data["dry_run"] is False and data["wal_truncated"] is True
-    assert [e.details["dry_run"] for e in audit_entries(sqlite_runtime.store, PURGE_RECEIPT)] == [
+    assert [e.details["dry_run"] for e in audit_entries(sqlite_runtime.store, Action.PURGE_RECEIPT)] == [
         True,
         False,
         False,
@@ -81,7 +81,7 @@ def test_bad_options_give_one_line_and_change_nothing(
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("flowaudit: error:") and needle in lines[0]
     assert _invoke("purge", "--home", home, "--batch", "0").exit_code == 2  # usage error
-    assert not audit_entries(sqlite_runtime.store, PURGE_RECEIPT)
+    assert not audit_entries(sqlite_runtime.store, Action.PURGE_RECEIPT)
 
 
 def test_every_runs_until_sigterm_then_exits_cleanly(
@@ -117,4 +117,4 @@ def test_every_runs_until_sigterm_then_exits_cleanly(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert err == "" and out == ""
-    assert len(audit_entries(sqlite_runtime.store, PURGE_RECEIPT)) == 1
+    assert len(audit_entries(sqlite_runtime.store, Action.PURGE_RECEIPT)) == 1

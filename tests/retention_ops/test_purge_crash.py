@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from audit.verify import verify_log
+from audit.log.verify import verify_log
 from flowaudit.config import resolve_settings
 from flowaudit.runtime import Runtime, initialise_home, open_runtime
+from retention.ground.actions import Action
 from retention.models import BUCKET_ACTIVE, BUCKET_DELETED, BUCKET_SHREDDED, RetentionBucket
-from retention.purge import PURGE_RECEIPT, purge
+from retention.purge import purge
 
 from ._data import audit_entries, seed_crowd, snapshot
 
@@ -120,7 +121,7 @@ def _check_end_state(home: Path, at: datetime) -> dict:
         with runtime.store.session() as session:
             buckets = list(session.query(RetentionBucket))
         named: set[str] = set()
-        for entry in audit_entries(runtime.store, PURGE_RECEIPT):
+        for entry in audit_entries(runtime.store, Action.PURGE_RECEIPT):
             if not entry.details["dry_run"]:
                 named.update(entry.details["buckets_shredded"])
                 named.update(entry.details["buckets_deleted"])
@@ -131,7 +132,7 @@ def _check_end_state(home: Path, at: datetime) -> dict:
                 assert bucket.id in named, f"{bucket.id} gone but no receipt names it"
         deleted = [
             b
-            for b in audit_entries(runtime.store, PURGE_RECEIPT)
+            for b in audit_entries(runtime.store, Action.PURGE_RECEIPT)
             for b in b.details["buckets_deleted"]
         ]
         assert len(deleted) == len(set(deleted))  # each deletion claimed by exactly one run

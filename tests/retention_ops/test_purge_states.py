@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from flowaudit.runtime import Runtime, open_runtime
 from retention.errors import InputError, NotFoundError, RecordShreddedError, RetentionError
+from retention.ground.actions import Action
 from retention.models import (
     BUCKET_ACTIVE,
     BUCKET_DELETED,
@@ -18,7 +19,7 @@ from retention.models import (
     RawSegment,
     RetentionBucket,
 )
-from retention.purge import PURGE_RECEIPT, purge
+from retention.purge import purge
 
 from ._data import audit_entries, bucket_states, row_counts, seed_crowd
 
@@ -91,7 +92,7 @@ def test_receipt_has_exactly_the_agreed_keys_and_no_personal_data(
 ) -> None:
     short, _ = _short_and_long(runtime, now)
     report = purge(runtime.store, now=now + timedelta(hours=10))
-    (entry,) = audit_entries(runtime.store, PURGE_RECEIPT)
+    (entry,) = audit_entries(runtime.store, Action.PURGE_RECEIPT)
     assert set(entry.details) == RECEIPT_KEYS
     assert entry.details["run_id"] == report.run_id
     assert entry.details["dry_run"] is False
@@ -120,7 +121,7 @@ def test_second_run_is_a_no_op_with_an_empty_receipt(runtime: Runtime, now: date
     assert (again.buckets_shredded, again.buckets_deleted, again.rows_deleted) == ([], [], 0)
     assert (bucket_states(runtime.store), row_counts(runtime.store)) == before
     assert len(audit_entries(runtime.store, "bucket.shred")) == 1
-    assert len(audit_entries(runtime.store, PURGE_RECEIPT)) == 2
+    assert len(audit_entries(runtime.store, Action.PURGE_RECEIPT)) == 2
 
 
 def test_dry_run_changes_nothing_and_its_receipt_claims_nothing(
@@ -137,7 +138,7 @@ def test_dry_run_changes_nothing_and_its_receipt_claims_nothing(
     assert report.plan.rows == len(short.raw)
     after = (bucket_states(runtime.store), row_counts(runtime.store), runtime.keys.bucket_ids())
     assert after == before
-    (entry,) = audit_entries(runtime.store, PURGE_RECEIPT)
+    (entry,) = audit_entries(runtime.store, Action.PURGE_RECEIPT)
     assert entry.details["dry_run"] is True
     assert entry.details["buckets_shredded"] == entry.details["buckets_deleted"] == []
     assert not audit_entries(runtime.store, "bucket.shred")
@@ -221,7 +222,7 @@ def test_stop_request_finishes_the_work_in_hand_and_the_next_run_resumes(
     )
     assert report.stopped and report.status == "stopped"
     assert len(report.buckets_shredded) == 1 and report.buckets_deleted == []
-    (entry,) = audit_entries(store, PURGE_RECEIPT)
+    (entry,) = audit_entries(store, Action.PURGE_RECEIPT)
     assert entry.details["buckets_shredded"] == report.buckets_shredded
     rest = purge(store, now=at)
     expired = sorted(b for b in bucket_states(store) if b.startswith("short:raw_audio"))

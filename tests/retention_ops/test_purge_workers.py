@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from audit.verify import verify_log
+from audit.log.verify import verify_log
 from flowaudit.config import resolve_settings
 from flowaudit.runtime import initialise_home, open_runtime
+from retention.ground.actions import Action
 from retention.models import BUCKET_ACTIVE, BUCKET_DELETED
-from retention.purge import PURGE_RECEIPT
 
 from ._data import audit_entries, buckets, row_counts, seed_crowd
 
@@ -132,7 +132,7 @@ def test_concurrent_workers_shred_and_delete_every_bucket_exactly_once(
         assert set(shred_claims) == expired
         assert set(shred_claims.values()) == {1}
         # ... and named by exactly one receipt as shredded and one as deleted
-        receipts = [e.details for e in audit_entries(store, PURGE_RECEIPT)]
+        receipts = [e.details for e in audit_entries(store, Action.PURGE_RECEIPT)]
         assert len(receipts) == WORKERS[backend]
         for key in ("buckets_shredded", "buckets_deleted"):
             claims = Counter(b for r in receipts for b in r[key])

@@ -5,16 +5,15 @@ values; none reads ciphertext or key material. Report kinds compose them; tests 
 with direct SQL.
 """
 
-from .analysis import findings, reid_figures
-from .decisions import (
+from audit.reports.gather.analysis import findings, reid_figures
+from audit.reports.gather.decisions import (
     decision_stats,
     minimisation,
     parameter_weights,
     percentile,
     run_summaries,
 )
-from .evidence import (
-    PURGE_RECEIPT,
+from audit.reports.gather.evidence import (
     anonymisation_evidence,
     bucket_evidence,
     erasure_receipts,
@@ -23,8 +22,8 @@ from .evidence import (
     timeline,
     writes_per_bucket,
 )
-from .requests import subject_requests
-from .store import (
+from audit.reports.gather.requests import subject_requests
+from audit.reports.gather.store import (
     CATEGORIES,
     FRAME_MS,
     category_stats,
@@ -33,12 +32,11 @@ from .store import (
     population,
     readable_at,
 )
-from .system import audit_chain, chain_verification, security_facts
+from audit.reports.gather.system import audit_chain, chain_verification, security_facts
 
 __all__ = [
     "CATEGORIES",
     "FRAME_MS",
-    "PURGE_RECEIPT",
     "anonymisation_evidence",
     "audit_chain",
     "bucket_evidence",

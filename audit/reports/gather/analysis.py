@@ -7,12 +7,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from audit.checks import SEVERITIES, run_checks
-from audit.reid import assess_policy
-from audit.reid_source import metadata_frame
+from audit.reid.risk import assess_policy
+from audit.reid.source import metadata_frame
+from audit.reports import _fmt as f
+from audit.reports._context import ReportContext
 from retention.models import Consent
-
-from .. import _fmt as f
-from .._context import ReportContext
 
 __all__ = ["findings", "reid_figures"]
 

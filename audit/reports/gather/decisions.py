@@ -10,10 +10,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.reports._fmt import iso
+from audit.reports.gather.store import FRAME_MS
 from retention.models import Decision, EventRun
-
-from .._fmt import iso
-from .store import FRAME_MS
 
 __all__ = [
     "decision_stats",

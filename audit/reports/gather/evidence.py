@@ -14,13 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.reports._fmt import iso
+from retention.ground.actions import Action
 from retention.models import BUCKET_ACTIVE, AuditEntry, PurgeRun, RetentionBucket
 from retention.store import METADATA, RAW_AUDIO
 
-from .._fmt import iso
-
 __all__ = [
-    "PURGE_RECEIPT",
     "anonymisation_evidence",
     "erasure_receipts",
     "purge_receipts",
@@ -30,9 +29,7 @@ __all__ = [
     "timeline",
 ]
 
-PURGE_RECEIPT = "purge.receipt"
-BUCKET_SHRED = "bucket.shred"
-_PUT_ACTIONS = {"raw.put": RAW_AUDIO, "metadata.put": METADATA}
+_PUT_ACTIONS = {Action.RAW_PUT: RAW_AUDIO, Action.METADATA_PUT: METADATA}
 MAX_POINTS = 240
 
 
@@ -51,7 +48,7 @@ def purge_receipts(session: Session, event_id: str) -> list[dict[str, Any]]:
     prefix = f"{event_id}:"
     out = []
     for entry in session.scalars(
-        select(AuditEntry).where(AuditEntry.action == PURGE_RECEIPT).order_by(AuditEntry.seq)
+        select(AuditEntry).where(AuditEntry.action == Action.PURGE_RECEIPT).order_by(AuditEntry.seq)
     ):
         details = entry.details or {}
         shredded = _ids(details.get("buckets_shredded"))
@@ -98,11 +95,11 @@ def _proof_index(session: Session) -> dict[str, int]:
     proof: dict[str, int] = {}
     for seq, action, details in session.execute(
         select(AuditEntry.seq, AuditEntry.action, AuditEntry.details)
-        .where(AuditEntry.action.in_((PURGE_RECEIPT, BUCKET_SHRED)))
+        .where(AuditEntry.action.in_((Action.PURGE_RECEIPT, Action.BUCKET_SHRED)))
         .order_by(AuditEntry.seq)
     ):
         details = details or {}
-        if action == PURGE_RECEIPT and details.get("dry_run"):
+        if action == Action.PURGE_RECEIPT and details.get("dry_run"):
             continue
         ids = _ids(details.get("buckets_shredded")) + _ids(details.get("bucket_ids"))
         for bucket_id in ids:
@@ -234,14 +231,15 @@ def _points(points: list[tuple[datetime, int]]) -> list[list[Any]]:
     return [[iso(at), value] for at, value in points]
 
 
-ANONYMISE = "metadata.anonymise"
 
 
 def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
     """Audit entries of the anonymisation step: linkable metadata turned into aggregates."""
     steps = []
     for entry in session.scalars(
-        select(AuditEntry).where(AuditEntry.action == ANONYMISE).order_by(AuditEntry.seq)
+        select(AuditEntry)
+        .where(AuditEntry.action == Action.METADATA_ANONYMISE)
+        .order_by(AuditEntry.seq)
     ):
         d = entry.details or {}
         if d.get("event") != event_id:
@@ -269,7 +267,6 @@ def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
     }
 
 
-DSR_ERASE = "dsr.erase"
 
 
 def erasure_receipts(session: Session) -> dict[str, Any]:
@@ -280,7 +277,7 @@ def erasure_receipts(session: Session) -> dict[str, Any]:
     """
     raw = meta = count = 0
     for details in session.scalars(
-        select(AuditEntry.details).where(AuditEntry.action == DSR_ERASE)
+        select(AuditEntry.details).where(AuditEntry.action == Action.DSR_ERASE)
     ):
         d = details or {}
         count += 1

@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.reports._fmt import iso
 from retention.models import SubjectRequest
 from retention.subject_requests import add_months, deadline_of
-
-from .._fmt import iso
 
 __all__ = ["subject_requests"]
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Integer, Subquery, and_, cast, distinct, func, or_, select, union
 from sqlalchemy.orm import Session
 
+from audit.reports._fmt import dur, iso
 from retention.models import (
     BUCKET_ACTIVE,
     Consent,
@@ -24,8 +25,6 @@ from retention.models import (
 )
 from retention.policy import Policy
 from retention.store import METADATA, RAW_AUDIO
-
-from .._fmt import dur, iso
 
 __all__ = [
     "event_facts",

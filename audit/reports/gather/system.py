@@ -16,8 +16,9 @@ from sqlalchemy import Integer, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from audit.checks import RuntimeLike
-from audit.signing import load_signing_key, public_key_id
-from audit.verify import verify_log
+from audit.log.signing import load_signing_key, public_key_id
+from audit.log.verify import verify_log
+from audit.reports._fmt import iso
 from retention import _crypto
 from retention.errors import FlowauditError
 from retention.keys import MASTER_KEY_ENV
@@ -29,8 +30,6 @@ from retention.models import (
     RawSegment,
     Subject,
 )
-
-from .._fmt import iso
 
 __all__ = ["audit_chain", "chain_verification", "security_facts"]
 

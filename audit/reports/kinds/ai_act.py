@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from .. import _fmt as f
-from .._build import finish
-from .._context import ReportContext
-from .._model import (
+from audit.reports import _fmt as f
+from audit.reports._build import finish
+from audit.reports._context import ReportContext
+from audit.reports._model import (
     FAIL,
     INFO,
     PASS,
@@ -31,10 +31,10 @@ from .._model import (
     Status,
     Table,
 )
-from .._registry import report_kind
-from .._svg import milestones_chart
-from ..gather import category_stats as _category_stats
-from ..gather import event_facts, minimisation, notice_timing, population, run_summaries
+from audit.reports._registry import report_kind
+from audit.reports._svg import milestones_chart
+from audit.reports.gather import category_stats as _category_stats
+from audit.reports.gather import event_facts, minimisation, notice_timing, population, run_summaries
 
 __all__ = ["build", "MILESTONES", "obligations_at", "notice_text", "SIX_MONTHS"]
 

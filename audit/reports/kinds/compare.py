@@ -14,15 +14,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from retention.errors import InputError
-
-from .. import _fmt as f
-from .._build import finish
-from .._context import ReportContext
-from .._model import FAIL, PASS, WARN, Chart, Facts, Para, Report, Section, Status, Table
-from .._registry import report_kind
-from .._svg import PALETTE, hbar_chart
-from ..gather import (
+from audit.reports import _fmt as f
+from audit.reports._build import finish
+from audit.reports._context import ReportContext
+from audit.reports._model import (
+    FAIL,
+    PASS,
+    WARN,
+    Chart,
+    Facts,
+    Para,
+    Report,
+    Section,
+    Status,
+    Table,
+)
+from audit.reports._registry import report_kind
+from audit.reports._svg import PALETTE, hbar_chart
+from audit.reports.gather import (
     category_stats,
     decision_stats,
     event_facts,
@@ -31,6 +40,7 @@ from ..gather import (
     readable_at,
     run_summaries,
 )
+from retention.errors import InputError
 
 __all__ = ["build", "HORIZONS", "PROFILES"]
 

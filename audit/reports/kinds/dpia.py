@@ -12,18 +12,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from retention.models import Subject
-
-from .. import _fmt as f
-from .._build import (
+from audit.reports import _fmt as f
+from audit.reports._build import (
     LAWFUL_BASIS_REF,
     findings_section,
     finish,
     retention_table,
     security_measures,
 )
-from .._context import ReportContext
-from .._model import (
+from audit.reports._context import ReportContext
+from audit.reports._model import (
     FAIL,
     PASS,
     WARN,
@@ -36,9 +34,9 @@ from .._model import (
     Status,
     Table,
 )
-from .._registry import report_kind
-from .._svg import PALETTE, hbar_chart
-from ..gather import (
+from audit.reports._registry import report_kind
+from audit.reports._svg import PALETTE, hbar_chart
+from audit.reports.gather import (
     audit_chain,
     category_stats,
     chain_verification,
@@ -51,6 +49,7 @@ from ..gather import (
     run_summaries,
     security_facts,
 )
+from retention.models import Subject
 
 __all__ = ["build"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _fmt as f
-from .._build import finish
-from .._context import ReportContext
-from .._model import (
+from audit.reports import _fmt as f
+from audit.reports._build import finish
+from audit.reports._context import ReportContext
+from audit.reports._model import (
     FAIL,
     INFO,
     PASS,
@@ -27,9 +27,9 @@ from .._model import (
     Status,
     Table,
 )
-from .._registry import report_kind
-from .._svg import PALETTE, Series, epoch, hbar_chart, time_chart
-from ..gather import decision_stats, event_facts, findings, population
+from audit.reports._registry import report_kind
+from audit.reports._svg import PALETTE, Series, epoch, hbar_chart, time_chart
+from audit.reports.gather import decision_stats, event_facts, findings, population
 
 __all__ = ["build", "applicability", "RATIONALE", "ARTIST_OPTIONS"]
 

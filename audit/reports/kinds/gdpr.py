@@ -12,10 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from retention.models import Consent, Decision, Subject
-
-from .. import _fmt as f
-from .._build import (
+from audit.reports import _fmt as f
+from audit.reports._build import (
     LAWFUL_BASIS_REF,
     findings_section,
     finish,
@@ -24,10 +22,22 @@ from .._build import (
     security_measures,
     security_section,
 )
-from .._context import ReportContext
-from .._model import FAIL, INFO, PASS, WARN, Facts, Items, Para, Report, Section, Status, Table
-from .._registry import report_kind
-from ..gather import (
+from audit.reports._context import ReportContext
+from audit.reports._model import (
+    FAIL,
+    INFO,
+    PASS,
+    WARN,
+    Facts,
+    Items,
+    Para,
+    Report,
+    Section,
+    Status,
+    Table,
+)
+from audit.reports._registry import report_kind
+from audit.reports.gather import (
     audit_chain,
     bucket_evidence,
     category_stats,
@@ -41,6 +51,7 @@ from ..gather import (
     subject_requests,
     writes_per_bucket,
 )
+from retention.models import Consent, Decision, Subject
 
 __all__ = ["build", "ropa"]
 

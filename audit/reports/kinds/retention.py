@@ -10,13 +10,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import _fmt as f
-from .._build import finish, receipts_table, retention_table
-from .._context import ReportContext
-from .._model import FAIL, INFO, PASS, WARN, Chart, Facts, Para, Report, Section, Status, Table
-from .._registry import report_kind
-from .._svg import PALETTE, Series, epoch, time_chart
-from ..gather import (
+from audit.reports import _fmt as f
+from audit.reports._build import finish, receipts_table, retention_table
+from audit.reports._context import ReportContext
+from audit.reports._model import (
+    FAIL,
+    INFO,
+    PASS,
+    WARN,
+    Chart,
+    Facts,
+    Para,
+    Report,
+    Section,
+    Status,
+    Table,
+)
+from audit.reports._registry import report_kind
+from audit.reports._svg import PALETTE, Series, epoch, time_chart
+from audit.reports.gather import (
     anonymisation_evidence,
     audit_chain,
     bucket_evidence,
@@ -28,6 +40,7 @@ from ..gather import (
     timeline,
     writes_per_bucket,
 )
+from retention.ground.actions import Action
 
 __all__ = ["build", "timeline_chart"]
 
@@ -221,7 +234,7 @@ def build(ctx: ReportContext) -> Report:
         chain = audit_chain(s)
         anonymised = anonymisation_evidence(s, ctx.event_id)
         erasures = erasure_receipts(s)
-    keys_destroyed = chain["actions"].get("subject.key_destroyed", 0)
+    keys_destroyed = chain["actions"].get(Action.SUBJECT_KEY_DESTROYED, 0)
     policy_rows = {
         "raw_audio": f.dur(p.retention.raw_audio),
         "metadata": f.dur(p.retention.metadata),

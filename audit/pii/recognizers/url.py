@@ -12,8 +12,8 @@ from typing import Any
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.predefined_recognizers import UrlRecognizer
 
-from ._gate import URL_HINT, GatedPatternMixin
-from ._registry import RecognizerConfig, recognizer
+from audit.pii.recognizers._gate import URL_HINT, GatedPatternMixin
+from audit.pii.recognizers._registry import RecognizerConfig, recognizer
 
 __all__ = ["OfflineUrlRecognizer"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 
-from ._gate import GatedPatternMixin, digit_count
-from ._registry import RecognizerConfig, context_for, recognizer
+from audit.pii.recognizers._gate import GatedPatternMixin, digit_count
+from audit.pii.recognizers._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["FrPhoneRecognizer"]
 

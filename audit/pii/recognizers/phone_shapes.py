@@ -20,8 +20,8 @@ import re
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 
-from ._gate import GatedPatternMixin, digit_count
-from ._registry import RecognizerConfig, context_for, recognizer
+from audit.pii.recognizers._gate import GatedPatternMixin, digit_count
+from audit.pii.recognizers._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["PhoneShapeRecognizer"]
 

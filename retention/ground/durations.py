@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["Duration", "parse_duration", "format_duration"]
+from ..errors import InputError
+
+__all__ = ["Duration", "parse_duration", "format_duration", "parse_duration_option"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -52,3 +54,18 @@ def format_duration(value: Duration) -> str:
         if seconds % _UNITS[unit] == 0:
             return f"{seconds // _UNITS[unit]}{unit}"
     return f"{seconds}s"
+
+
+def parse_duration_option(
+    text: str, what: str, *, finite: bool = False, positive: bool = False
+) -> Duration:
+    """A duration a user typed for ``what`` (``--every``); :class:`InputError` on a bad one."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise InputError(f"{what}: {exc}") from None
+    if (finite or positive) and value is None:
+        raise InputError(f"{what} {text!r} must be a finite duration such as 15m")
+    if positive and value is not None and value.total_seconds() <= 0:
+        raise InputError(f"{what} {text!r} must be a positive duration such as 15m")
+    return value

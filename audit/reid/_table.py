@@ -1,4 +1,4 @@
-"""The vectorised core of re-identification measurement (private to :mod:`audit.reid`).
+"""The vectorised core of re-identification measurement (private to :mod:`audit.reid.risk`).
 
 Microdata are first *compressed*: one row per distinct combination of quasi-identifier and
 sensitive-attribute codes, with the number of records that share it. Every figure — class

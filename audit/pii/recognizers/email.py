@@ -15,8 +15,8 @@ import tldextract
 from presidio_analyzer import EntityRecognizer
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-from ._gate import GatedPatternMixin
-from ._registry import RecognizerConfig, recognizer
+from audit.pii.recognizers._gate import GatedPatternMixin
+from audit.pii.recognizers._registry import RecognizerConfig, recognizer
 
 __all__ = ["OfflineEmailRecognizer", "offline_extractor"]
 

@@ -30,11 +30,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audit.reid._table import Table, class_figures, compress, group_rows, rollup
+from audit.reid.hierarchies import Hierarchy, generalise_frame, hierarchy_for
+from audit.reid.risk import (
+    RiskReport,
+    Thresholds,
+    assess_table,
+    check_columns,
+    frame_table,
+    sa_codes,
+)
 from retention.errors import InputError
-
-from ._reid_table import Table, class_figures, compress, group_rows, rollup
-from .reid import RiskReport, Thresholds, assess_table, check_columns, frame_table, sa_codes
-from .reid_hierarchies import Hierarchy, generalise_frame, hierarchy_for
 
 __all__ = ["Generalisation", "SearchResult", "Lattice", "find_generalisation"]
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit.pii.scanner import TextItem, flatten_record
 from retention.errors import InputError
-
-from .pii import TextItem, flatten_record
 
 __all__ = ["FileRecords", "read_records", "FILE_TYPES"]
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from audit.pii import scan_texts, redact_text
+    from audit.pii.scanner import scan_texts, redact_text
 
     findings = scan_texts(["Joue Daft Punk pour Marie, rappelle-moi au 06 12 34 56 78"])
     # [PiiFinding(entity_type='PERSON', field='text', row=0, start=20, end=25, score=0.85, …),
@@ -19,9 +19,9 @@ How it stays fast and quiet, following what presidio users struggle with (see
 * **no NER where it cannot help**: numeric or ID-like values (``"WB-000123"``, a UUID, a
   timestamp, a column called ``ticket_id``) get the pattern recognizers only — small models
   tag bare numbers as PERSON (presidio #1173);
-* **allow-list** of event vocabulary (:mod:`audit.pii_vocabulary`) and a **score threshold**
+* **allow-list** of event vocabulary (:mod:`audit.pii.vocabulary`) and a **score threshold**
   (0.5: a NER hit scores 0.85, a checksum-validated identifier 1.0, a bare URL 0.5);
-* **offline**: see :mod:`audit._pii_engine` and :mod:`audit.pii_recognizers.email`.
+* **offline**: see :mod:`audit.pii._engine` and :mod:`audit.pii.recognizers.email`.
 
 A finding keeps the matched text in memory only (``PiiFinding.text``, hidden from ``repr``
 and from :meth:`PiiFinding.as_dict` unless ``show=True``): findings go into audit evidence
@@ -41,13 +41,12 @@ from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerResult
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.tokens import Doc
 
+from audit.pii._engine import LANGUAGES, OfflineSpacyNlpEngine, shared_analyzer
+from audit.pii._language import detect_language
+from audit.pii._names import name_runs
+from audit.pii.recognizers import DEFAULT_PHONE_REGIONS, RecognizerConfig
+from audit.pii.vocabulary import EVENT_VOCABULARY, AllowList
 from retention.errors import InputError
-
-from ._pii_engine import LANGUAGES, OfflineSpacyNlpEngine, shared_analyzer
-from ._pii_language import detect_language
-from ._pii_names import name_runs
-from .pii_recognizers import DEFAULT_PHONE_REGIONS, RecognizerConfig
-from .pii_vocabulary import EVENT_VOCABULARY, AllowList
 
 __all__ = [
     "DEFAULT_ENTITIES",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from presidio_analyzer import EntityRecognizer
 from presidio_analyzer.predefined_recognizers import IbanRecognizer
 
-from ._gate import IBAN_HINT, GatedPatternMixin
-from ._registry import RecognizerConfig, recognizer
+from audit.pii.recognizers._gate import IBAN_HINT, GatedPatternMixin
+from audit.pii.recognizers._registry import RecognizerConfig, recognizer
 
 __all__ = ["GatedIbanRecognizer"]
 

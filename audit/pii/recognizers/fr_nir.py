@@ -18,8 +18,8 @@ import re
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 
-from ._gate import GatedPatternMixin, digit_count
-from ._registry import RecognizerConfig, context_for, recognizer
+from audit.pii.recognizers._gate import GatedPatternMixin, digit_count
+from audit.pii.recognizers._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["FrNirRecognizer", "nir_key", "is_valid_nir", "normalise_nir"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .pii import PiiFinding, Scanner, TextItem, flatten_record, get_scanner
+from audit.pii.scanner import PiiFinding, Scanner, TextItem, flatten_record, get_scanner
 
 __all__ = ["FREE_TEXT_KINDS", "StoreScan", "iter_store_texts", "scan_store"]
 

@@ -12,14 +12,14 @@
 * ``person``      PERSON (and LOCATION / ORGANIZATION on request) from the spaCy NER
 """
 
-from ._registry import (
+from audit.pii.recognizers._registry import (
     DEFAULT_PHONE_REGIONS,
     RecognizerConfig,
     build_recognizers,
     recognizer,
     recognizer_names,
 )
-from .fr_nir import FrNirRecognizer, is_valid_nir, nir_key
+from audit.pii.recognizers.fr_nir import FrNirRecognizer, is_valid_nir, nir_key
 
 __all__ = [
     "DEFAULT_PHONE_REGIONS",

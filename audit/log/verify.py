@@ -12,7 +12,7 @@ What is detected, and the sequence number named (the *first bad* one is the smal
 
 Entries are independently checkable — each stores ``prev_hash`` and its hash covers it — so the
 verifier streams rows once (server-side cursor on PostgreSQL), builds the canonical bytes with
-string formatting and hashes the stored details text as-is (see :mod:`audit.log`).
+string formatting and hashes the stored details text as-is (see :mod:`audit.log.chain`).
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from audit.log.chain import _TEMPLATE, GENESIS_HASH
+from audit.log.checkpoints import Anchor, verify_signature
+from audit.log.signing import public_key_id
 from retention.db import map_db_errors
 from retention.errors import StoreError
 from retention.models import AuditCheckpoint
-
-from .checkpoints import Anchor, verify_signature
-from .log import _TEMPLATE, GENESIS_HASH
-from .signing import public_key_id
 
 __all__ = ["Problem", "VerifyReport", "verify_log", "iter_chain_rows"]
 

@@ -17,7 +17,7 @@ extension line with the time::
 
     — flowaudit/audit-log AbCd…(base64 of 4-byte key hash ‖ 64-byte signature)
 
-Checkpoints are written every N entries (:class:`audit.log.AuditLog`) and at the end of every
+Checkpoints are written every N entries (:class:`audit.log.chain.AuditLog`) and at the end of every
 CLI command that appended entries (:func:`checkpoint_after_command`).
 """
 
@@ -37,11 +37,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
+from audit.log.chain import iso_utc, last_checkpoint, read_head
+from audit.log.signing import load_signing_key, public_key_id
 from retention.errors import ConfigError, InputError
 from retention.models import AuditCheckpoint
-
-from .log import iso_utc, last_checkpoint, read_head
-from .signing import load_signing_key, public_key_id
 
 __all__ = [
     "ORIGIN",

@@ -14,8 +14,8 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-from ._gate import digit_count
-from ._registry import RecognizerConfig, context_for, recognizer
+from audit.pii.recognizers._gate import digit_count
+from audit.pii.recognizers._registry import RecognizerConfig, context_for, recognizer
 
 __all__ = ["GatedPhoneRecognizer", "MIN_DIGITS"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from presidio_analyzer import EntityRecognizer
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer
 
-from ._gate import GatedPatternMixin, digit_count
-from ._registry import RecognizerConfig, recognizer
+from audit.pii.recognizers._gate import GatedPatternMixin, digit_count
+from audit.pii.recognizers._registry import RecognizerConfig, recognizer
 
 __all__ = ["GatedCreditCardRecognizer"]
 

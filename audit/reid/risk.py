@@ -3,7 +3,7 @@
 "Anonymised" metadata is not anonymous when a few ordinary attributes single a person out
 (GDPR Recital 26). This module measures how far a table is from that line::
 
-    from audit.reid import assess, assess_policy, Thresholds
+    from audit.reid.risk import assess, assess_policy, Thresholds
 
     report = assess(frame, ["zone", "arrival_bucket", "age_band"], ["mean_sentiment_band"],
                     k_min=10, l_min=2, t_max=0.5, max_prosecutor_risk=0.1)
@@ -36,7 +36,7 @@ Figures (definitions match pycanon; risk models as in ARX / sdcMicro, see
   smaller than ``k_min``.
 
 Missing quasi-identifier values form a class value of their own (nobody silently drops out of
-the measurement). Everything is vectorised; see :mod:`audit._reid_table`.
+the measurement). Everything is vectorised; see :mod:`audit.reid._table`.
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audit.reid._table import ClassFigures, Table, class_figures, compress, group_rows
 from retention.errors import InputError
-
-from ._reid_table import ClassFigures, Table, class_figures, compress, group_rows
 
 __all__ = [
     "Thresholds",

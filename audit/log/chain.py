@@ -11,12 +11,12 @@ The canonical entry is JSON with sorted keys and no spaces::
 
 where ``<D>`` is ``json.dumps(details, sort_keys=True)`` (ASCII, default separators). Details are
 stored key-sorted, so the text the database keeps *is* ``<D>``: the verifier hashes the stored
-bytes without parsing them (:mod:`audit.verify`), which is what makes it fast, and any change to
+bytes without parsing them (:mod:`audit.log.verify`), which is what makes it fast, and any change to
 those bytes — even a re-serialisation — breaks the chain.
 
 Details carry pseudonyms, ids, counts and times only: never serials, PCM or free text.
 Every ``checkpoint_every`` entries, if a signer is attached, a signed checkpoint over the new
-head is written in the same transaction (:mod:`audit.checkpoints`).
+head is written in the same transaction (:mod:`audit.log.checkpoints`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from retention.errors import InputError, StoreError
+from retention.ground.actions import Action
 from retention.models import AuditCheckpoint, AuditEntry
 
 if TYPE_CHECKING:
-    from .checkpoints import CheckpointSigner
+    from audit.log.checkpoints import CheckpointSigner
 
 __all__ = [
     "AuditLog",
@@ -186,7 +187,7 @@ class AuditLog:
         session: Session,
         *,
         at: datetime,
-        action: str,
+        action: Action,
         object_type: str,
         object_id: str,
         details: dict[str, Any] | None = None,
@@ -195,12 +196,13 @@ class AuditLog:
         """Append one entry in ``session``'s transaction (inserted before it commits)."""
         seq, prev = self._lock_and_read_head(session)
         seq += 1
+        action_name = str(action)  # the plain text, not the enum member, is stored and hashed
         body = canonical_details(details or {})
         digest = entry_hash(
-            prev, canonical_entry(seq, at, actor, action, object_type, object_id, body)
+            prev, canonical_entry(seq, at, actor, action_name, object_type, object_id, body)
         )
         pending = session.info.setdefault(_PENDING_KEY, [])
-        pending.append((seq, at, actor, action, object_type, object_id, body, prev, digest))
+        pending.append((seq, at, actor, action_name, object_type, object_id, body, prev, digest))
         session.info[_HEAD_KEY] = (seq, digest)
         if self.signer is not None and seq % self.checkpoint_every == 0:
             session.add(self.signer.checkpoint(seq, digest, at))
@@ -273,7 +275,7 @@ def iter_entries(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    action: str | None = None,
+    action: str | None = None,  # an action name, or a prefix ending in *
     after_seq: int | None = None,
     limit: int | None = None,
     newest_first: bool = False,

