@@ -15,12 +15,12 @@ Precedence: command-line option, then environment (FLOWAUDIT_HOME, FLOWAUDIT_DB_
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from retention.errors import ConfigError
+from retention.ground.tomlfile import read_toml
 
 __all__ = ["Settings", "resolve_settings", "default_home", "CONFIG_NAME"]
 
@@ -85,10 +85,7 @@ def resolve_settings(
                 f"no flowaudit home at '{home}'; run `flowaudit init --home {home}` "
                 "or set FLOWAUDIT_HOME"
             )
-        try:
-            config = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"'{config_file}' is not valid TOML ({exc})") from None
+        config = read_toml(config_file, what=f"'{config_file}'", error=ConfigError)
         unknown = sorted(set(config) - _ALLOWED_KEYS)
         if unknown:
             raise ConfigError(

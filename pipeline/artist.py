@@ -15,14 +15,15 @@ Unknown track ids are refused with the file and line.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from retention.errors import InputError
+from retention.ground.times import coerce_utc
+from retention.ground.tomlfile import read_toml
 
 from .catalogue import Catalogue
 from .event import ArtistFiles
@@ -131,12 +132,7 @@ def _track_mask(path: Path, catalogue: Catalogue, *, allow_artists: bool) -> np.
 
 
 def _overrides(path: Path, catalogue: Catalogue) -> list[Override]:
-    if not path.is_file():
-        raise InputError(f"artist overrides file '{path}' does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"artist overrides '{path}': not valid TOML ({exc})") from None
+    data = read_toml(path, what=f"artist overrides file '{path}'")
     items = data.get("override", [])
     if not isinstance(items, list):
         raise InputError(f"artist overrides '{path}': use [[override]] tables")
@@ -145,15 +141,13 @@ def _overrides(path: Path, catalogue: Catalogue) -> list[Override]:
         where = f"artist overrides '{path}': override[{i}]"
         if not isinstance(item, dict) or set(item) - {"at", "track", "note"}:
             raise InputError(f"{where}: allowed keys are at, track, note")
-        at = item.get("at")
-        if isinstance(at, str):
-            try:
-                at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-            except ValueError:
-                raise InputError(f"{where}.at = {at!r} is not an ISO 8601 time") from None
-        if not isinstance(at, datetime):
+        raw_at = item.get("at")
+        if raw_at is None:
             raise InputError(f"{where}.at is required (an ISO 8601 UTC time)")
-        at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+        try:
+            at = coerce_utc(raw_at)
+        except ValueError:
+            raise InputError(f"{where}.at = {raw_at!r} is not an ISO 8601 time") from None
         track = str(item.get("track", ""))
         if catalogue.index_of(track) is None:
             raise InputError(f"{where}.track = {track!r} is not in the catalogue")

@@ -11,17 +11,18 @@ against the event file's directory. See ``examples/fete-2026.toml`` for every ke
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retention.errors import InputError
-from retention.ground.durations import parse_duration
+from retention.ground.durations import parse_finite_duration
+from retention.ground.times import coerce_utc
+from retention.ground.tomlfile import read_toml
 
 from .frames import FRAME_MS
 
@@ -134,12 +135,7 @@ class EventSpec:
 def load_event(path: str | Path) -> EventSpec:
     """Read and validate an event file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"event file '{path}' does not exist")
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"event file '{path}': not valid TOML ({exc})") from None
+    document = read_toml(path, what=f"event file '{path}'")
     return parse_event(document, source=str(path), base=path.parent)
 
 
@@ -191,13 +187,7 @@ class _Reader:
 
     def duration(self, key: str, default: str) -> timedelta:
         value = self.get(key, str, default)
-        try:
-            parsed = parse_duration(value)
-        except ValueError as exc:
-            raise InputError(f"{self.where}: {self.prefix}.{key}: {exc}") from None
-        if parsed is None:
-            raise self.fail(key, value, "expected a finite duration such as \"2m\"")
-        return parsed
+        return parse_finite_duration(value, f"{self.where}: {self.prefix}.{key}")
 
     def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> Any:
         value = self.get(key, str, default)
@@ -226,19 +216,10 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def _to_utc(value: str | datetime, error: Callable[[], InputError]) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise error() from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return coerce_utc(value)
+    except ValueError:
+        raise error() from None
 
 
 def parse_event(document: dict[str, Any], *, source: str, base: Path) -> EventSpec:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from retention.errors import InputError
+from retention.ground.times import parse_utc
 
 from .frames import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, FrameSource, Window
 
@@ -169,7 +170,7 @@ class NatsSource:
                 "whole 30 ms frames of 16 kHz int16"
             )
         try:
-            start = datetime.fromisoformat(headers[START_HEADER].replace("Z", "+00:00"))
+            start = parse_utc(headers[START_HEADER])
         except (KeyError, ValueError):
             raise InputError(
                 f"NATS message {message.metadata.sequence.stream} has no valid {START_HEADER} "

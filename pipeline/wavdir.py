@@ -15,16 +15,17 @@ left behind. Each problem raises one :class:`InputError` naming the file and the
 
 from __future__ import annotations
 
-import tomllib
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from retention.errors import InputError
+from retention.ground.times import coerce_utc
+from retention.ground.tomlfile import read_toml
 
 from .frames import FRAME_MS, FRAME_SAMPLES, VAD_RATES, Window
 from .resample import Resampler
@@ -99,23 +100,19 @@ def _read_manifest(directory: Path) -> tuple[dict[str, str] | None, datetime | N
     path = directory / MANIFEST
     if not path.exists():
         return None, None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"'{path}': not valid TOML ({exc})") from None
+    data = read_toml(path, what=f"'{path}'")
     extra = sorted(set(data) - {"starts_at", "files"})
     if extra:
         raise InputError(f"'{path}': unknown key {extra[0]!r}; allowed: starts_at, files")
-    starts = data.get("starts_at")
-    if isinstance(starts, str):
+    raw_starts = data.get("starts_at")
+    starts = None
+    if raw_starts is not None:
         try:
-            starts = datetime.fromisoformat(starts.replace("Z", "+00:00"))
+            starts = coerce_utc(raw_starts)
         except ValueError:
-            raise InputError(f"'{path}': starts_at = {starts!r} is not an ISO 8601 time") from None
-    if starts is not None and not isinstance(starts, datetime):
-        raise InputError(f"'{path}': starts_at must be an ISO 8601 time")
-    if isinstance(starts, datetime):
-        starts = (starts if starts.tzinfo else starts.replace(tzinfo=UTC)).astimezone(UTC)
+            raise InputError(
+                f"'{path}': starts_at = {raw_starts!r} is not an ISO 8601 time"
+            ) from None
     files = data.get("files")
     if files is None:
         return None, starts

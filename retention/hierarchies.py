@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, PolicyError
+from .ground.times import coerce_utc
 
 __all__ = [
     "SUPPRESSED",
@@ -249,15 +250,10 @@ def _time_level(values: np.ndarray, step: int, column: str) -> list[str]:
 
 def _time_label_lenient(value: Any, step: int) -> str:
     """One datetime or ISO 8601 string floored to ``step``; anything else is suppressed."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return SUPPRESSED
-    if not isinstance(value, datetime):
+    try:
+        value = coerce_utc(value)
+    except ValueError:
         return SUPPRESSED
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
     seconds = int((value - _EPOCH).total_seconds()) // step * step
     floored = _EPOCH + timedelta(seconds=seconds)
     return f"{floored:%Y-%m-%d}" if step % _DAY == 0 else f"{floored:%Y-%m-%dT%H:%M}Z"

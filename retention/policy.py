@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,6 +23,7 @@ from typing import Any
 
 from .errors import NotFoundError, PolicyError
 from .ground.durations import Duration, format_duration, parse_duration
+from .ground.tomlfile import parse_toml
 
 __all__ = [
     "Policy",
@@ -236,10 +236,7 @@ def load_policy(name_or_path: str | os.PathLike[str]) -> Policy:
     """Load and validate a policy by shipped name or file path."""
     path = _resolve(name_or_path)
     raw = path.read_bytes()
-    try:
-        document = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"policy '{path}': not valid TOML ({exc})") from exc
+    document = parse_toml(raw, what=f"policy '{path}'", error=PolicyError)
     return parse_policy(document, source=str(path), raw=raw)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from retention.ground.durations import format_duration
+from retention.ground.times import parse_utc
 
 __all__ = [
     "n",
@@ -70,7 +71,8 @@ def iso(value: datetime | date | None) -> str | None:
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+    """A time a report gathered as ISO text, back as an aware UTC datetime."""
+    return parse_utc(text)
 
 
 def when(value: datetime | str | None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,10 +27,10 @@ from audit.log.checkpoints import (
 from audit.log.verify import VerifyReport, verify_log
 from retention import db as dbmod
 from retention.errors import ConfigError, InputError, IntegrityError, NotFoundError
+from retention.ground.times import parse_date_option, parse_time
 from retention.models import Event
 from retention.policy import load_policy
 
-from ..clock import parse_time
 from ._common import (
     DbOption,
     FormatOption,
@@ -303,12 +302,7 @@ def check(
     with runtime_from(home, db, now) as runtime:
         chosen = load_policy(policy or runtime.settings.policy)
         if as_of:
-            try:
-                evaluated = date.fromisoformat(as_of)
-            except ValueError:
-                raise InputError(
-                    f"--as-of {as_of!r} is not a date; write e.g. 2026-06-21"
-                ) from None
+            evaluated = parse_date_option(as_of, "--as-of")
         else:
             evaluated = chosen.classification.as_of or runtime.now.date()
         if event is not None:

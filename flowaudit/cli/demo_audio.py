@@ -12,9 +12,8 @@ from pipeline.event import default_event_file, load_event
 from pipeline.sources import MAX_SYNTH, synthetic_for
 from pipeline.wavout import write_wavs
 from retention.errors import InputError
-from retention.ground.durations import parse_duration
-
-from ..clock import parse_time
+from retention.ground.durations import parse_finite_duration
+from retention.ground.times import parse_time
 
 __all__ = ["register", "demo_audio"]
 
@@ -54,12 +53,7 @@ def demo_audio(
         raise InputError(f"--wristbands {wristbands}; use 1 to {MAX_SYNTH}")
     if script is not None and script not in ("dip", "steady"):
         raise InputError(f"--script {script!r}; use dip or steady")
-    try:
-        length = parse_duration(duration)
-    except ValueError as exc:
-        raise InputError(f"--duration: {exc}") from None
-    if length is None:
-        raise InputError("--duration must be finite, e.g. 4m")
+    length = parse_finite_duration(duration, "--duration")
     begin = parse_time(start, "--start") if start else spec.starts_at - timedelta(seconds=30)
     source = synthetic_for(spec, wristbands, seed=seed, script=script)
     paths = write_wavs(source, out, start_at=begin, duration=length,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retention.errors import InputError
+from retention.ground.times import parse_time
 from retention.subject_requests import (
     ERASURE_REASONS,
     EXTENSION_REASONS,
@@ -23,7 +24,6 @@ from retention.subject_requests import (
     receive_request,
 )
 
-from ..clock import parse_time
 from ._common import (
     DbOption,
     FormatOption,

@@ -14,8 +14,7 @@ import typer
 from rich.console import Console
 
 from retention.anonymise import AnonymiseReport, anonymise_due
-from retention.errors import InputError
-from retention.ground.durations import format_duration, parse_duration
+from retention.ground.durations import format_duration, parse_duration, parse_finite_duration
 from retention.purge import DEFAULT_BATCH, PurgeReport, purge
 
 from ..clock import resolve_now
@@ -35,13 +34,7 @@ __all__ = ["register", "format_purge", "format_anonymise"]
 def _every_seconds(text: str | None) -> float | None:
     if text is None:
         return None
-    try:
-        interval = parse_duration(text)
-    except ValueError as exc:
-        raise InputError(f"--every {text!r}: {exc}") from None
-    if interval is None or interval.total_seconds() <= 0:
-        raise InputError(f"--every {text!r} must be a positive duration such as 15m")
-    return interval.total_seconds()
+    return parse_finite_duration(text, "--every", positive=True).total_seconds()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@ import typer
 
 from audit.reports import FORMATS, ReportContext, build_report, get_kind, kind_ids, write_report
 from retention.errors import InputError
-from retention.ground.durations import parse_duration
+from retention.ground.durations import parse_duration_option
+from retention.ground.times import parse_date_option
 
 from ..clock import resolve_now
 from ..reporting import DEFAULT_SOURCE, PROFILES, compare_context
@@ -31,12 +32,7 @@ def _formats(value: str) -> list[str]:
 
 
 def _as_of(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--as-of {value!r} is not a date; write e.g. 2026-08-02") from None
+    return None if value is None else parse_date_option(value, "--as-of")
 
 
 def _kinds(kind: str) -> list[str]:
@@ -121,12 +117,7 @@ def report(
             for name in store_kinds:
                 written += write_report(build_report(name, ctx), out, formats)
     if "compare" in kinds:
-        length = None
-        if duration is not None:
-            try:
-                length = parse_duration(duration)
-            except ValueError as exc:
-                raise InputError(f"--duration: {exc}") from None
+        length = parse_duration_option(duration, "--duration") if duration is not None else None
         names = [p.strip() for p in profiles.split(",") if p.strip()]
         moment = resolve_now(now) if now else None
         with compare_context(

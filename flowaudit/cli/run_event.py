@@ -15,7 +15,7 @@ from pipeline.event import default_event_file, load_event
 from pipeline.run import SPEEDS, run_event
 from pipeline.sources import open_source
 from retention.errors import InputError
-from retention.ground.durations import parse_duration
+from retention.ground.durations import parse_finite_duration
 from retention.policy import load_policy
 
 from ..runtime import pii_text_filter
@@ -109,14 +109,7 @@ def run_event_command(
     spec = load_event(event or default_event_file())
     settings = settings_from(home, db)
     chosen = load_policy(policy or settings.policy)
-    length = None
-    if duration is not None:
-        try:
-            length = parse_duration(duration)
-        except ValueError as exc:
-            raise InputError(f"--duration: {exc}") from None
-        if length is None:
-            raise InputError("--duration must be finite, e.g. 10m")
+    length = parse_finite_duration(duration, "--duration") if duration is not None else None
     frames = open_source(source, spec, seed=seed)
     start_text = now or os.environ.get("FLOWAUDIT_NOW")
     with runtime_from(home, db, now) as runtime:

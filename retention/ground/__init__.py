@@ -11,7 +11,13 @@ Nothing here imports anything of flowaudit except :mod:`retention.errors`, so ev
 """
 
 from .actions import Action
-from .durations import Duration, format_duration, parse_duration, parse_duration_option
+from .durations import (
+    Duration,
+    format_duration,
+    parse_duration,
+    parse_duration_option,
+    parse_finite_duration,
+)
 from .quasi import QUASI_IDENTIFIERS, SENSITIVE_ATTRIBUTES, TIME_QUASI_IDENTIFIERS
 from .times import coerce_utc, iso_utc, parse_date_option, parse_time, parse_utc, to_utc
 from .tomlfile import read_toml
@@ -28,6 +34,7 @@ __all__ = [
     "parse_date_option",
     "parse_duration",
     "parse_duration_option",
+    "parse_finite_duration",
     "parse_time",
     "parse_utc",
     "read_toml",

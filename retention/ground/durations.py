@@ -11,7 +11,13 @@ from datetime import timedelta
 
 from ..errors import InputError
 
-__all__ = ["Duration", "parse_duration", "format_duration", "parse_duration_option"]
+__all__ = [
+    "Duration",
+    "parse_duration",
+    "format_duration",
+    "parse_duration_option",
+    "parse_finite_duration",
+]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -56,16 +62,20 @@ def format_duration(value: Duration) -> str:
     return f"{seconds}s"
 
 
-def parse_duration_option(
-    text: str, what: str, *, finite: bool = False, positive: bool = False
-) -> Duration:
-    """A duration a user typed for ``what`` (``--every``); :class:`InputError` on a bad one."""
+
+def parse_duration_option(text: str, what: str) -> Duration:
+    """A duration a user typed for ``what`` (``--duration``); one :class:`InputError` if bad."""
     try:
-        value = parse_duration(text)
+        return parse_duration(text)
     except ValueError as exc:
         raise InputError(f"{what}: {exc}") from None
-    if (finite or positive) and value is None:
+
+
+def parse_finite_duration(text: str, what: str, *, positive: bool = False) -> timedelta:
+    """Like :func:`parse_duration_option`; refuses ``"indefinite"``, and ``0h`` if ``positive``."""
+    value = parse_duration_option(text, what)
+    if value is None:
         raise InputError(f"{what} {text!r} must be a finite duration such as 15m")
-    if positive and value is not None and value.total_seconds() <= 0:
+    if positive and value.total_seconds() <= 0:
         raise InputError(f"{what} {text!r} must be a positive duration such as 15m")
     return value

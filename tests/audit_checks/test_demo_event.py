@@ -19,7 +19,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from flowaudit.cli import app
-from flowaudit.clock import parse_time
+from retention.ground.times import parse_time
 from flowaudit.config import Settings
 from flowaudit.runtime import initialise_home, open_runtime
 

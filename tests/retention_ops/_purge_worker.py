@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from flowaudit.clock import parse_time
+from retention.ground.times import parse_time
 from flowaudit.config import resolve_settings
 from flowaudit.runtime import open_runtime
 from retention.purge import purge
