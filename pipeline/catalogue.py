@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from retention.errors import InputError
+from retention.ground.tomlfile import read_toml
 
 __all__ = ["Track", "Catalogue", "load_catalogue", "COLUMNS"]
 
@@ -66,24 +66,30 @@ class Catalogue:
         return [t.artist for t in self.tracks]
 
 
-def load_catalogue(path: str | Path) -> Catalogue:
-    path = Path(path)
-    where = f"catalogue '{path}'"
+def _read_rows(path: Path, where: str) -> list[Any]:
+    """The track rows of a CSV or JSON catalogue."""
     if not path.is_file():
         raise InputError(f"{where} does not exist")
+    if path.suffix not in (".csv", ".json"):
+        raise InputError(f"{where}: unknown format {path.suffix!r}; use .csv, .json or .toml")
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".csv":
-            rows: list[Any] = list(csv.DictReader(text.splitlines()))
-        elif path.suffix == ".json":
-            data = json.loads(text)
-            rows = data.get("tracks", []) if isinstance(data, dict) else data
-        elif path.suffix == ".toml":
-            rows = tomllib.loads(text).get("tracks", [])
-        else:
-            raise InputError(f"{where}: unknown format {path.suffix!r}; use .csv, .json or .toml")
-    except (UnicodeDecodeError, ValueError, tomllib.TOMLDecodeError, csv.Error) as exc:
+            return list(csv.DictReader(text.splitlines()))
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError, csv.Error) as exc:
         raise InputError(f"{where}: cannot be parsed ({type(exc).__name__}: {exc})") from None
+    rows: list[Any] = data.get("tracks", []) if isinstance(data, dict) else data
+    return rows
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    path = Path(path)
+    where = f"catalogue '{path}'"
+    if path.suffix == ".toml":
+        rows: list[Any] = read_toml(path, what=where).get("tracks", [])
+    else:
+        rows = _read_rows(path, where)
     if not isinstance(rows, list) or not rows:
         raise InputError(f"{where}: holds no tracks")
     tracks = [_track(where, i + 1, row) for i, row in enumerate(rows)]
