@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from retention.db import make_engine
+from retention.errors import SchemaError
 from retention.models import Base
 
 config = context.config
@@ -12,7 +13,11 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.attributes.get("flowaudit_url") or config.get_main_option("sqlalchemy.url")
+    """The URL :func:`retention.db.alembic_config` put there (or an ``alembic.ini``'s)."""
+    url = config.attributes.get("flowaudit_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SchemaError("no database URL to migrate; run `flowaudit db upgrade --home DIR`")
+    return str(url)
 
 
 def run_migrations_offline() -> None:

@@ -2,8 +2,8 @@
 
 ``pipeline`` depends on ``retention`` only (the store, the policy, the error tree)::
 
-    from pipeline import load_event, open_source, run_event
-    event = load_event("examples/fete-2026.toml")
+    from pipeline import default_event_file, load_event, open_source, run_event
+    event = load_event(default_event_file())  # the bundled demo event, or any event file
     summary = run_event(runtime.store, event, load_policy("privacy-by-default"),
                         open_source("synth:100", event))
 """

@@ -6,7 +6,7 @@ An event file is validated as a whole on load; the first problem raises one
 
 Wristbands are listed (``[[wristbands.list]]``) or generated from a seeded spec
 (``[wristbands.generate]``), or both. Relative paths (catalogue, artist files) are resolved
-against the event file's directory. See ``examples/fete-2026.toml`` for every key.
+against the event file's directory. See ``pipeline/demo_event/fete-2026.toml`` for every key.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 
 from retention.errors import InputError
 from retention.ground.durations import parse_finite_duration
+from retention.ground.resources import package_path
 from retention.ground.times import coerce_utc
 from retention.ground.tomlfile import read_toml
 
@@ -43,8 +44,13 @@ _SECTIONS = {"event", "capture", "selection", "artist", "wristbands", "requests"
 
 
 def default_event_file() -> Path:
-    """The bundled demo event (``examples/fete-2026.toml`` in the repository)."""
-    return Path(__file__).resolve().parent.parent / "examples" / "fete-2026.toml"
+    """The bundled demo event: ``pipeline/demo_event/fete-2026.toml``, shipped as package data.
+
+    It lives inside ``pipeline`` (not in a checkout-only folder) so ``flowaudit run-event`` and
+    ``flowaudit demo`` work from an installed wheel; its catalogue and artist files sit beside
+    it, where the file's relative paths point, so a real folder is returned.
+    """
+    return package_path("pipeline", "demo_event", "fete-2026.toml")
 
 
 @dataclass(frozen=True)

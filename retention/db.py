@@ -2,7 +2,8 @@
 
 SQLite runs with ``secure_delete=ON`` so deleted ciphertext is zeroed in the file, WAL
 journaling, and foreign keys enforced. The schema is created and changed only by alembic
-migrations (``migrations/``); :func:`check_schema` refuses a database that is behind.
+migrations (the ``migrations`` package, shipped in the wheel); :func:`check_schema` refuses a
+database that is behind.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import SchemaError, StoreError
+from .ground.resources import package_path
 
 __all__ = [
     "make_engine",
@@ -42,8 +44,6 @@ __all__ = [
     "sqlite_checkpoint",
     "redact_url",
 ]
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def redact_url(url: str) -> str:
@@ -135,8 +135,13 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def alembic_config(url: str) -> Config:
+    """Alembic's configuration for ``url``, built in code: flowaudit ships no ``alembic.ini``.
+
+    The script location is the installed ``migrations`` package (package data, found with
+    :mod:`importlib.resources`), so migrating works from a wheel as well as from a checkout.
+    """
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(package_path("migrations")))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["flowaudit_url"] = url
     return config

@@ -205,11 +205,18 @@ def _printable(value: Any, kind: str) -> str:
 
 
 def policy_dir() -> Path:
-    """Where shipped profiles live: ``FLOWAUDIT_POLICY_DIR`` or the repository's ``policies/``."""
+    """Where shipped profiles live: ``FLOWAUDIT_POLICY_DIR``, else the ``policies`` package.
+
+    The profiles are package data of the installed ``policies`` package (not a folder next to
+    this file), so a wheel installed anywhere finds them; the variable points a deployment at
+    its own set of profiles instead.
+    """
+    from .ground.resources import package_path  # kept local: the import block is shared
+
     override = os.environ.get("FLOWAUDIT_POLICY_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "policies"
+    return package_path("policies")
 
 
 def list_policies() -> list[str]:

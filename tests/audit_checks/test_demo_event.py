@@ -19,13 +19,14 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from flowaudit.cli import app
-from retention.ground.times import parse_time
 from flowaudit.config import Settings
 from flowaudit.runtime import initialise_home, open_runtime
+from pipeline.event import default_event_file
+from retention.ground.times import parse_time
 
 from .scene import OWN_RULES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEMO_EVENT_DIR = default_event_file().parent  # the demo event shipped in the package
 AFTER_SET = "2026-06-21T21:00:00Z"  # an hour after the set
 AFTER_72H = "2026-06-25T21:00:00Z"  # past spotify's 72 h raw retention and the 72 h anonymisation
 runner = CliRunner()
@@ -33,11 +34,11 @@ runner = CliRunner()
 
 def _small_event(target: Path) -> Path:
     """The demo event file with 12 wristbands (one of them staff) and absolute paths."""
-    source = (EXAMPLES / "fete-2026.toml").read_text(encoding="utf-8")
+    source = (DEMO_EVENT_DIR / "fete-2026.toml").read_text(encoding="utf-8")
     source = re.sub(r"(?m)^count = \d+", "count = 12", source)
     source = re.sub(r"(?m)^staff = \d+", "staff = 1", source)
-    source = source.replace('"catalogue.csv"', f'"{EXAMPLES / "catalogue.csv"}"')
-    source = source.replace('"artist/', f'"{EXAMPLES}/artist/')
+    source = source.replace('"catalogue.csv"', f'"{DEMO_EVENT_DIR / "catalogue.csv"}"')
+    source = source.replace('"artist/', f'"{DEMO_EVENT_DIR}/artist/')
     target.write_text(source, encoding="utf-8")
     return target
 

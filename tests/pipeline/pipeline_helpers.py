@@ -7,13 +7,14 @@ import shutil
 import subprocess
 import wave
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from pipeline.event import default_event_file
+
+DEMO_EVENT_DIR = default_event_file().parent  # the demo event shipped in the package
 SET_START = datetime(2026, 6, 21, 20, 0, tzinfo=UTC)
 
 
@@ -67,12 +68,12 @@ def event_doc(**overrides: Any) -> dict[str, Any]:
         },
         "capture": {"pre_roll": "1m", "post_roll": "1m", "window": "6s",
                     "synthetic_script": "dip", "seed": 7},
-        "selection": {"catalogue": str(EXAMPLES / "catalogue.csv"), "decision_every": "60s"},
+        "selection": {"catalogue": str(DEMO_EVENT_DIR / "catalogue.csv"), "decision_every": "60s"},
         "artist": {
             "name": "Nova Lumen",
-            "veto": str(EXAMPLES / "artist" / "veto.txt"),
-            "pinned": str(EXAMPLES / "artist" / "pinned.txt"),
-            "overrides": str(EXAMPLES / "artist" / "overrides.toml"),
+            "veto": str(DEMO_EVENT_DIR / "artist" / "veto.txt"),
+            "pinned": str(DEMO_EVENT_DIR / "artist" / "pinned.txt"),
+            "overrides": str(DEMO_EVENT_DIR / "artist" / "overrides.toml"),
         },
         "wristbands": {"generate": {"count": 24, "seed": 3, "staff": 0, "opted_out": 0.0,
                                     "withdrawn": 0.0, "late_arrivals": 0.0}},

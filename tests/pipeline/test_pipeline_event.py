@@ -7,14 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import EXAMPLES, SET_START, event_doc
+from pipeline_helpers import DEMO_EVENT_DIR, SET_START, event_doc
 
 from pipeline import load_event
 from retention.errors import InputError
 
 
 def test_the_demo_event_loads() -> None:
-    event = load_event(EXAMPLES / "fete-2026.toml")
+    event = load_event(DEMO_EVENT_DIR / "fete-2026.toml")
     assert event.id == "fete-2026-republique" and len(event.wristbands) == 201
     assert event.capture_starts == event.starts_at - timedelta(minutes=1)
     assert event.frames_per_window == 200

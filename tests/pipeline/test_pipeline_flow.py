@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import EXAMPLES, SET_START
+from pipeline_helpers import DEMO_EVENT_DIR, SET_START
 from sqlalchemy import select
 
 from flowaudit.runtime import Runtime
@@ -43,7 +43,7 @@ def test_adaptive_flow_fires_on_the_dip_and_not_on_a_steady_crowd(
     assert steady.adaptive_flow == 0 and steady.sentiment["min"] > 40
     flows = [d for d in _decisions(pipeline_runtime, "dip") if d.adaptive_flow]
     catalogue = {row.split(",")[0]: row.split(",")[6]
-                 for row in (EXAMPLES / "catalogue.csv").read_text().splitlines()[1:]}
+                 for row in (DEMO_EVENT_DIR / "catalogue.csv").read_text().splitlines()[1:]}
     for decision in flows:
         assert decision.crowd_sentiment < 40
         assert catalogue[decision.track_id] == "true"  # a mood-recovery track
@@ -90,7 +90,7 @@ def test_artist_control_modes(
     free = [d.track_id for d in _decisions(pipeline_runtime, "none")]
     vetoed = free[:3]
     catalogue = [row.split(",")[0] for row in
-                 (EXAMPLES / "catalogue.csv").read_text().splitlines()[1:]]
+                 (DEMO_EVENT_DIR / "catalogue.csv").read_text().splitlines()[1:]]
     pool = [t for t in catalogue[100:140] if t not in vetoed]
     files = {
         "artist__veto": str(_write_lines(tmp_path / "veto.txt", ["# vetoed", *vetoed])),
@@ -126,7 +126,7 @@ def test_artist_control_modes(
 def test_shipped_demo_files_resolve(mode: str) -> None:
     from pipeline import load_artist_control, load_catalogue
 
-    event = load_event(EXAMPLES / "fete-2026.toml")
+    event = load_event(DEMO_EVENT_DIR / "fete-2026.toml")
     control = load_artist_control(event.artist, load_catalogue(event.catalogue), mode)
     assert control.summary()["vetoed_tracks"] > 4 and control.summary()["pinned_pool"] > 20
     assert len(control.overrides) == 2

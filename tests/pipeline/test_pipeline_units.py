@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_helpers import EXAMPLES, SET_START
+from pipeline_helpers import DEMO_EVENT_DIR, SET_START
 
 from pipeline import load_catalogue
 from pipeline.artist import ArtistControl, load_artist_control
@@ -58,9 +58,9 @@ def test_features_follow_the_sound() -> None:
 
 
 def test_catalogue_formats_agree(tmp_path: Path) -> None:
-    csv_cat = load_catalogue(EXAMPLES / "catalogue.csv")
+    csv_cat = load_catalogue(DEMO_EVENT_DIR / "catalogue.csv")
     assert len(csv_cat) == 320 and csv_cat.recovery.sum() > 20
-    rows = list(csv.DictReader((EXAMPLES / "catalogue.csv").read_text().splitlines()))
+    rows = list(csv.DictReader((DEMO_EVENT_DIR / "catalogue.csv").read_text().splitlines()))
     (tmp_path / "c.json").write_text(json.dumps({"tracks": rows}))
     toml = "".join(
         "[[tracks]]\n" + "".join(f'{k} = "{v}"\n' for k, v in row.items()) for row in rows[:5]
@@ -75,7 +75,7 @@ def test_catalogue_formats_agree(tmp_path: Path) -> None:
 
 
 def test_artist_files_name_the_bad_line(tmp_path: Path) -> None:
-    catalogue = load_catalogue(EXAMPLES / "catalogue.csv")
+    catalogue = load_catalogue(DEMO_EVENT_DIR / "catalogue.csv")
     veto = tmp_path / "veto.txt"
     veto.write_text("T0001\n# fine\nT9999\n")
     with pytest.raises(InputError, match=r"veto.txt', line 3: no track 'T9999'"):
@@ -105,7 +105,7 @@ def _snapshot(crowd: float, trend: float = 0.0) -> Snapshot:
 
 
 def test_selector_rules() -> None:
-    catalogue = load_catalogue(EXAMPLES / "catalogue.csv")
+    catalogue = load_catalogue(DEMO_EVENT_DIR / "catalogue.csv")
     n = len(catalogue)
     veto = np.zeros(n, bool)
     pool = np.zeros(n, bool)
@@ -124,7 +124,7 @@ def test_selector_rules() -> None:
 
 
 def test_requests_steer_the_pick_and_are_counted_not_kept() -> None:
-    catalogue = load_catalogue(EXAMPLES / "catalogue.csv")
+    catalogue = load_catalogue(DEMO_EVENT_DIR / "catalogue.csv")
     plain = Selector(catalogue, ArtistControl("none"), 40.0)
     asked = Selector(catalogue, ArtistControl("none"), 40.0)
     target = plain.decide(SET_START, _snapshot(70)).inputs["alternatives"][0]["track"]
