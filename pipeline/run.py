@@ -21,13 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from retention.errors import ConfigError, FlowauditError, InputError
-from retention.ground.actions import Action
-from retention.models import Decision, Event, EventRun
+from retention.ground.times import parse_utc
 from retention.policy import Policy
-from retention.store import EncryptedStore, StoreTransaction
+from retention.store import EncryptedStore, RunTotals, StoreTransaction
 
 from .artist import load_artist_control
 from .catalogue import load_catalogue
@@ -38,7 +36,7 @@ from .gates import DROP_REASONS, GateResult, Gates
 from .selection import Choice, Selector
 from .sentiment import CrowdSentiment, Scorer, Snapshot, checked_scores, load_scorer
 
-__all__ = ["RunSummary", "run_event", "SPEEDS", "TextFilter"]
+__all__ = ["RunSummary", "run_event", "capture_start", "SPEEDS", "TextFilter"]
 
 SPEEDS = ("max", "realtime")
 TextFilter = Callable[[str], str]
@@ -47,7 +45,7 @@ _PER_SUBJECT = ("no_consent", "withdrawn", "staff")
 
 @dataclass
 class RunSummary:
-    """What a run did, in counts; also stored as the EventRun row's ``summary``."""
+    """What a run did, in counts; also stored as the event run's ``summary``."""
 
     event_id: str
     run_id: int
@@ -133,6 +131,14 @@ class RunSummary:
         return lines
 
 
+def capture_start(
+    event: EventSpec, source: FrameSource, start_at: datetime | None = None
+) -> datetime:
+    """Where a run's virtual clock starts: ``start_at``, else the source's own start (a WAV
+    manifest's ``starts_at``), else the event's capture start (its pre-roll)."""
+    return start_at or source.starts_at or event.capture_starts
+
+
 def run_event(
     store: EncryptedStore,
     event: EventSpec,
@@ -152,7 +158,7 @@ def run_event(
     if speed not in SPEEDS:
         raise InputError(f"speed {speed!r}; use max or realtime")
     runner = _Runner(store, event, policy, source, scorer, text_filter, event_id, source_label)
-    start = start_at or source.starts_at or event.capture_starts
+    start = capture_start(event, source, start_at)
     windows = runner.plan(start, duration)
     check = getattr(source, "check", None)
     if check is not None:  # a remote source proves it is there before anything is stored
@@ -291,10 +297,8 @@ class _Runner:
 
     def register(self, start: datetime, windows: int) -> None:
         event, policy = self.event, self.policy
-        with self.store.session() as session:
-            existing = session.get(Event, self.event_id)
-            ran = session.scalar(select(EventRun.id).where(EventRun.event_id == self.event_id))
-        if existing is not None and (ran is not None or existing.policy_sha256 != policy.sha256):
+        existing = self.store.event_status(self.event_id)
+        if existing is not None and (existing.has_run or existing.policy_sha256 != policy.sha256):
             raise InputError(
                 f"event {self.event_id!r} already ran in this home (under "
                 f"{existing.policy_name}); give another --event-id or use a fresh --home"
@@ -311,27 +315,16 @@ class _Runner:
             )
             for wb in event.wristbands:
                 self._register_wristband(tx, wb)
-            run = EventRun(
-                event_id=self.event_id,
+            self.run_id = tx.start_run(
+                self.event_id,
                 policy_name=policy.name,
+                policy_sha256=policy.sha256,
                 source=self.source_label,
-                started_at=start,
-                finished_at=None,
-                summary={"status": "running"},
+                windows=windows,
+                window_seconds=event.window.total_seconds(),
+                scorer=self.scorer.name,
+                wristbands=len(self.source.serials),
             )
-            tx.session.add(run)
-            tx.session.flush()
-            self.run_id = int(run.id)
-            tx.audit(Action.RUN_START, "event_run", str(run.id), {
-                "event": self.event_id,
-                "policy": policy.name,
-                "policy_sha256": policy.sha256,
-                "source": self.source_label,
-                "windows": windows,
-                "window_seconds": event.window.total_seconds(),
-                "scorer": self.scorer.name,
-                "wristbands": len(self.source.serials),
-            })
         self.started = start
         self.summary = RunSummary(
             event_id=self.event_id,
@@ -503,19 +496,15 @@ class _Runner:
             hit = (gated.drops[reason] > 0) & self.registered
             if hit.any():
                 wristbands[reason] = sorted(self.pseudonyms[i] for i in np.flatnonzero(hit))
-        unregistered = int(((gated.drops["no_consent"] > 0) & ~self.registered).sum())
-        details: dict[str, Any] = {
-            "event": self.event_id,
-            "window_start": window.start_at.isoformat(),
-            "frames": int(window.present.sum()) + window.unregistered,
-            "counts": counts,
-            "wristbands": wristbands,
-        }
-        if unregistered:
-            details["unregistered_wristbands"] = unregistered
-        if window.unregistered:
-            details["unregistered_frames"] = window.unregistered
-        tx.audit(Action.CAPTURE_DROP, "event", self.event_id, details)
+        tx.record_drops(
+            self.event_id,
+            window_start=window.start_at,
+            frames=int(window.present.sum()) + window.unregistered,
+            counts=counts,
+            wristbands=wristbands,
+            unregistered_wristbands=int(((gated.drops["no_consent"] > 0) & ~self.registered).sum()),
+            unregistered_frames=window.unregistered,
+        )
 
     def _request_allowed(self, request: TrackRequest) -> tuple[bool, str | None]:
         wb = self.roster.get(request.serial)
@@ -563,9 +552,9 @@ class _Runner:
             self.summary.requests["stored"] += 1
 
     def _store_decision(self, tx: StoreTransaction, choice: Choice, latency: float) -> None:
-        row = Decision(
-            event_id=self.event_id,
-            run_id=self.run_id,
+        tx.record_decision(
+            self.event_id,
+            self.run_id,
             decided_at=choice.at,
             track_id=choice.track_id,
             crowd_sentiment=choice.crowd_sentiment,
@@ -576,17 +565,6 @@ class _Runner:
             explanation=choice.explanation,
             latency_ms=round(latency, 4),
         )
-        tx.session.add(row)
-        tx.session.flush()
-        tx.audit(Action.SELECTION_DECISION, "decision", str(row.id), {
-            "event": self.event_id,
-            "run": self.run_id,
-            "track": choice.track_id,
-            "crowd_sentiment": choice.crowd_sentiment,
-            "adaptive_flow": choice.adaptive_flow,
-            "artist_override": choice.artist_override,
-            "latency_ms": round(latency, 4),
-        })
         self.latencies.append(latency)
 
     def _count(
@@ -634,38 +612,29 @@ class _Runner:
         s.speech_seconds_stored = round(s.speech_seconds_stored, 2)
         s.wall_seconds = round(wall_seconds, 3)
         s.cpu_seconds = round(cpu_seconds, 3)
-        finished = datetime.fromisoformat(s.finished_at)
-        with self.store.transaction(finished, actor="pipeline") as tx:
+        with self.store.transaction(parse_utc(s.finished_at), actor="pipeline") as tx:
             self._store_scores(tx)  # a source that ended before the plan leaves a period open
-            run = tx.session.get(EventRun, self.run_id)
-            assert run is not None
-            run.finished_at = finished
-            run.summary = {"status": "finished", **s.to_dict(timeline=True)}
-            tx.audit(Action.RUN_FINISH, "event_run", str(self.run_id), {
-                "event": self.event_id,
-                "frames_in": s.frames_in,
-                "dropped": s.dropped,
-                "raw_segments": s.raw_segments,
-                "speech_seconds_stored": s.speech_seconds_stored,
-                "decisions": s.decisions,
-                "adaptive_flow": s.adaptive_flow,
-                "artist_overrides": s.artist_overrides,
-            })
+            totals = RunTotals(
+                frames_in=s.frames_in,
+                dropped=s.dropped,
+                raw_segments=s.raw_segments,
+                speech_seconds_stored=s.speech_seconds_stored,
+                decisions=s.decisions,
+                adaptive_flow=s.adaptive_flow,
+                artist_overrides=s.artist_overrides,
+            )
+            tx.finish_run(self.run_id, event_id=self.event_id, totals=totals,
+                          summary=s.to_dict(timeline=True))
         return s
 
     def abort(self, exc: BaseException) -> None:
         """Mark the run as failed (the windows already committed stay, with their audit)."""
         if self.summary is None or not self.run_id:
             return
-        at = datetime.fromisoformat(self.summary.finished_at)
+        at = parse_utc(self.summary.finished_at)
         try:
             with self.store.transaction(at, actor="pipeline") as tx:
-                run = tx.session.get(EventRun, self.run_id)
-                if run is not None:
-                    run.summary = {"status": "failed", "error": type(exc).__name__,
-                                   **self.summary.to_dict()}
-                tx.audit(Action.RUN_ABORT, "event_run", str(self.run_id),
-                         {"event": self.event_id, "error": type(exc).__name__,
-                          "windows_done": self.summary.windows})
+                tx.abort_run(self.run_id, event_id=self.event_id, error=type(exc).__name__,
+                             windows_done=self.summary.windows, summary=self.summary.to_dict())
         except FlowauditError:
             pass  # the original error matters more than a failed bookkeeping write

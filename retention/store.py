@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,7 +45,9 @@ from .models import (
     BUCKET_ACTIVE,
     BUCKET_SHREDDED,
     Consent,
+    Decision,
     Event,
+    EventRun,
     MetadataRecord,
     RawSegment,
     RetentionBucket,
@@ -58,6 +60,8 @@ __all__ = [
     "StoreTransaction",
     "RawSegmentData",
     "MetadataData",
+    "EventStatus",
+    "RunTotals",
     "bucket_id_for",
     "RAW_AUDIO",
     "METADATA",
@@ -95,6 +99,28 @@ class MetadataData:
     expires_at: datetime | None
     anonymised: bool
     payload: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EventStatus:
+    """What the store knows of an event before a new run of it starts."""
+
+    policy_name: str
+    policy_sha256: str
+    has_run: bool
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """The counts a finished run's audit entry keeps: never a pseudonym, never content."""
+
+    frames_in: int
+    dropped: Mapping[str, int]
+    raw_segments: int
+    speech_seconds_stored: float
+    decisions: int
+    adaptive_flow: int
+    artist_overrides: int
 
 
 def bucket_id_for(event_id: str, category: str, at: datetime, tag: str = "") -> str:
@@ -188,7 +214,7 @@ class EncryptedStore:
         cached = self._record_keys.get(cache_key)
         if cached is not None and not create:
             # another process may have shredded the bucket or erased the subject meanwhile
-            subject_gone = pseudonym is not None and _subject_destroyed(self.keys, pseudonym)
+            subject_gone = pseudonym is not None and self.keys.is_subject_destroyed(pseudonym)
             if self.keys.is_bucket_destroyed(bucket_id) or subject_gone:
                 self._record_keys.pop(cache_key, None)
             else:
@@ -204,6 +230,15 @@ class EncryptedStore:
         self._record_keys.clear()
 
     # -- reads ----------------------------------------------------------------------------------
+    def event_status(self, event_id: str) -> EventStatus | None:
+        """The event's policy and whether it already ran; ``None`` for an unknown event."""
+        with self.session() as session:
+            event = session.get(Event, event_id)
+            if event is None:
+                return None
+            ran = session.scalar(select(EventRun.id).where(EventRun.event_id == event_id).limit(1))
+            return EventStatus(event.policy_name, event.policy_sha256, ran is not None)
+
     def get_raw(self, record_id: str, *, now: datetime) -> RawSegmentData:
         with self.session() as session:
             row = session.get(RawSegment, record_id)
@@ -654,7 +689,133 @@ class StoreTransaction:
         )
         return row.id
 
+    # -- event runs and their decisions ---------------------------------------------------------
+    def start_run(
+        self,
+        event_id: str,
+        *,
+        policy_name: str,
+        policy_sha256: str,
+        source: str,
+        windows: int,
+        window_seconds: float,
+        scorer: str,
+        wristbands: int,
+    ) -> int:
+        """Open a run of the pipeline at this transaction's time; return the run id."""
+        run = EventRun(
+            event_id=event_id,
+            policy_name=policy_name,
+            source=source,
+            started_at=self.now,
+            finished_at=None,
+            summary={"status": "running"},
+        )
+        self.session.add(run)
+        self.session.flush()  # the audit entry names the run's id
+        self.audit(Action.RUN_START, "event_run", str(run.id), {
+            "event": event_id,
+            "policy": policy_name,
+            "policy_sha256": policy_sha256,
+            "source": source,
+            "windows": windows,
+            "window_seconds": window_seconds,
+            "scorer": scorer,
+            "wristbands": wristbands,
+        })
+        return int(run.id)
 
-def _subject_destroyed(keys: KeyProvider, pseudonym: str) -> bool:
-    check = getattr(keys, "is_subject_destroyed", None)  # optional in the KeyProvider protocol
-    return bool(check(pseudonym)) if check is not None else False
+    def finish_run(
+        self, run_id: int, *, event_id: str, totals: RunTotals, summary: Mapping[str, Any]
+    ) -> None:
+        """Close a run at this transaction's time with its summary (the audit keeps totals)."""
+        run = self.session.get(EventRun, run_id)
+        if run is None:
+            raise NotFoundError(f"no event run {run_id}")
+        run.finished_at = self.now
+        run.summary = {"status": "finished", **summary}
+        self.audit(Action.RUN_FINISH, "event_run", str(run_id), {"event": event_id,
+                                                                  **asdict(totals)})
+
+    def abort_run(
+        self,
+        run_id: int,
+        *,
+        event_id: str,
+        error: str,
+        windows_done: int,
+        summary: Mapping[str, Any],
+    ) -> None:
+        """Mark a run failed; ``error`` is an exception's class name, never its message."""
+        run = self.session.get(EventRun, run_id)
+        if run is not None:
+            run.summary = {"status": "failed", "error": error, **summary}
+        self.audit(Action.RUN_ABORT, "event_run", str(run_id),
+                   {"event": event_id, "error": error, "windows_done": windows_done})
+
+    def record_drops(
+        self,
+        event_id: str,
+        *,
+        window_start: datetime,
+        frames: int,
+        counts: Mapping[str, int],
+        wristbands: Mapping[str, list[str]],
+        unregistered_wristbands: int = 0,
+        unregistered_frames: int = 0,
+    ) -> None:
+        """Audit one window's dropped frames by reason (and which pseudonyms, per subject)."""
+        details: dict[str, Any] = {
+            "event": event_id,
+            "window_start": _require_aware(window_start, "window_start").isoformat(),
+            "frames": frames,
+            "counts": dict(counts),
+            "wristbands": dict(wristbands),
+        }
+        if unregistered_wristbands:
+            details["unregistered_wristbands"] = unregistered_wristbands
+        if unregistered_frames:
+            details["unregistered_frames"] = unregistered_frames
+        self.audit(Action.CAPTURE_DROP, "event", event_id, details)
+
+    def record_decision(
+        self,
+        event_id: str,
+        run_id: int,
+        *,
+        decided_at: datetime,
+        track_id: str,
+        crowd_sentiment: float,
+        adaptive_flow: bool,
+        artist_override: bool,
+        inputs: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        explanation: str,
+        latency_ms: float,
+    ) -> int:
+        """Store a selection decision with its inputs and main parameters (DSA Art 27)."""
+        row = Decision(
+            event_id=event_id,
+            run_id=run_id,
+            decided_at=_require_aware(decided_at, "decided_at"),
+            track_id=track_id,
+            crowd_sentiment=crowd_sentiment,
+            adaptive_flow=adaptive_flow,
+            artist_override=artist_override,
+            inputs=dict(inputs),
+            parameters=dict(parameters),
+            explanation=explanation,
+            latency_ms=latency_ms,
+        )
+        self.session.add(row)
+        self.session.flush()  # the audit entry names the decision's id
+        self.audit(Action.SELECTION_DECISION, "decision", str(row.id), {
+            "event": event_id,
+            "run": run_id,
+            "track": track_id,
+            "crowd_sentiment": crowd_sentiment,
+            "adaptive_flow": adaptive_flow,
+            "artist_override": artist_override,
+            "latency_ms": latency_ms,
+        })
+        return int(row.id)
