@@ -36,8 +36,9 @@ services:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
+# The demo is a command of the installed package (flowaudit/demo.py), so a wheel user runs it too.
 demo: setup
-	$(PY) examples/demo.py --home $(DEMO_HOME)
+	$(VENV)/bin/flowaudit demo --home $(DEMO_HOME)
 
 lint: setup
 	$(PY) -m ruff check .

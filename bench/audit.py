@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import json
 import re
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,9 +34,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from audit.log.chain import (  # noqa: E402
+from audit.log.chain import (
     GENESIS_HASH,
     AuditLog,
     canonical_entry,
@@ -45,11 +42,12 @@ from audit.log.chain import (  # noqa: E402
     normalise_details,
     read_head,
 )
-from audit.log.checkpoints import attach_signer, checkpoint_after_command, load_signer  # noqa: E402
-from audit.log.verify import verify_log  # noqa: E402
-from flowaudit.runtime import Runtime, initialise_home, open_runtime  # noqa: E402
-from retention.models import AuditEntry  # noqa: E402
-from retention.store import EncryptedStore  # noqa: E402
+from audit.log.checkpoints import attach_signer, checkpoint_after_command, load_signer
+from audit.log.verify import verify_log
+from flowaudit.runtime import Runtime, initialise_home, open_runtime
+from pipeline.event import default_event_file
+from retention.models import AuditEntry
+from retention.store import EncryptedStore
 
 START = datetime(2026, 6, 21, 18, 0, tzinfo=UTC)
 PCM_SECOND = bytes(range(256)) * 125  # 32 000 bytes: 1 s of 16 kHz int16
@@ -154,7 +152,7 @@ def append_overhead(windows: int, wristbands: int, raw: bool, repeats: int) -> d
 
 
 # -- the real pipeline ---------------------------------------------------------------------------
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = default_event_file().parent  # the demo event shipped in the pipeline package
 
 
 def _small_event(target: Path, wristbands: int) -> Path:

@@ -14,7 +14,6 @@ decision latency (processing only; the article's platforms quote 80–180 ms end
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,21 +24,19 @@ import numpy as np
 import webrtcvad
 from _webrtcvad import process as _vad_process
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from flowaudit.runtime import initialise_home, open_runtime
+from pipeline.artist import ArtistControl
+from pipeline.catalogue import load_catalogue
+from pipeline.event import default_event_file, parse_event
+from pipeline.frames import FRAME_BYTES, SAMPLE_RATE
+from pipeline.memory import MemorySource
+from pipeline.run import run_event
+from pipeline.selection import Selector
+from pipeline.sentiment import Snapshot
+from pipeline.sources import synthetic_for
+from retention.policy import load_policy
 
-from flowaudit.runtime import initialise_home, open_runtime  # noqa: E402
-from pipeline.artist import ArtistControl  # noqa: E402
-from pipeline.catalogue import load_catalogue  # noqa: E402
-from pipeline.event import parse_event  # noqa: E402
-from pipeline.frames import FRAME_BYTES, SAMPLE_RATE  # noqa: E402
-from pipeline.memory import MemorySource  # noqa: E402
-from pipeline.run import run_event  # noqa: E402
-from pipeline.selection import Selector  # noqa: E402
-from pipeline.sentiment import Snapshot  # noqa: E402
-from pipeline.sources import synthetic_for  # noqa: E402
-from retention.policy import load_policy  # noqa: E402
-
+DEMO_EVENT = default_event_file().parent  # the demo event shipped in the pipeline package
 START = datetime(2026, 6, 21, 20, 0, tzinfo=UTC)
 
 
@@ -48,12 +45,12 @@ def bench_event(wristbands: int, seconds: int):  # noqa: ANN201
         "event": {"id": "bench", "name": "bench", "starts": START,
                   "ends": START + timedelta(seconds=seconds)},
         "capture": {"pre_roll": "0s", "post_roll": "0s", "window": "6s", "seed": 1},
-        "selection": {"catalogue": str(ROOT / "examples" / "catalogue.csv"),
+        "selection": {"catalogue": str(DEMO_EVENT / "catalogue.csv"),
                       "decision_every": "30s"},
         "wristbands": {"generate": {"count": wristbands, "seed": 1, "staff": 0,
                                     "opted_out": 0.0, "withdrawn": 0.0, "late_arrivals": 0.0}},
     }
-    return parse_event(doc, source="<bench>", base=ROOT / "examples")
+    return parse_event(doc, source="<bench>", base=DEMO_EVENT)
 
 
 def frames_for(event, seconds: int) -> MemorySource:  # noqa: ANN001
@@ -103,7 +100,7 @@ def full_pipeline(event, source: MemorySource, policy_name: str) -> tuple[float,
 
 
 def selection_latency(decisions: int) -> dict[str, float]:
-    catalogue = load_catalogue(ROOT / "examples" / "catalogue.csv")
+    catalogue = load_catalogue(DEMO_EVENT / "catalogue.csv")
     selector = Selector(catalogue, ArtistControl("none"), 40.0)
     rng = np.random.default_rng(0)
     wall: list[float] = []

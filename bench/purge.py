@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -31,15 +30,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flowaudit.runtime import Runtime, initialise_home, open_runtime  # noqa: E402
-from retention._deletion import truncate_sqlite_wal  # noqa: E402
-from retention._locks import BucketLocker  # noqa: E402
-from retention.errors import RecordShreddedError  # noqa: E402
-from retention.models import RawSegment  # noqa: E402
-from retention.purge import PurgeReport, delete_shredded, shred_expired  # noqa: E402
-from retention.store import RAW_AUDIO, bucket_id_for  # noqa: E402
+from flowaudit.runtime import Runtime, initialise_home, open_runtime
+from retention._deletion import truncate_sqlite_wal
+from retention._locks import BucketLocker
+from retention.errors import RecordShreddedError
+from retention.models import RawSegment
+from retention.purge import PurgeReport, delete_shredded, shred_expired
+from retention.store import RAW_AUDIO, bucket_id_for
 
 PG_URL = os.environ.get(
     "FLOWAUDIT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

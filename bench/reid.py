@@ -25,17 +25,14 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from audit.reid.hierarchies import parse_hierarchies  # noqa: E402
-from audit.reid.lattice import Lattice  # noqa: E402
-from audit.reid.risk import RiskReport, Thresholds, assess  # noqa: E402
+from audit.reid.hierarchies import parse_hierarchies
+from audit.reid.lattice import Lattice
+from audit.reid.risk import RiskReport, Thresholds, assess
 
 QIS = ["zone", "arrival_bucket", "age_band", "ticket_type", "device_model"]
 SENSITIVE = ["mean_sentiment_band"]

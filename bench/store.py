@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 import uuid
@@ -22,9 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import create_engine, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flowaudit.runtime import initialise_home, open_runtime  # noqa: E402
+from flowaudit.runtime import initialise_home, open_runtime
 
 SEGMENT_BYTES = 16_000 * 2 * 10  # 10 s of 16 kHz mono int16
 PG_URL = os.environ.get(

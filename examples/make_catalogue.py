@@ -1,4 +1,4 @@
-"""Regenerate ``examples/catalogue.csv``: a seeded, fictional catalogue of 320 tracks.
+"""Regenerate ``pipeline/demo_event/catalogue.csv``: a seeded, fictional catalogue of 320 tracks.
 
 Artists and titles are invented. Energy and valence are 0–1, bpm correlates with energy, and
 about one track in six is flagged ``recovery`` (an upbeat crowd favourite that Adaptive Flow
@@ -59,7 +59,8 @@ def build(seed: int = 21062026, count: int = 320) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    target = Path(__file__).resolve().parent / "catalogue.csv"
+    # the demo event's catalogue is package data of ``pipeline``; this script edits the checkout
+    target = Path(__file__).resolve().parent.parent / "pipeline" / "demo_event" / "catalogue.csv"
     rows = build()
     with target.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
