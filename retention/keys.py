@@ -28,6 +28,7 @@ from typing import Protocol
 
 from . import _crypto
 from .errors import ConfigError, IntegrityError, RecordShreddedError
+from .ground.times import iso_utc
 
 __all__ = [
     "MASTER_KEY_ENV",
@@ -92,13 +93,19 @@ def derive_pepper(master_key: bytes) -> bytes:
 
 
 class KeyProvider(Protocol):
-    """Where bucket and subject keys live. A KMS/Vault adapter implements the same methods."""
+    """Where bucket and subject keys live. A KMS/Vault adapter implements every method.
+
+    The ``is_*_destroyed`` questions are the provider's to answer: the store asks them before
+    trusting a cached key, and an erasure receipt reports the answer, so a provider that cannot
+    answer them cannot stand behind a receipt either.
+    """
 
     def bucket_key(self, bucket_id: str, *, create: bool = False) -> bytes: ...
     def subject_key(self, pseudonym: str, *, create: bool = False) -> bytes: ...
     def destroy_bucket_keys(self, bucket_ids: list[str], at: datetime) -> list[str]: ...
     def destroy_subject_key(self, pseudonym: str, at: datetime) -> bool: ...
     def is_bucket_destroyed(self, bucket_id: str) -> bool: ...
+    def is_subject_destroyed(self, pseudonym: str) -> bool: ...
     def flush(self) -> None: ...
 
 
@@ -167,7 +174,7 @@ class FileKeyStore:
                 self._pending_buckets.pop(bucket_id, None)
                 if self._state["buckets"].pop(bucket_id, None) is not None:
                     destroyed.append(bucket_id)
-                self._state["destroyed_buckets"].setdefault(bucket_id, at.isoformat())
+                self._state["destroyed_buckets"].setdefault(bucket_id, iso_utc(at))
             self._write()
         return destroyed
 
@@ -177,15 +184,17 @@ class FileKeyStore:
             self._reload(force=True)
             self._pending_subjects.pop(pseudonym, None)
             existed = self._state["subjects"].pop(pseudonym, None) is not None
-            self._state["destroyed_subjects"].setdefault(pseudonym, at.isoformat())
+            self._state["destroyed_subjects"].setdefault(pseudonym, iso_utc(at))
             self._write()
         return existed
 
     def is_bucket_destroyed(self, bucket_id: str) -> bool:
+        """True once the bucket's key was destroyed (a tombstone), here or by another process."""
         self._reload()
         return bucket_id in self._state["destroyed_buckets"]
 
     def is_subject_destroyed(self, pseudonym: str) -> bool:
+        """True once the subject's key was destroyed, here or by another process."""
         self._reload()
         return pseudonym in self._state["destroyed_subjects"]
 

@@ -9,6 +9,11 @@ Usage::
     policy = load_policy("privacy-by-default")       # a shipped profile, by name
     policy = load_policy("policies/my-event.toml")   # or any file
     policy.retention.raw_audio                        # timedelta(0) / None for "indefinite"
+
+Each section is a frozen dataclass (:class:`CaptureSection`, :class:`RetentionSection`, …), so
+``policy.capture.stor_speech`` is a mypy error rather than a surprise at an event. A field's
+type and its schema entry are one declaration, ``Annotated[type, _Key(default, …)]``: the
+loader reads the kind it enforces from the same annotation mypy checks.
 """
 
 from __future__ import annotations
@@ -16,46 +21,63 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 from .errors import NotFoundError, PolicyError
 from .ground.durations import Duration, format_duration, parse_duration
+from .ground.quasi import QUASI_IDENTIFIERS, SENSITIVE_ATTRIBUTES
 from .ground.tomlfile import parse_toml
 
 __all__ = [
     "Policy",
+    "PolicySection",
+    "ClassificationSection",
+    "CaptureSection",
+    "RetentionSection",
+    "ReidSection",
+    "SelectionSection",
     "load_policy",
     "list_policies",
     "policy_dir",
     "policy_diff",
     "SCHEMA",
+    "SECTION_TYPES",
 ]
 
-LAWFUL_BASES = (
+LawfulBasis = Literal[
     "consent",
     "contract",
     "legal_obligation",
     "vital_interests",
     "public_task",
     "legitimate_interests",
-)
-ART9_EXCEPTIONS = ("none", "explicit_consent")
-ARTIST_CONTROL = ("none", "partial", "full")
-ENTERPRISE_SIZES = ("micro", "small", "medium", "large")
+]
+Art9Exception = Literal["none", "explicit_consent"]
+ArtistControl = Literal["none", "partial", "full"]
+EnterpriseSize = Literal["micro", "small", "medium", "large"]
+
+LAWFUL_BASES: tuple[str, ...] = get_args(LawfulBasis)
+ART9_EXCEPTIONS: tuple[str, ...] = get_args(Art9Exception)
+ARTIST_CONTROL: tuple[str, ...] = get_args(ArtistControl)
+ENTERPRISE_SIZES: tuple[str, ...] = get_args(EnterpriseSize)
 
 
 @dataclass(frozen=True)
 class _Key:
-    """One allowed key: its kind, default (``...`` = required) and an optional extra check."""
+    """One allowed key: its default (``...`` = required), an optional extra check and a doc.
 
-    kind: str  # str | bool | int | float | duration | list | date | table | choice
+    ``kind`` and ``choices`` are filled in from the field's type when :data:`SCHEMA` is built,
+    never written by hand, so what the loader enforces cannot drift from what mypy checks.
+    """
+
     default: Any = ...
-    choices: tuple[str, ...] = ()
     check: Callable[[Any], str | None] | None = None
     doc: str = ""
+    kind: str = ""  # str | bool | int | float | duration | list | date | table | choice
+    choices: tuple[str, ...] = ()
 
 
 def _between(low: float, high: float) -> Callable[[Any], str | None]:
@@ -72,116 +94,172 @@ def _at_least(low: float) -> Callable[[Any], str | None]:
     return check
 
 
-#: section -> key -> spec. Defaults are the privacy-protective choice.
-SCHEMA: dict[str, dict[str, _Key]] = {
-    "policy": {
-        "name": _Key("str", doc="short id of the profile"),
-        "description": _Key("str", ""),
-        "version": _Key("str", "1"),
-        "controller": _Key("str", doc="who is responsible (GDPR Art 30(1)(a))"),
-        "controller_contact": _Key("str", ""),
-        "dpo_contact": _Key("str", ""),
-        "purposes": _Key("list", doc="why the data is processed (Art 30(1)(b))"),
-        "lawful_basis": _Key("choice", "consent", LAWFUL_BASES),
-        "recipients": _Key("list", []),
-        "third_country_transfers": _Key("str", "none"),
-    },
-    "classification": {
-        "wristbands_linkable": _Key("bool", True, doc="wristband id can be tied to a person"),
-        "population_includes_staff": _Key("bool", False),
-        "online_platform": _Key("bool", False, doc="DSA applicability"),
-        "enterprise_size": _Key("choice", "large", ENTERPRISE_SIZES),
-        "as_of": _Key("date", None, doc="date the rules are evaluated at; default today"),
-    },
-    "capture": {
-        "event_window_only": _Key("bool", True),
-        "vad_aggressiveness": _Key("int", 2, check=_between(0, 3)),
-        "store_speech": _Key("bool", False),
-        "require_consent": _Key("bool", True),
-        "biometrics": _Key("bool", False),
-        "art9_exception": _Key("choice", "none", ART9_EXCEPTIONS),
-        "drop_staff": _Key("bool", True),
-        "redact_pii": _Key("bool", True),
-    },
-    "retention": {
-        "raw_audio": _Key("duration", "0h"),
-        "metadata": _Key("duration", "30d"),
-        "anonymise_metadata_after": _Key("duration", "72h"),
-        "audit_log": _Key("duration", "183d"),
-    },
-    "reid": {
-        "quasi_identifiers": _Key(
-            "list", ["zone", "arrival_bucket", "age_band", "ticket_type", "device_model"]
-        ),
-        "sensitive": _Key("list", ["mean_sentiment_band"]),
-        "k_min": _Key("int", 10, check=_at_least(1)),
-        "l_min": _Key("int", 2, check=_at_least(1)),
-        "t_max": _Key("float", 0.5, check=_between(0.0, 1.0)),
-        "max_prosecutor_risk": _Key("float", 0.1, check=_between(0.0, 1.0)),
-        "max_suppression": _Key("float", 0.05, check=_between(0.0, 1.0)),
-        "hierarchies": _Key("table", {}),
-    },
-    "selection": {
-        "adaptive_flow_threshold": _Key("float", 40.0, check=_between(0, 100)),
-        "artist_control": _Key("choice", "full", ARTIST_CONTROL),
-        "scorer": _Key("str", "builtin"),
-        "third_party_scorers": _Key("bool", False),
-    },
-}
+# Each section is declared once: the field's type is what mypy checks, its _Key the default and
+# extra rule the loader applies. Defaults are the privacy-protective choice.
 
 
 @dataclass(frozen=True)
-class Section:
-    """Attribute access over one validated section."""
+class PolicySection:
+    """``[policy]``: who is responsible, why, on what basis (the GDPR Art 30 facts)."""
 
-    values: dict[str, Any]
+    name: Annotated[str, _Key(doc="short id of the profile")]
+    description: Annotated[str, _Key("")]
+    version: Annotated[str, _Key("1")]
+    controller: Annotated[str, _Key(doc="who is responsible (GDPR Art 30(1)(a))")]
+    controller_contact: Annotated[str, _Key("")]
+    dpo_contact: Annotated[str, _Key("")]
+    purposes: Annotated[list[str], _Key(doc="why the data is processed (Art 30(1)(b))")]
+    lawful_basis: Annotated[LawfulBasis, _Key("consent")]
+    recipients: Annotated[list[str], _Key([])]
+    third_country_transfers: Annotated[str, _Key("none")]
 
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.values[key]
-        except KeyError:
-            raise AttributeError(key) from None
+
+@dataclass(frozen=True)
+class ClassificationSection:
+    """``[classification]``: facts that decide which legal rules apply to the event."""
+
+    wristbands_linkable: Annotated[bool, _Key(True, doc="wristband id can be tied to a person")]
+    population_includes_staff: Annotated[bool, _Key(False)]
+    online_platform: Annotated[bool, _Key(False, doc="DSA applicability")]
+    enterprise_size: Annotated[EnterpriseSize, _Key("large")]
+    as_of: Annotated[date | None, _Key(None, doc="date the rules are evaluated at; default today")]
+
+
+@dataclass(frozen=True)
+class CaptureSection:
+    """``[capture]``: which frames the gates let through to scoring and storage."""
+
+    event_window_only: Annotated[bool, _Key(True)]
+    vad_aggressiveness: Annotated[int, _Key(2, check=_between(0, 3))]
+    store_speech: Annotated[bool, _Key(False)]
+    require_consent: Annotated[bool, _Key(True)]
+    biometrics: Annotated[bool, _Key(False)]
+    art9_exception: Annotated[Art9Exception, _Key("none")]
+    drop_staff: Annotated[bool, _Key(True)]
+    redact_pii: Annotated[bool, _Key(True)]
+
+
+@dataclass(frozen=True)
+class RetentionSection:
+    """``[retention]``: how long each category is kept; ``None`` is "indefinite"."""
+
+    raw_audio: Annotated[Duration, _Key("0h")]
+    metadata: Annotated[Duration, _Key("30d")]
+    anonymise_metadata_after: Annotated[Duration, _Key("72h")]
+    audit_log: Annotated[Duration, _Key("183d")]
+
+
+@dataclass(frozen=True)
+class ReidSection:
+    """``[reid]``: what counts as identifying, and the thresholds kept metadata must meet."""
+
+    quasi_identifiers: Annotated[list[str], _Key(list(QUASI_IDENTIFIERS))]
+    sensitive: Annotated[list[str], _Key(list(SENSITIVE_ATTRIBUTES))]
+    k_min: Annotated[int, _Key(10, check=_at_least(1))]
+    l_min: Annotated[int, _Key(2, check=_at_least(1))]
+    t_max: Annotated[float, _Key(0.5, check=_between(0.0, 1.0))]
+    max_prosecutor_risk: Annotated[float, _Key(0.1, check=_between(0.0, 1.0))]
+    max_suppression: Annotated[float, _Key(0.05, check=_between(0.0, 1.0))]
+    hierarchies: Annotated[dict[str, Any], _Key({})]
+
+
+@dataclass(frozen=True)
+class SelectionSection:
+    """``[selection]``: how the next track is chosen, and who may override it."""
+
+    adaptive_flow_threshold: Annotated[float, _Key(40.0, check=_between(0, 100))]
+    artist_control: Annotated[ArtistControl, _Key("full")]
+    scorer: Annotated[str, _Key("builtin")]
+    third_party_scorers: Annotated[bool, _Key(False)]
 
 
 @dataclass(frozen=True)
 class Policy:
-    """A validated policy. Sections are exposed as attributes: ``policy.retention.raw_audio``."""
+    """A validated policy: ``policy.retention.raw_audio``, ``policy.capture.store_speech``.
+
+    The section fields, in this order, are the sections a policy file may have.
+    """
 
     source: str
     sha256: str
-    sections: dict[str, Section] = field(repr=False)
+    policy: PolicySection = field(repr=False)
+    classification: ClassificationSection = field(repr=False)
+    capture: CaptureSection = field(repr=False)
+    retention: RetentionSection = field(repr=False)
+    reid: ReidSection = field(repr=False)
+    selection: SelectionSection = field(repr=False)
 
     @property
     def name(self) -> str:
-        return str(self.sections["policy"].values["name"])
-
-    def __getattr__(self, section: str) -> Section:
-        sections = self.__dict__.get("sections", {})
-        if section in sections:
-            return sections[section]
-        raise AttributeError(section)
+        return self.policy.name
 
     def retention_for(self, category: str) -> Duration:
         """Retention of a data category: ``raw_audio`` or ``metadata``."""
-        values = self.sections["retention"].values
-        if category not in ("raw_audio", "metadata"):
-            raise PolicyError(f"unknown data category {category!r}; use raw_audio or metadata")
-        return values[category]
+        if category == "raw_audio":
+            return self.retention.raw_audio
+        if category == "metadata":
+            return self.retention.metadata
+        raise PolicyError(f"unknown data category {category!r}; use raw_audio or metadata")
 
     def flat(self) -> dict[str, str]:
         """``section.key -> printable value``, for show and diff."""
-        out: dict[str, str] = {}
-        for section, body in self.sections.items():
-            for key, value in body.values.items():
-                out[f"{section}.{key}"] = _printable(value, SCHEMA[section][key].kind)
-        return out
+        return {
+            f"{section}.{key}": _printable(value, spec.kind)
+            for section, key, spec, value in self._entries()
+        }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        """JSON-friendly copy (durations as strings, dates ISO)."""
-        return {
-            section: {k: _jsonable(v, SCHEMA[section][k].kind) for k, v in body.values.items()}
-            for section, body in self.sections.items()
-        }
+        """JSON-friendly copy (durations as strings, dates ISO); :func:`parse_policy` reads it."""
+        out: dict[str, dict[str, Any]] = {section: {} for section in SCHEMA}
+        for section, key, spec, value in self._entries():
+            out[section][key] = _jsonable(value, spec.kind)
+        return out
+
+    def _entries(self) -> Iterator[tuple[str, str, _Key, Any]]:
+        """Every ``(section, key, spec, value)`` in schema order, for the generic views."""
+        for section, keys in SCHEMA.items():
+            body = getattr(self, section)
+            for key, spec in keys.items():
+                yield section, key, spec, getattr(body, key)
+
+
+#: a field's type -> the kind the loader enforces; a ``Literal`` is a "choice" of its values
+_KINDS: dict[Any, str] = {
+    str: "str",
+    bool: "bool",
+    int: "int",
+    float: "float",
+    Duration: "duration",
+    date | None: "date",
+    list[str]: "list",
+    dict[str, Any]: "table",
+}
+
+
+def _schema_of(section: type[Any]) -> dict[str, _Key]:
+    """The keys of one section dataclass, read from its ``Annotated[type, _Key]`` fields."""
+    hints = get_type_hints(section, include_extras=True)
+    out: dict[str, _Key] = {}
+    for item in fields(section):
+        base, spec = get_args(hints[item.name])[:2]
+        if get_origin(base) is Literal:
+            out[item.name] = replace(spec, kind="choice", choices=get_args(base))
+        elif base in _KINDS:
+            out[item.name] = replace(spec, kind=_KINDS[base])
+        else:
+            raise TypeError(f"{section.__name__}.{item.name}: no policy kind for {base!r}")
+    return out
+
+
+#: section name -> its dataclass, in file order (the fields of :class:`Policy`)
+SECTION_TYPES: dict[str, type[Any]] = {
+    item.name: get_type_hints(Policy)[item.name]
+    for item in fields(Policy)
+    if item.name not in ("source", "sha256")
+}
+
+#: section -> key -> spec, derived from the section dataclasses above.
+SCHEMA: dict[str, dict[str, _Key]] = {name: _schema_of(cls) for name, cls in SECTION_TYPES.items()}
 
 
 def _jsonable(value: Any, kind: str) -> Any:
@@ -189,6 +267,8 @@ def _jsonable(value: Any, kind: str) -> Any:
         return format_duration(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, list | dict):
+        return value.copy()  # the policy is frozen; a caller's edit must not reach it
     return value
 
 
@@ -255,7 +335,7 @@ def parse_policy(document: dict[str, Any], *, source: str, raw: bytes = b"") -> 
         raise PolicyError(
             f"{where}: unknown section [{unknown[0]}]; allowed sections: {', '.join(SCHEMA)}"
         )
-    sections: dict[str, Section] = {}
+    sections: dict[str, Any] = {}
     for section, keys in SCHEMA.items():
         body = document.get(section, {})
         if not isinstance(body, dict):
@@ -266,11 +346,12 @@ def parse_policy(document: dict[str, Any], *, source: str, raw: bytes = b"") -> 
                 f"{where}: unknown key {section}.{extra[0]}; allowed keys in [{section}]: "
                 f"{', '.join(keys)}"
             )
-        values = {}
-        for key, spec in keys.items():
-            values[key] = _validate(where, f"{section}.{key}", body.get(key, spec.default), spec)
-        sections[section] = Section(values)
-    policy = Policy(source=source, sha256=hashlib.sha256(raw).hexdigest(), sections=sections)
+        values = {
+            key: _validate(where, f"{section}.{key}", body.get(key, spec.default), spec)
+            for key, spec in keys.items()
+        }
+        sections[section] = SECTION_TYPES[section](**values)
+    policy = Policy(source=source, sha256=hashlib.sha256(raw).hexdigest(), **sections)
     _check_combinations(where, policy)
     return policy
 
@@ -295,8 +376,12 @@ def _validate(where: str, dotted: str, value: Any, spec: _Key) -> Any:
         isinstance(value, list) and all(isinstance(v, str) for v in value)
     ):
         bad = "a list of strings"
+    elif kind == "list":
+        value = list(value)  # never share the default's list between policies
     elif kind == "table" and not isinstance(value, dict):
         bad = "a table"
+    elif kind == "table":
+        value = dict(value)
     elif kind == "choice" and value not in spec.choices:
         bad = "one of " + ", ".join(spec.choices)
     elif kind == "date":
@@ -320,32 +405,30 @@ def _validate(where: str, dotted: str, value: Any, spec: _Key) -> Any:
 
 
 def _check_combinations(where: str, policy: Policy) -> None:
-    capture = policy.sections["capture"].values
-    retention = policy.sections["retention"].values
-    basis = policy.sections["policy"].values["lawful_basis"]
-    if basis == "consent" and not capture["require_consent"]:
+    capture, retention, reid = policy.capture, policy.retention, policy.reid
+    if policy.policy.lawful_basis == "consent" and not capture.require_consent:
         raise PolicyError(
             f"{where}: policy.lawful_basis = 'consent' but capture.require_consent = false; "
             "consent as a basis needs the consent gate, set require_consent = true"
         )
-    if capture["biometrics"] and capture["art9_exception"] == "none":
+    if capture.biometrics and capture.art9_exception == "none":
         raise PolicyError(
             f"{where}: capture.biometrics = true needs capture.art9_exception = "
             "'explicit_consent' (GDPR Art 9(2)(a)); or set biometrics = false"
         )
-    if capture["store_speech"] and not capture["require_consent"]:
+    if capture.store_speech and not capture.require_consent:
         raise PolicyError(
             f"{where}: capture.store_speech = true without capture.require_consent; "
             "recording speech needs the speaker's consent, set store_speech = false"
         )
-    anon, meta = retention["anonymise_metadata_after"], retention["metadata"]
+    anon, meta = retention.anonymise_metadata_after, retention.metadata
     if anon is not None and meta is not None and anon > meta:
         raise PolicyError(
             f"{where}: retention.anonymise_metadata_after ({format_duration(anon)}) is later than "
             f"retention.metadata ({format_duration(meta)}); anonymise before deletion or drop it"
         )
-    for name in policy.sections["reid"].values["sensitive"]:
-        if name in policy.sections["reid"].values["quasi_identifiers"]:
+    for name in reid.sensitive:
+        if name in reid.quasi_identifiers:
             raise PolicyError(
                 f"{where}: reid.sensitive {name!r} is also a quasi-identifier; list it once"
             )

@@ -27,7 +27,7 @@ import os
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from sqlalchemy import delete, func, select, update
 from ._deletion import delete_rows_batch, truncate_sqlite_wal
 from .errors import FlowauditError, InputError, NotFoundError
 from .ground.actions import Action
-from .ground.durations import format_duration
+from .ground.times import iso_utc, to_utc
 from .models import Consent, Event, MetadataRecord, RawSegment, Subject, SubjectRequest
 from .policy import Policy, load_policy
 from .store import EncryptedStore
@@ -50,8 +50,11 @@ __all__ = [
     "RequestStatus",
     "ExportResult",
     "ErasureResult",
+    "ART12_MONTHS",
+    "ART12_MAX_MONTHS",
     "add_months",
     "deadline_of",
+    "request_status",
     "receive_request",
     "extend_request",
     "list_requests",
@@ -75,6 +78,11 @@ PolicyLoader = Callable[[str], Policy]
 
 # -- deadlines ------------------------------------------------------------------------------------
 
+#: GDPR Art 12(3): answer within one month of receipt ...
+ART12_MONTHS = 1
+#: ... extendable by two further months: never later than three months after receipt.
+ART12_MAX_MONTHS = 3
+
 
 def add_months(at: datetime, months: int) -> datetime:
     """``at`` plus calendar months, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
@@ -87,7 +95,7 @@ def deadline_of(request: SubjectRequest) -> datetime:
     """Art 12(3): one month, or the extension — never beyond three months from receipt."""
     if request.extended_to is None:
         return request.due_at
-    return min(request.extended_to, add_months(request.received_at, 3))
+    return min(request.extended_to, add_months(request.received_at, ART12_MAX_MONTHS))
 
 
 @dataclass(frozen=True)
@@ -124,16 +132,21 @@ class RequestStatus:
 
 
 def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.astimezone(UTC).isoformat()
+    return None if at is None else iso_utc(at)
 
 
 def _aware(at: datetime, name: str) -> datetime:
     if at.tzinfo is None:
         raise InputError(f"{name} must be a timezone-aware time (got {at.isoformat()})")
-    return at.astimezone(UTC)
+    return to_utc(at)
 
 
-def _status(request: SubjectRequest, now: datetime) -> RequestStatus:
+def request_status(request: SubjectRequest, now: datetime) -> RequestStatus:
+    """The request judged at ``now``: overdue if open past its deadline, late if answered after.
+
+    The one lateness rule: ``flowaudit dsr list``, the overdue-request check and the reports
+    all use it.
+    """
     deadline = deadline_of(request)
     done = request.completed_at is not None
     return RequestStatus(
@@ -160,7 +173,7 @@ def list_requests(
     if open_only:
         query = query.where(SubjectRequest.status.in_(_OPEN))
     with store.session() as session:
-        return [_status(r, now) for r in session.scalars(query)]
+        return [request_status(r, now) for r in session.scalars(query)]
 
 
 # -- request bookkeeping --------------------------------------------------------------------------
@@ -200,7 +213,7 @@ def receive_request(
             subject_pseudonym=pseudonym,
             kind=kind,
             received_at=received,
-            due_at=add_months(received, 1),
+            due_at=add_months(received, ART12_MONTHS),
             status="received",
             receipt={},
         )
@@ -210,7 +223,7 @@ def receive_request(
             Action.DSR_RECEIVE,
             "subject_request",
             str(request.id),
-            {"kind": kind, "received_at": received.isoformat()},
+            {"kind": kind, "received_at": iso_utc(received)},
         )
         return int(request.id)
 
@@ -234,7 +247,7 @@ def _open_request(
             subject_pseudonym=pseudonym,
             kind=kind,
             received_at=received,
-            due_at=add_months(received, 1),
+            due_at=add_months(received, ART12_MONTHS),
             status="received",
             receipt={},
         )
@@ -263,18 +276,18 @@ def extend_request(
                 f"request #{request_id} was due {request.due_at.isoformat()}; an extension must "
                 "be notified within the first month"
             )
-        request.extended_to = add_months(request.due_at, 2)
+        request.extended_to = add_months(request.due_at, ART12_MAX_MONTHS - ART12_MONTHS)
         request.receipt = {
             **(request.receipt or {}),
-            "extension": {"reason": reason, "notified_at": now.isoformat()},
+            "extension": {"reason": reason, "notified_at": iso_utc(now)},
         }
         tx.audit(
             Action.DSR_EXTEND,
             "subject_request",
             str(request_id),
-            {"reason": reason, "extended_to": request.extended_to.isoformat()},
+            {"reason": reason, "extended_to": iso_utc(request.extended_to)},
         )
-        return _status(request, now)
+        return request_status(request, now)
 
 
 # -- access / portability -------------------------------------------------------------------------
@@ -331,21 +344,19 @@ def _policy_section(event: Event, loader: PolicyLoader) -> dict[str, Any]:
         policy = loader(event.policy_name)
     except FlowauditError:
         return {"name": event.policy_name, "sha256": event.policy_sha256, "available": False}
-    meta = policy.as_dict()["policy"]
+    info = policy.policy
     return {
         "name": policy.name,
         "sha256": event.policy_sha256,
         "loaded_sha256": policy.sha256,
-        "controller": meta.get("controller"),
-        "controller_contact": meta.get("controller_contact"),
-        "dpo_contact": meta.get("dpo_contact"),
-        "purposes": meta.get("purposes"),
-        "lawful_basis": meta.get("lawful_basis"),
-        "recipients": meta.get("recipients"),
-        "third_country_transfers": meta.get("third_country_transfers"),
-        "retention": {
-            key: format_duration(value) for key, value in policy.retention.values.items()
-        },
+        "controller": info.controller,
+        "controller_contact": info.controller_contact,
+        "dpo_contact": info.dpo_contact,
+        "purposes": list(info.purposes),
+        "lawful_basis": info.lawful_basis,
+        "recipients": list(info.recipients),
+        "third_country_transfers": info.third_country_transfers,
+        "retention": policy.as_dict()["retention"],  # every duration as the policy writes it
     }
 
 
@@ -438,7 +449,7 @@ def export_subject(
             "request_id": request.id,
             "kind": request.kind,
             "received_at": _iso(request.received_at),
-            "completed_at": now.isoformat(),
+            "completed_at": iso_utc(now),
             "on_time": on_time,
             "raw_segments": len(raw_entries),
             "metadata_records": len(metadata),
@@ -449,13 +460,13 @@ def export_subject(
         tx.audit(Action.DSR_EXPORT, "subject_request", str(request.id), receipt)
         manifest = {
             "format": EXPORT_FORMAT,
-            "generated_at": now.isoformat(),
+            "generated_at": iso_utc(now),
             "request": {
                 "id": request.id,
                 "kind": request.kind,
                 "received_at": _iso(request.received_at),
                 "due_at": _iso(request.due_at),
-                "completed_at": now.isoformat(),
+                "completed_at": iso_utc(now),
                 "legal_basis": "GDPR Art 15 (access) and Art 20 (portability)",
             },
             "subject": {
@@ -622,10 +633,10 @@ def erase_pseudonym(
             "kind": "erasure",
             "reason": reason,
             "received_at": _iso(request.received_at),
-            "completed_at": now.isoformat(),
+            "completed_at": iso_utc(now),
             "deadline": _iso(deadline_of(request)),
             "on_time": now <= deadline_of(request),
-            "subject_key_destroyed": _subject_key_gone(store, pseudonym),
+            "subject_key_destroyed": store.keys.is_subject_destroyed(pseudonym),
             **counts,
             "consents_deleted": int(consents or 0),
             "bytes_freed": freed,
@@ -641,8 +652,3 @@ def erase_pseudonym(
         tx.audit(Action.DSR_ERASE, "subject_request", str(request_id), receipt)
     truncate_sqlite_wal(store.engine)
     return ErasureResult(request_id=request_id, receipt=receipt)
-
-
-def _subject_key_gone(store: EncryptedStore, pseudonym: str) -> bool:
-    check = getattr(store.keys, "is_subject_destroyed", None)
-    return bool(check(pseudonym)) if check is not None else True

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import fields
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,16 @@ from hypothesis import strategies as st
 
 from retention.errors import NotFoundError, PolicyError
 from retention.ground.durations import format_duration, parse_duration
-from retention.policy import list_policies, load_policy, policy_diff
+from retention.ground.quasi import QUASI_IDENTIFIERS, SENSITIVE_ATTRIBUTES
+from retention.policy import (
+    SCHEMA,
+    SECTION_TYPES,
+    Policy,
+    list_policies,
+    load_policy,
+    parse_policy,
+    policy_diff,
+)
 
 SHIPPED = ["apple-music-2025", "privacy-by-default", "spotify-2026", "tiktok-2026"]
 
@@ -112,3 +122,67 @@ def test_duration_parser_never_crashes(text: str) -> None:
 def test_duration_round_trip(amount: int, unit: str) -> None:
     value = parse_duration(f"{amount}{unit}")
     assert parse_duration(format_duration(value)) == value
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_policy_round_trips_through_as_dict(name: str) -> None:
+    policy = load_policy(name)
+    raw = Path(policy.source).read_bytes()
+    again = parse_policy(policy.as_dict(), source=policy.source, raw=raw)
+    assert again == policy
+    assert again.flat() == policy.flat()
+
+
+def test_schema_and_section_dataclasses_are_one_declaration() -> None:
+    sections = [f.name for f in fields(Policy) if f.name not in ("source", "sha256")]
+    assert sections == list(SCHEMA) == list(SECTION_TYPES)
+    for section, cls in SECTION_TYPES.items():
+        assert [f.name for f in fields(cls)] == list(SCHEMA[section]), section
+        assert type(getattr(load_policy("spotify-2026"), section)) is cls
+
+
+# fmt: off
+@pytest.mark.parametrize("section, key, kind", [
+    ("retention", "raw_audio", "duration"),
+    ("classification", "as_of", "date"),
+    ("reid", "quasi_identifiers", "list"),
+    ("reid", "hierarchies", "table"),
+    ("capture", "vad_aggressiveness", "int"),
+    ("reid", "t_max", "float"),
+    ("capture", "store_speech", "bool"),
+    ("policy", "controller", "str"),
+])
+# fmt: on
+def test_the_loader_enforces_the_kind_the_type_declares(section: str, key: str, kind: str) -> None:
+    assert SCHEMA[section][key].kind == kind
+
+
+def test_choices_come_from_the_literal_types() -> None:
+    assert SCHEMA["selection"]["artist_control"].choices == ("none", "partial", "full")
+    assert SCHEMA["policy"]["lawful_basis"].choices[0] == "consent"
+
+
+def test_defaults_are_typed_and_come_from_the_ground_floor(tmp_path: Path) -> None:
+    path = tmp_path / "minimal.toml"
+    path.write_text(VALID + "[classification]\nas_of = 2026-06-21\n")
+    policy = load_policy(path)
+    assert policy.reid.quasi_identifiers == list(QUASI_IDENTIFIERS)
+    assert policy.reid.sensitive == list(SENSITIVE_ATTRIBUTES)
+    assert policy.retention.raw_audio == timedelta(0)
+    assert policy.retention.audit_log == timedelta(days=183)
+    assert policy.classification.as_of == date(2026, 6, 21)
+    assert policy.selection.adaptive_flow_threshold == 40.0
+    assert policy.retention_for("metadata") == timedelta(days=30)
+    with pytest.raises(PolicyError, match="use raw_audio or metadata"):
+        policy.retention_for("pcm")
+
+
+def test_policies_share_no_mutable_default_and_as_dict_is_a_copy(tmp_path: Path) -> None:
+    path = tmp_path / "minimal.toml"
+    path.write_text(VALID)
+    first = load_policy(path)
+    first.reid.quasi_identifiers.append("seat")
+    first.as_dict()["policy"]["recipients"].append("broker")
+    second = load_policy(path)
+    assert second.reid.quasi_identifiers == list(QUASI_IDENTIFIERS)
+    assert first.policy.recipients == [] == second.policy.recipients
