@@ -1,4 +1,4 @@
-"""Benchmark: audit.reid against pycanon on the same table, in the same run.
+"""Benchmark: the privacy engine (retention.anonymity) against pycanon, in the same run.
 
 A synthetic crowd of 1M wristbands with five quasi-identifiers at realistic cardinalities
 (20 zones, 96 quarter-hours, 8 age bands, 5 ticket types, 6 device models) and one sensitive
@@ -30,12 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.reid.hierarchies import parse_hierarchies
-from audit.reid.lattice import Lattice
-from audit.reid.risk import RiskReport, Thresholds, assess
+from retention.anonymity import Lattice, RiskReport, Thresholds, measure, parse_hierarchies
+from retention.ground.quasi import QUASI_IDENTIFIERS, SENSITIVE_ATTRIBUTES
 
-QIS = ["zone", "arrival_bucket", "age_band", "ticket_type", "device_model"]
-SENSITIVE = ["mean_sentiment_band"]
+QIS = list(QUASI_IDENTIFIERS)
+SENSITIVE = list(SENSITIVE_ATTRIBUTES)
 HIERARCHIES = parse_hierarchies(
     {
         "arrival_bucket": ["15m", "1h", "1d", "*"],
@@ -126,15 +125,15 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = crowd(args.rows, args.seed)
     print(f"table: {len(frame):,} rows x {len(QIS)} quasi-identifiers + 1 sensitive attribute")
-    ours_full, report = timed(lambda: assess(frame, QIS, SENSITIVE), repeat=3)
-    print(f"  flowaudit assess (all figures)  {ours_full:9.3f} s  -> {report.summary()}")
+    ours_full, report = timed(lambda: measure(frame, QIS, SENSITIVE), repeat=3)
+    print(f"  flowaudit measure (all figures)  {ours_full:9.3f} s  -> {report.summary()}")
     failures: list[str] = []
 
     sub_rows = min(args.pycanon_rows, len(frame))
     if args.full_pycanon:
         sub_rows = len(frame)
     subsample = frame.iloc[:sub_rows].reset_index(drop=True)
-    ours_sub, sub_report = timed(lambda: assess(subsample, QIS, SENSITIVE), repeat=3)
+    ours_sub, sub_report = timed(lambda: measure(subsample, QIS, SENSITIVE), repeat=3)
     label = "full table" if sub_rows == len(frame) else f"subsample of the first {sub_rows:,} rows"
     print(f"\npycanon, k / l / entropy l / t on the {label}:")
     theirs_sub, values, _ = pycanon_all(subsample)

@@ -11,7 +11,9 @@ hour's bucket is rewritten:
   hour at least, every other attribute at least one step), and the least further generalisation
   is searched so that every group has at least ``reid.k_min`` distinct wristbands while at most
   ``reid.max_suppression`` of them fall in groups that are too small; those groups are
-  **suppressed**;
+  **suppressed**. Choosing and aggregating is the privacy engine's job
+  (:mod:`retention.anonymity.aggregate`); this module reads the rows, asks it, writes back and
+  records the audit entry;
 * records without a pseudonym (crowd-level scores) are re-stored unchanged;
 * everything kept goes to a separate ``metadata+anon`` bucket, and the original bucket's (and
   its rows') retention ends *now*, in the same transaction, so the purge shreds its key next.
@@ -25,21 +27,20 @@ are cleared from ``subjects`` (:func:`clear_subject_quasi_identifiers`).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, or_, select, update
 
 from ._locks import BucketLocker
+from .anonymity.aggregate import SENSITIVE_PREFIX, VALUE_PREFIX, aggregate_k_anonymous
 from .errors import FlowauditError, InputError, RetentionError
 from .ground.actions import Action
-from .hierarchies import SUPPRESSED, Hierarchy, lenient_hierarchy
+from .ground.quasi import QUASI_IDENTIFIERS, TIME_QUASI_IDENTIFIERS
 from .models import (
     BUCKET_ACTIVE,
     Consent,
@@ -56,11 +57,7 @@ __all__ = [
     "ANON_TAG",
     "AGGREGATE_KIND",
     "AnonymiseReport",
-    "GroupingChoice",
     "anonymise_due",
-    "choose_generalisation",
-    "aggregate_k_anonymous",
-    "k_anonymity",
     "clear_subject_quasi_identifiers",
     "tolerant_loader",
 ]
@@ -68,11 +65,10 @@ __all__ = [
 ANON_TAG = "anon"
 AGGREGATE_KIND = "aggregate"
 _ANON_PATTERN = f"%:{METADATA}+{ANON_TAG}:%"
-_SUBJECT_QIS = ("zone", "age_band", "ticket_type", "device_model")
-_TIME_QIS = ("arrival_bucket", "arrival_at")
-_HOUR = 3600
-_VALUE = "v:"
-_SENSITIVE = "s:"
+#: the subject-table columns holding a wristband's quasi-identifiers (arrival as a time)
+_SUBJECT_COLUMNS = tuple(
+    c for c in (*QUASI_IDENTIFIERS, *TIME_QUASI_IDENTIFIERS) if c in Subject.__table__.columns
+)
 
 ProgressFn = Callable[[str, int, int], None]
 PolicyLoader = Callable[[str], Policy]
@@ -100,179 +96,6 @@ class AnonymiseReport:
         return asdict(self)
 
 
-# -- the pure part: choose a generalisation, aggregate -------------------------------------------
-
-
-@dataclass(frozen=True)
-class GroupingChoice:
-    """The lattice node chosen for one table, and what it costs."""
-
-    levels: dict[str, int]
-    labels: dict[str, str]
-    suppressed_subjects: int
-    suppressed_records: int
-    generalised: pd.DataFrame  # the table with QIs recoded, small groups still in
-    small: np.ndarray  # bool mask of rows in groups below k_min
-
-
-def _ladders(policy_hierarchies: dict[str, Any], qis: Sequence[str]) -> dict[str, Hierarchy]:
-    return {q: lenient_hierarchy(q, policy_hierarchies.get(q), is_time=q in _TIME_QIS) for q in qis}
-
-
-def _start_level(ladder: Hierarchy, qi: str) -> int:
-    """Never keep a value as stored: arrival at least to the hour, everything else one step."""
-    if qi in _TIME_QIS:
-        return ladder.first_level_at_least(_HOUR)
-    return min(1, ladder.height)
-
-
-def _recode(column: pd.Series, ladder: Hierarchy, level: int) -> np.ndarray:
-    codes, uniques = pd.factorize(column, use_na_sentinel=False)
-    recoded = [ladder.generalise_value(_plain(u), level) for u in uniques]
-    labels = np.array([SUPPRESSED if v is None else str(v) for v in recoded], dtype=object)
-    return labels[codes]
-
-
-def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    return value
-
-
-def choose_generalisation(
-    frame: pd.DataFrame,
-    qis: Sequence[str],
-    hierarchies: dict[str, Any],
-    *,
-    k_min: int,
-    max_suppression: float,
-    group_by: Sequence[str] = ("kind",),
-    subject: str = "pseudonym",
-) -> GroupingChoice:
-    """The least generalisation (fewest steps above the minimum) meeting ``k_min``.
-
-    A node of the lattice is acceptable when the wristbands in groups smaller than ``k_min``
-    are at most ``max_suppression`` of all wristbands; among the cheapest acceptable nodes the
-    one suppressing least wins. If none is acceptable, every QI is suppressed ("*") and the
-    groups still too small are dropped whatever their share.
-    """
-    ladders = _ladders(hierarchies, qis)
-    starts = {q: _start_level(ladders[q], q) for q in qis}
-    total_subjects = int(frame[subject].nunique()) or 1
-    cache: dict[tuple[str, int], np.ndarray] = {}
-
-    def column(q: str, level: int) -> np.ndarray:
-        if (q, level) not in cache:
-            source = frame[q] if q in frame else pd.Series([None] * len(frame), dtype=object)
-            cache[(q, level)] = _recode(source, ladders[q], level)
-        return cache[(q, level)]
-
-    def evaluate(levels: dict[str, int]) -> tuple[pd.DataFrame, np.ndarray, int, int]:
-        table = pd.DataFrame({g: frame[g].to_numpy() for g in group_by})
-        for q in qis:
-            table[q] = column(q, levels[q])
-        keys = list(group_by) + list(qis)
-        table[subject] = frame[subject].to_numpy()
-        sizes = table.groupby(keys, dropna=False, sort=False)[subject].transform("nunique")
-        small = (sizes < k_min).to_numpy()
-        return table, small, int(table.loc[small, subject].nunique()), int(small.sum())
-
-    ranges = [range(starts[q], ladders[q].height + 1) for q in qis]
-    nodes = sorted(
-        itertools.product(*ranges),
-        key=lambda node: (sum(n - starts[q] for n, q in zip(node, qis, strict=True)), node),
-    )
-    best: tuple[dict[str, int], pd.DataFrame, np.ndarray, int, int] | None = None
-    best_cost: int | None = None
-    for node in nodes:
-        cost = sum(n - starts[q] for n, q in zip(node, qis, strict=True))
-        if best_cost is not None and cost > best_cost:
-            break
-        levels = dict(zip(qis, node, strict=True))
-        table, small, subjects_out, records_out = evaluate(levels)
-        if subjects_out / total_subjects <= max_suppression and (
-            best is None or subjects_out < best[3]
-        ):
-            best, best_cost = (levels, table, small, subjects_out, records_out), cost
-    if best is None:  # nothing acceptable: suppress every QI, drop what is still too small
-        levels = {q: ladders[q].height for q in qis}
-        best = (levels, *evaluate(levels))
-    levels, table, small, subjects_out, records_out = best
-    return GroupingChoice(
-        levels=levels,
-        labels={q: ladders[q].label(levels[q]) for q in qis},
-        suppressed_subjects=subjects_out,
-        suppressed_records=records_out,
-        generalised=table,
-        small=small,
-    )
-
-
-def aggregate_k_anonymous(
-    frame: pd.DataFrame,
-    qis: Sequence[str],
-    hierarchies: dict[str, Any],
-    *,
-    k_min: int,
-    l_min: int = 1,
-    max_suppression: float = 0.0,
-) -> tuple[list[dict[str, Any]], GroupingChoice]:
-    """Aggregate linkable records into groups of at least ``k_min`` wristbands.
-
-    ``frame`` has a ``pseudonym`` and a ``kind`` column, the QI columns, numeric columns named
-    ``v:<field>`` and sensitive columns named ``s:<field>``. Returns one dict per kept group
-    (``kind``, ``qi``, ``subjects``, ``records``, ``mean``, ``sensitive``) and the choice made.
-    """
-    choice = choose_generalisation(
-        frame, qis, hierarchies, k_min=k_min, max_suppression=max_suppression
-    )
-    table = choice.generalised
-    values = [c for c in frame.columns if c.startswith(_VALUE)]
-    sensitive = [c for c in frame.columns if c.startswith(_SENSITIVE)]
-    for name in values + sensitive:
-        table[name] = frame[name].to_numpy()
-    kept = table.loc[~choice.small]
-    groups: list[dict[str, Any]] = []
-    if kept.empty:
-        return groups, choice
-    keys = ["kind", *qis]
-    for key, part in kept.groupby(keys, dropna=False, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        means = {}
-        for name in values:
-            mean = part[name].astype(float).mean()
-            means[name[len(_VALUE) :]] = None if math.isnan(mean) else round(float(mean), 6)
-        diverse = {}
-        for name in sensitive:
-            counts = part[name].dropna().astype(str).value_counts()
-            if len(counts) >= max(l_min, 1):  # a homogeneous group would disclose the value
-                diverse[name[len(_SENSITIVE) :]] = {str(k): int(v) for k, v in counts.items()}
-        groups.append(
-            {
-                "kind": str(key[0]),
-                "qi": {q: str(v) for q, v in zip(qis, key[1:], strict=True)},
-                "subjects": int(part["pseudonym"].nunique()),
-                "records": len(part),
-                "mean": means,
-                "sensitive": diverse,
-            }
-        )
-    return groups, choice
-
-
-def k_anonymity(frame: pd.DataFrame, qis: Sequence[str], *, subject: str = "pseudonym") -> int:
-    """Smallest number of distinct wristbands sharing one QI combination (0 for no rows)."""
-    if frame.empty:
-        return 0
-    table = frame[list(qis) + [subject]].astype(object)
-    table = table.where(table.notna(), SUPPRESSED)
-    sizes = table.groupby(list(qis), dropna=False)[subject].nunique()
-    return int(sizes.min())
-
-
-# -- the store part -------------------------------------------------------------------------------
-
-
 def _numeric_fields(payload: dict[str, Any], skip: set[str], prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in payload.items():
@@ -287,9 +110,10 @@ def _numeric_fields(payload: dict[str, Any], skip: set[str], prefix: str = "") -
 
 
 def _qi_value(qi: str, subject: Subject | None, payload: dict[str, Any]) -> Any:
-    if qi in _TIME_QIS:
+    """A record's value of one QI: the wristband's own attribute, else the payload's field."""
+    if qi in TIME_QUASI_IDENTIFIERS:
         return subject.arrival_at if subject is not None else None
-    if qi in _SUBJECT_QIS:
+    if qi in _SUBJECT_COLUMNS:
         return getattr(subject, qi) if subject is not None else None
     value = payload.get(qi)
     return value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
@@ -311,10 +135,10 @@ def _frame(
             row[qi] = _qi_value(qi, subject, record.payload)
         for name in sensitive:
             value = record.payload.get(name)
-            row[_SENSITIVE + name] = None if value is None else str(value)
+            row[SENSITIVE_PREFIX + name] = None if value is None else str(value)
         numbers = _numeric_fields(record.payload, skip)
         for name, value in numbers.items():
-            row[_VALUE + name] = value
+            row[VALUE_PREFIX + name] = value
         dropped.update(
             k
             for k, v in record.payload.items()
@@ -325,8 +149,8 @@ def _frame(
     for qi in qis:
         frame[qi] = frame[qi].astype(object) if qi in frame else None
     for name in sensitive:
-        if frame[_SENSITIVE + name].isna().all():
-            frame = frame.drop(columns=[_SENSITIVE + name])
+        if frame[SENSITIVE_PREFIX + name].isna().all():
+            frame = frame.drop(columns=[SENSITIVE_PREFIX + name])
     return frame, dropped
 
 
@@ -619,20 +443,15 @@ def clear_subject_quasi_identifiers(
     now: datetime,
     policy_loader: Callable[[str], Policy | None],
 ) -> int:
-    """Clear zone, age band, ticket, device and arrival of wristbands nothing links to any more.
+    """Clear the quasi-identifiers of wristbands nothing links to any more.
 
-    A wristband qualifies when no raw or metadata record carries its pseudonym and every event
-    it consented to is past its policy's anonymisation time (an event whose policy never
-    anonymises keeps them). The pseudonym and consent records stay: they prove consent and
-    keep an erased wristband from being captured again.
+    Those are the subject-table columns of :data:`retention.ground.quasi.QUASI_IDENTIFIERS`
+    (arrival as its time). A wristband qualifies when no raw or metadata record carries its
+    pseudonym and every event it consented to is past its policy's anonymisation time (an
+    event whose policy never anonymises keeps them). The pseudonym and consent records stay:
+    they prove consent and keep an erased wristband from being captured again.
     """
-    has_qi = (
-        Subject.zone.is_not(None)
-        | Subject.age_band.is_not(None)
-        | Subject.ticket_type.is_not(None)
-        | Subject.device_model.is_not(None)
-        | Subject.arrival_at.is_not(None)
-    )
+    has_qi = or_(*(getattr(Subject, c).is_not(None) for c in _SUBJECT_COLUMNS))
     query = (
         select(Subject.id, Event.ends_at, Event.policy_name)
         .join(Consent, Consent.subject_id == Subject.id)
@@ -660,9 +479,7 @@ def clear_subject_quasi_identifiers(
             tx.session.execute(
                 update(Subject)
                 .where(Subject.id.in_(chunk))
-                .values(
-                    zone=None, age_band=None, ticket_type=None, device_model=None, arrival_at=None
-                )
+                .values(dict.fromkeys(_SUBJECT_COLUMNS))
             )
         tx.audit(Action.SUBJECT_COARSEN, "subjects", f"{len(ids)} subjects", {"subjects": len(ids)})
     return len(ids)

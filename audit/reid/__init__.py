@@ -1,9 +1,12 @@
-"""Re-identification risk: measure it, find the least generalisation, gate exports.
+"""Re-identification risk, audit's side: read the tables, assess them, gate exports.
 
-- :mod:`audit.reid.risk` computes k, l, t and the attacker models from one grouping;
-- :mod:`audit.reid.lattice` searches the generalisation lattice;
+The measuring and the lattice search are the privacy engine's (:mod:`retention.anonymity`),
+shared with the anonymiser; this package keeps what belongs to the audit:
+
 - :mod:`audit.reid.source` reads the tables from the store;
+- :mod:`audit.reid.risk` is the assessment API of the ``reid-threshold`` check and of
+  ``flowaudit reid`` / ``flowaudit export`` (policy thresholds, overrides, suggestions);
 - :mod:`audit.reid.export_gate` refuses (or generalises) an export above the thresholds.
 
-Nothing is imported here, so that ``import audit.reid.source`` does not load pandas twice over.
+Nothing is imported here, so that ``import audit.reid.source`` does not load the engine.
 """

@@ -4,9 +4,10 @@
 :class:`GateRefusedError` (exit 2) naming the figures and the thresholds missed — unless asked
 to *generalise*, in which case it searches the policy's hierarchy lattice for the least
 recoding that meets them, suppressing at most ``reid.max_suppression`` of the records
-(:mod:`audit.reid.lattice`), and reports the information loss. ``export_metadata`` does the
-whole job on the store: read, gate, write the file atomically, and record the export (or the
-refusal) in the audit log with its figures — never with the rows themselves.
+(:mod:`retention.anonymity.lattice`, the search the anonymiser uses too), and reports the
+information loss. ``export_metadata`` does the whole job on the store: read, gate, write the
+file atomically, and record the export (or the refusal) in the audit log with its figures —
+never with the rows themselves.
 
 Exported rows carry the quasi-identifiers and the sensitive attributes only (no pseudonym) and
 are sorted, so row order reveals nothing about when or where a record was written.
@@ -27,10 +28,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.reid.hierarchies import Hierarchy, hierarchies_from_policy
-from audit.reid.lattice import Generalisation, SearchResult, find_generalisation
-from audit.reid.risk import RiskReport, Thresholds, assess, check_columns
+from audit.reid.risk import RiskReport, Thresholds, assess
 from audit.reid.source import metadata_frame
+from retention.anonymity import (
+    Generalisation,
+    Hierarchy,
+    SearchResult,
+    check_columns,
+    find_generalisation,
+    hierarchies_from_policy,
+)
 from retention.errors import GateRefusedError, InputError
 from retention.ground.actions import Action
 

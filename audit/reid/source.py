@@ -1,12 +1,13 @@
 """The tables re-identification is measured on, read from the store.
 
-- ``subjects``: one row per (not erased) wristband with its quasi-identifiers ``zone``,
-  ``age_band``, ``ticket_type``, ``device_model`` and ``arrival_bucket`` (arrival time floored
-  to 15 minutes, ``2026-06-21T20:15Z``; the exact time never leaves this function).
+- ``subjects``: one row per (not erased) wristband with its quasi-identifiers
+  (:data:`retention.ground.quasi.QUASI_IDENTIFIERS`; ``arrival_bucket`` is the arrival time
+  floored to 15 minutes, ``2026-06-21T20:15Z``; the exact time never leaves this function).
 - ``metadata``: one row per wristband that has ``window_score`` metadata still readable at
-  ``now``: the same quasi-identifiers plus ``mean_sentiment_band``, the lower bound of the
-  20-point band its mean score falls in (0, 20, 40, 60, 80; a number, so t-closeness uses the
-  ordered distance). Scores are decrypted through the store's read path, so expired or shredded
+  ``now``: the same quasi-identifiers plus the sensitive attribute
+  (:data:`~retention.ground.quasi.SENSITIVE_ATTRIBUTES`), the lower bound of the 20-point band
+  its mean score falls in (0, 20, 40, 60, 80; a number, so t-closeness uses the ordered
+  distance). Scores are decrypted through the store's read path, so expired or shredded
   records are not counted.
 
 Neither table carries the pseudonym: what is measured (and exported) is what an attacker
@@ -24,11 +25,15 @@ import pandas as pd
 from sqlalchemy import select
 
 from retention.errors import InputError
+from retention.ground.quasi import (
+    QUASI_IDENTIFIERS,
+    SENSITIVE_ATTRIBUTES,
+    TIME_QUASI_IDENTIFIERS,
+)
 from retention.models import Consent, Subject
 
 __all__ = [
     "TABLES",
-    "QI_COLUMNS",
     "SENTIMENT_BAND",
     "BAND_WIDTH",
     "subjects_frame",
@@ -38,8 +43,7 @@ __all__ = [
 ]
 
 TABLES = ("subjects", "metadata")
-QI_COLUMNS = ("zone", "arrival_bucket", "age_band", "ticket_type", "device_model")
-SENTIMENT_BAND = "mean_sentiment_band"
+SENTIMENT_BAND = SENSITIVE_ATTRIBUTES[0]  # the one sensitive attribute this table builds
 BAND_WIDTH = 20
 ARRIVAL_STEP_MINUTES = 15
 SCORE_KIND = "window_score"
@@ -61,19 +65,18 @@ def _subject_rows(store: Any, event_id: str | None) -> Iterator[dict[str, Any]]:
         )
     with store.session() as session:
         for subject in session.scalars(query):
-            yield {
-                "pseudonym": subject.pseudonym,
-                "zone": subject.zone,
-                "arrival_bucket": _arrival_bucket(subject.arrival_at),
-                "age_band": subject.age_band,
-                "ticket_type": subject.ticket_type,
-                "device_model": subject.device_model,
-            }
+            row: dict[str, Any] = {"pseudonym": subject.pseudonym}
+            for qi in QUASI_IDENTIFIERS:
+                if qi in TIME_QUASI_IDENTIFIERS:  # the arrival, never as the exact time
+                    row[qi] = _arrival_bucket(subject.arrival_at)
+                else:
+                    row[qi] = getattr(subject, qi)
+            yield row
 
 
 def _subjects_with_pseudonym(store: Any, event_id: str | None) -> pd.DataFrame:
     rows = list(_subject_rows(store, event_id))
-    return pd.DataFrame(rows, columns=["pseudonym", *QI_COLUMNS], dtype=object)
+    return pd.DataFrame(rows, columns=["pseudonym", *QUASI_IDENTIFIERS], dtype=object)
 
 
 def subjects_frame(store: Any, *, event_id: str | None = None) -> pd.DataFrame:
@@ -109,7 +112,7 @@ def metadata_frame(
         if isinstance(score, int | float) and np.isfinite(score):
             pseudonyms.append(record.pseudonym)
             scores.append(float(score))
-    columns = [*QI_COLUMNS, SENTIMENT_BAND]
+    columns = [*QUASI_IDENTIFIERS, SENTIMENT_BAND]
     if not pseudonyms:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     means = (

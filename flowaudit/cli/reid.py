@@ -8,9 +8,8 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from audit.reid.hierarchies import hierarchies_from_policy
-from audit.reid.lattice import Lattice, SearchResult
-from audit.reid.risk import RiskReport, Thresholds, assess
+from audit.reid.risk import RiskReport, SearchResult, Thresholds, assess
+from audit.reid.risk import suggest as least_generalisation
 from audit.reid.source import TABLES, source_frame
 from retention.errors import ConfigError, InputError
 from retention.policy import load_policy
@@ -245,7 +244,7 @@ def reid(
     report = assess(frame, qis, sas, thresholds=thresholds, population=pop)
     result = None
     if suggest and not report.meets():
-        result = Lattice(frame, qis, sas, hierarchies_from_policy(chosen), thresholds).search()
+        result = least_generalisation(frame, chosen, qis, sas, thresholds)
     if fmt == "json":
         data: dict[str, Any] = {"source": source, "policy": chosen.name, **report.as_dict()}
         if result is not None:

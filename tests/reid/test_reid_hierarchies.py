@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.reid.hierarchies import (
+from retention.anonymity.hierarchies import (
     generalise_frame,
     hierarchies_from_policy,
     hierarchy_for,

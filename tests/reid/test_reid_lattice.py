@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.reid.export_gate import gate, gate_policy
-from audit.reid.hierarchies import generalise_frame, parse_hierarchies
-from audit.reid.lattice import Lattice, find_generalisation
 from audit.reid.risk import Thresholds, assess
+from retention.anonymity import Lattice, find_generalisation, generalise_frame, parse_hierarchies
 from retention.errors import GateRefusedError, InputError
 from retention.policy import load_policy
 

@@ -15,15 +15,15 @@ from typer.testing import CliRunner
 from audit.reid.risk import assess
 from flowaudit.cli import app
 from flowaudit.runtime import Runtime
-from retention.anonymise import (
-    AGGREGATE_KIND,
+from retention.anonymise import AGGREGATE_KIND, anonymise_due
+from retention.anonymity import (
     aggregate_k_anonymous,
-    anonymise_due,
     choose_generalisation,
     k_anonymity,
+    lenient_hierarchy,
+    zone_area,
 )
 from retention.errors import NotFoundError
-from retention.hierarchies import lenient_hierarchy, zone_area
 from retention.models import BUCKET_DELETED, Consent, Subject
 from retention.policy import load_policy
 from retention.purge import purge

@@ -1,9 +1,8 @@
 """Generalisation hierarchies for quasi-identifiers, as ``[reid.hierarchies]`` writes them.
 
-One implementation for the whole project: the re-identification report and export gate
-(:mod:`audit.reid.hierarchies`, :mod:`audit.reid.lattice`) and the anonymisation step
-(:mod:`retention.anonymise`) both read ladders here, so what the purge keeps reads the same way
-in a report. It lives in `retention` because the anonymiser may not import `audit`.
+Part of the one privacy engine (:mod:`retention.anonymity`): the re-identification report, the
+export gate and the anonymisation step all climb these ladders, so what the purge keeps reads
+the same way in a report.
 
 A hierarchy is the ladder of ever coarser values an attribute may be recoded to before data
 leaves flowaudit. Level 0 is always the value as stored; every entry of the policy list is one
@@ -36,18 +35,20 @@ Level syntax (one kind per list; ``"*"`` may end any list):
 ==================  ===========================================================================
 
 Each level is applied to the output of the one below it, so level ``i + 1`` is always a function
-of level ``i`` — the property the lattice search (:mod:`audit.reid.lattice`) relies on.
+of level ``i`` — the property the lattice search (:mod:`retention.anonymity.lattice`) relies on
+to roll a coarser table up from a finer one.
 
-Two deliberate modes, because a report and an anonymiser must fail differently:
+Two deliberate modes, carried by the :class:`Hierarchy` itself (``lenient``), because a report
+and an anonymiser must fail differently:
 
 * **strict** (reports, export gate): :func:`parse_hierarchy` / :func:`parse_hierarchies` reject
   a bad spec with a :class:`PolicyError` naming the policy file, the key and the value, and
-  :meth:`Hierarchy.generalise` / :meth:`Hierarchy.ladder` (vectorised over numpy arrays) raise
+  :meth:`Hierarchy.ladder` / :meth:`Hierarchy.generalise` (vectorised over numpy arrays) raise
   :class:`InputError` for a value a level cannot read. Missing values stay missing until ``"*"``.
 * **lenient** (anonymisation): :func:`lenient_hierarchy` turns a level it cannot read into
-  ``"*"`` and always ends the ladder with ``"*"``, and :meth:`Hierarchy.generalise_value` turns
-  a value it cannot read into ``"*"``: when anonymising, anything unreadable must err on the
-  side of privacy rather than stop the purge.
+  ``"*"`` and always ends the ladder with ``"*"``; its ladder turns a value it cannot read, and
+  a missing one, into ``"*"`` at the first step: when anonymising, anything unreadable must err
+  on the side of privacy rather than stop the purge.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, PolicyError
-from .ground.times import coerce_utc
+from ..errors import InputError, PolicyError
+from ..ground.times import coerce_utc
+from ._settings import PolicySettings
 
 __all__ = [
     "SUPPRESSED",
@@ -140,15 +142,16 @@ class Level:
             raise ValueError(self.kind)
         return out
 
-    def apply_value(self, value: Any) -> Any:
+    def apply_value(self, value: Any) -> str:
         """Generalise one value by this step (lenient: what it cannot read becomes ``*``).
 
-        ``None`` and ``*`` pass through unchanged until a suppressing level.
+        A missing value becomes ``*`` too: once generalised, "unknown" and "suppressed" are
+        the same class, so they cannot single anyone out by being told apart.
         """
-        if self.kind == "suppress":
+        if self.kind == "suppress" or _is_missing(value) or value is pd.NaT:
             return SUPPRESSED
-        if value is None or value == SUPPRESSED:
-            return value
+        if value == SUPPRESSED:
+            return SUPPRESSED
         if self.kind == "time":
             return _time_label_lenient(value, self.size)
         if self.kind == "age":
@@ -167,10 +170,15 @@ class Level:
 
 @dataclass(frozen=True)
 class Hierarchy:
-    """The ladder of one attribute; ``height`` levels above the stored value."""
+    """The ladder of one attribute; ``height`` levels above the stored value.
+
+    ``lenient`` chooses how values are read (see the module docstring): strict ladders raise
+    :class:`InputError` for a value a level cannot read, lenient ones make it ``*``.
+    """
 
     column: str
     levels: tuple[Level, ...]
+    lenient: bool = False
 
     @property
     def height(self) -> int:
@@ -182,12 +190,19 @@ class Hierarchy:
             return "as stored"
         return self.levels[level - 1].spec
 
+    def _step(self, step: Level, values: np.ndarray) -> np.ndarray:
+        if not self.lenient:
+            return step.apply(values, self.column)
+        out = np.empty(len(values), dtype=object)
+        out[:] = [step.apply_value(v) for v in values]
+        return out
+
     def ladder(self, values: np.ndarray) -> list[np.ndarray]:
         """``values`` at every level 0..height (each level computed from the one below)."""
         current = np.asarray(values, dtype=object)
         out = [current]
         for step in self.levels:
-            current = step.apply(current, self.column)
+            current = self._step(step, current)
             out.append(current)
         return out
 
@@ -199,11 +214,11 @@ class Hierarchy:
             )
         current = np.asarray(values, dtype=object)
         for step in self.levels[:level]:
-            current = step.apply(current, self.column)
+            current = self._step(step, current)
         return current
 
     def generalise_value(self, value: Any, level: int) -> Any:
-        """One value at one level (lenient: an unreadable value becomes ``*``)."""
+        """One value at one level, read leniently (an unreadable value becomes ``*``)."""
         for step in self.levels[:level]:
             value = step.apply_value(value)
         return value
@@ -394,8 +409,8 @@ def parse_hierarchies(spec: Mapping[str, Any], *, source: str = "policy") -> dic
     }
 
 
-def hierarchies_from_policy(policy: Any) -> dict[str, Hierarchy]:
-    """The validated hierarchies of a loaded :class:`retention.policy.Policy`."""
+def hierarchies_from_policy(policy: PolicySettings) -> dict[str, Hierarchy]:
+    """The validated (strict) hierarchies of a loaded :class:`retention.policy.Policy`."""
     return parse_hierarchies(policy.reid.hierarchies, source=policy.source)
 
 
@@ -449,4 +464,4 @@ def lenient_hierarchy(column: str, spec: Sequence[Any] | None, *, is_time: bool)
     levels = tuple(_lenient_level(token) for token in spec)
     if levels[-1].kind != "suppress":
         levels += (Level("suppress", SUPPRESSED),)  # the top of every ladder is "*"
-    return Hierarchy(column, levels)
+    return Hierarchy(column, levels, lenient=True)
