@@ -17,7 +17,7 @@ from retention.anonymise import AnonymiseReport, anonymise_due
 from retention.ground.durations import format_duration, parse_duration, parse_finite_duration
 from retention.purge import DEFAULT_BATCH, PurgeReport, purge
 
-from ..clock import resolve_now
+from ..clock import running_clock
 from ._common import (
     DbOption,
     FormatOption,
@@ -168,13 +168,16 @@ def purge_cmd(
     """Enforce retention: anonymise due metadata, shred expired buckets, delete their rows.
 
     Writes a purge receipt to the audit log; safe to rerun, interrupt or run on many workers.
+    With --every and --now, the first run is at --now and each later one (and the closing
+    checkpoint) that much later as real time has passed.
     """
     fmt = check_format(format)
     interval = _every_seconds(every)
     console = Console(stderr=True)
+    clock = running_clock(now)  # each run is stamped when it happens, not when the job began
     with _graceful_stop() as stop, runtime_from(home, db, now) as runtime:
         while True:
-            moment = resolve_now(now)
+            moment = clock()
             with _progress(console, console.is_terminal and fmt == "text") as progress:
                 report = purge(
                     runtime.store,
@@ -197,6 +200,7 @@ def purge_cmd(
                 break
         if interval is not None and fmt == "text":
             typer.echo(f"stopped (ran every {format_duration(parse_duration(every))})")
+        runtime.now = clock()  # the closing checkpoint is signed at the time it is written
 
 
 def _json_line(data: dict[str, Any]) -> str:

@@ -11,11 +11,14 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from flowaudit.cli import app
 from flowaudit.runtime import Runtime
 from retention.ground.actions import Action
+from retention.ground.times import parse_utc
+from retention.models import AuditCheckpoint
 
 from ._data import audit_entries, bucket_states, seed_crowd
 
@@ -84,25 +87,23 @@ def test_bad_options_give_one_line_and_change_nothing(
     assert not audit_entries(sqlite_runtime.store, Action.PURGE_RECEIPT)
 
 
-def test_every_runs_until_sigterm_then_exits_cleanly(
-    sqlite_runtime: Runtime, now: datetime
-) -> None:
-    _seed(sqlite_runtime, now)
+def _purge_job(runtime: Runtime, every: str, at: datetime) -> subprocess.Popen[str]:
+    """``flowaudit purge --every`` as its own process (JSON lines), so SIGTERM is real."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWAUDIT_")}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "flowaudit",
             "purge",
             "--every",
-            "1h",
+            every,
             "--format",
             "json",
             "--home",
-            str(sqlite_runtime.settings.home),
+            str(runtime.settings.home),
             "--now",
-            (now + timedelta(hours=5)).isoformat(),
+            at.isoformat(),
         ],
         cwd=ROOT,
         env=env,
@@ -110,6 +111,13 @@ def test_every_runs_until_sigterm_then_exits_cleanly(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_every_runs_until_sigterm_then_exits_cleanly(
+    sqlite_runtime: Runtime, now: datetime
+) -> None:
+    _seed(sqlite_runtime, now)
+    proc = _purge_job(sqlite_runtime, "1h", now + timedelta(hours=5))
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())  # one JSON line per run; then it sleeps 1 h
     assert len(first["buckets_shredded"]) == 2 and first["status"] == "done"
@@ -118,3 +126,31 @@ def test_every_runs_until_sigterm_then_exits_cleanly(
     assert proc.returncode == 0, err
     assert err == "" and out == ""
     assert len(audit_entries(sqlite_runtime.store, Action.PURGE_RECEIPT)) == 1
+
+
+def test_every_stamps_each_run_and_the_closing_checkpoint_when_they_happen(
+    sqlite_runtime: Runtime, now: datetime
+) -> None:
+    """With --now, the job's clock starts there and advances by the real time elapsed."""
+    _seed(sqlite_runtime, now)
+    start = now + timedelta(hours=5)
+    proc = _purge_job(sqlite_runtime, "1s", start)
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())
+    second = json.loads(proc.stdout.readline())  # a second later, in real time
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+    first_at, second_at = parse_utc(first["as_of"]), parse_utc(second["as_of"])
+    assert first_at == start  # the first run is at --now exactly
+    assert second_at >= first_at + timedelta(seconds=1)
+    receipts = audit_entries(sqlite_runtime.store, Action.PURGE_RECEIPT)
+    assert [e.at for e in receipts][:2] == [first_at, second_at]
+    with sqlite_runtime.store.session() as session:
+        closing = session.scalars(
+            select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)
+        ).one()
+    assert closing.at > first_at and closing.at >= receipts[-1].at  # not the job's start time
+    verified = _invoke("audit", "verify", "--home", str(sqlite_runtime.settings.home))
+    assert verified.exit_code == 0, verified.output  # the moved time is the one signed
