@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,12 +14,18 @@ from audit.checks._registry import CheckContext, sample
 from retention.ground.actions import Action
 from retention.models import AuditEntry, Event, MetadataRecord, RawSegment, RetentionBucket
 
+#: the audit actions that write one stored record, by data category
+PUT_ACTIONS = {Action.RAW_PUT: "raw_audio", Action.METADATA_PUT: "metadata"}
+
 __all__ = [
     "PURGE_GRACE",
     "WINDOW_SLACK",
     "iso",
     "expired_buckets",
     "purged_bucket_ids",
+    "destruction_proofs",
+    "writes_per_bucket",
+    "PUT_ACTIONS",
     "audit_details",
     "event_filter",
     "summarise",
@@ -85,6 +92,48 @@ def purged_bucket_ids(session: Session) -> tuple[set[str], int]:
             if isinstance(value, list):
                 covered.update(str(v) for v in value)
     return covered, receipts
+
+
+def _ids(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def destruction_proofs(session: Session) -> dict[str, int]:
+    """bucket id -> seq of the first audit entry that records its destruction.
+
+    A non-dry-run purge receipt naming it as shredded, or a ``bucket.shred`` entry.
+    """
+    proof: dict[str, int] = {}
+    query = (
+        select(AuditEntry.seq, AuditEntry.action, AuditEntry.details)
+        .where(AuditEntry.action.in_((Action.PURGE_RECEIPT, Action.BUCKET_SHRED)))
+        .order_by(AuditEntry.seq)
+    )
+    for seq, action, details in session.execute(query):
+        details = details if isinstance(details, dict) else {}
+        if action == Action.PURGE_RECEIPT and details.get("dry_run"):
+            continue
+        for bucket_id in _ids(details.get("buckets_shredded")) + _ids(details.get("bucket_ids")):
+            proof.setdefault(bucket_id, int(seq))
+    return proof
+
+
+def writes_per_bucket(session: Session, event_id: str) -> dict[str, list[datetime]]:
+    """bucket id -> times of the audit entries that wrote a record of this event into it.
+
+    The audit log outlives the data, so this still counts the records of a deleted bucket.
+    """
+    out: dict[str, list[datetime]] = defaultdict(list)
+    query = (
+        select(AuditEntry.at, AuditEntry.details)
+        .where(AuditEntry.action.in_(tuple(PUT_ACTIONS)))
+        .order_by(AuditEntry.seq)
+    )
+    for at, details in session.execute(query):
+        details = details if isinstance(details, dict) else {}
+        if details.get("event") == event_id and details.get("bucket"):
+            out[str(details["bucket"])].append(at)
+    return out
 
 
 def summarise(

@@ -45,6 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from audit.log.checkpoints import Anchor
+from audit.scope import AuditScope
 from retention.errors import FlowauditError, InputError, NotFoundError
 from retention.models import Event
 from retention.policy import Policy, load_policy
@@ -210,10 +211,11 @@ class RuntimeLike(Protocol):
 class CheckContext:
     """Everything a rule may look at. ``event_id`` narrows the checks to one event.
 
-    ``policy`` is the policy the caller asked for (``--policy``, else the home's default).
-    Per-event rules should use :meth:`policy_for`, which loads the policy the event actually
-    ran under (its row stores the name) unless ``policy_explicit`` says the caller's policy
-    overrides it.
+    Build it from an :class:`~audit.scope.AuditScope` with :meth:`from_scope` (as
+    ``audit check`` and the reports do). ``policy`` is the scope's policy (``--policy``, else
+    the event's, else the home's default). Per-event rules should use :meth:`policy_for`, which
+    loads the policy the event actually ran under (its row stores the name) unless
+    ``policy_explicit`` says the caller's policy overrides it.
     """
 
     runtime: RuntimeLike
@@ -224,6 +226,25 @@ class CheckContext:
     policy_explicit: bool = False
     anchor: Anchor | None = None  # a previously exported audit anchor, if given
     _policies: dict[str, Policy] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_scope(
+        cls, runtime: RuntimeLike, scope: AuditScope, anchor: Anchor | None = None
+    ) -> CheckContext:
+        """The check context of a scope (``anchor``: an exported audit anchor, if given)."""
+        return cls(
+            runtime=runtime,
+            policy=scope.policy,
+            now=scope.now,
+            as_of=scope.as_of,
+            event_id=scope.event_id,
+            policy_explicit=scope.policy_explicit,
+            anchor=anchor,
+        )
+
+    @property
+    def scope(self) -> AuditScope:
+        return AuditScope(self.policy, self.now, self.as_of, self.event_id, self.policy_explicit)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

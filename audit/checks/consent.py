@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
 
 from audit.checks._common import WINDOW_SLACK, iso
 from audit.checks._registry import ERROR, CheckContext, rule, sample
-from retention.models import Consent, MetadataRecord, RawSegment, Subject
+from retention.models import Consent, Event, MetadataRecord, RawSegment, Subject
 
-__all__ = ["data_without_consent", "consent_problem"]
+__all__ = ["data_without_consent", "consent_problem", "consent_problems"]
 
 
 def consent_problem(
@@ -49,6 +50,35 @@ def consent_problem(
     return None
 
 
+def consent_problems(
+    session: Session, event: Event, required: bool
+) -> Iterator[tuple[str, str, datetime, str]]:
+    """``(record id, pseudonym, start, reason)`` of every wristband record of ``event`` that
+    consent does not cover (see :func:`consent_problem`), raw segments then metadata."""
+    for model, slack in ((RawSegment, timedelta(0)), (MetadataRecord, WINDOW_SLACK)):
+        query = (
+            select(
+                model.id,
+                model.subject_pseudonym,
+                model.start_at,
+                Consent.status,
+                Consent.given_at,
+                Consent.withdrawn_at,
+            )
+            .join(Subject, Subject.pseudonym == model.subject_pseudonym, isouter=True)
+            .join(
+                Consent,
+                and_(Consent.subject_id == Subject.id, Consent.event_id == model.event_id),
+                isouter=True,
+            )
+            .where(model.event_id == event.id, model.subject_pseudonym.is_not(None))
+        )
+        for rid, pseud, start, status, given, withdrawn in session.execute(query):
+            why = consent_problem(start, status, given, withdrawn, required, slack)
+            if why is not None:
+                yield str(rid), str(pseud), start, why
+
+
 @rule(
     "data-without-consent",
     title="Data of a wristband without consent or after withdrawal",
@@ -63,32 +93,11 @@ def data_without_consent(ctx: CheckContext) -> Iterator[tuple]:
             subjects: dict[str, set[str]] = {}
             ids: list[str] = []
             times: list[datetime] = []
-            for model, slack in ((RawSegment, timedelta(0)), (MetadataRecord, WINDOW_SLACK)):
-                query = (
-                    select(
-                        model.id,
-                        model.subject_pseudonym,
-                        model.start_at,
-                        Consent.status,
-                        Consent.given_at,
-                        Consent.withdrawn_at,
-                    )
-                    .join(Subject, Subject.pseudonym == model.subject_pseudonym, isouter=True)
-                    .join(
-                        Consent,
-                        and_(Consent.subject_id == Subject.id, Consent.event_id == model.event_id),
-                        isouter=True,
-                    )
-                    .where(model.event_id == event.id, model.subject_pseudonym.is_not(None))
-                )
-                for rid, pseud, start, status, given, withdrawn in session.execute(query):
-                    why = consent_problem(start, status, given, withdrawn, required, slack)
-                    if why is None:
-                        continue
-                    reasons[why] += 1
-                    subjects.setdefault(why, set()).add(str(pseud))
-                    ids.append(rid)
-                    times.append(start)
+            for rid, pseud, start, why in consent_problems(session, event, required):
+                reasons[why] += 1
+                subjects.setdefault(why, set()).add(pseud)
+                ids.append(rid)
+                times.append(start)
             if not ids:
                 continue
             everyone = set().union(*subjects.values())

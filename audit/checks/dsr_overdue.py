@@ -2,8 +2,9 @@
 
 A request must be answered within one month of receipt, extendable by two further months
 (three in total). Open requests past their deadline are errors; requests completed after it
-are warnings, since the lateness is part of the record. The deadline rule is
-:func:`retention.subject_requests.deadline_of`, the one ``flowaudit dsr`` applies.
+are warnings, since the lateness is part of the record. Deadline and lateness are
+:func:`retention.subject_requests.request_status`, the rule ``flowaudit dsr`` and the reports
+apply.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from audit.checks._common import iso
 from audit.checks._registry import ERROR, WARNING, CheckContext, rule, sample
 from retention.models import SubjectRequest
-from retention.subject_requests import add_months, deadline_of
+from retention.subject_requests import add_months, deadline_of, request_status
 
 __all__ = ["overdue_subject_requests", "deadline", "add_months"]
 
@@ -31,19 +32,19 @@ deadline = deadline_of  # the name this module has always exported
 def overdue_subject_requests(ctx: CheckContext) -> Iterator[tuple]:
     with ctx.session() as session:
         requests = list(session.scalars(select(SubjectRequest).order_by(SubjectRequest.id)))
-    open_late = [r for r in requests if r.completed_at is None and ctx.now > deadline(r)]
-    done_late = [r for r in requests if r.completed_at is not None and r.completed_at > deadline(r)]
+    judged = [(r, request_status(r, ctx.now)) for r in requests]
+    open_late = [(r, s) for r, s in judged if s.overdue]
+    done_late = [(r, s) for r, s in judged if s.late]
     for items, state, severity in ((open_late, "open", ERROR), (done_late, "answered", WARNING)):
         if not items:
             continue
-        worst = max(items, key=lambda r: (r.completed_at or ctx.now) - deadline(r))
-        late_days = ((worst.completed_at or ctx.now) - deadline(worst)).days
+        late_days = max(((s.completed_at or ctx.now) - s.deadline).days for _, s in items)
         evidence = {
             "requests": len(items),
-            "request_ids": sample(r.id for r in items),
-            "kinds": sorted({r.kind for r in items}),
-            "pseudonyms": sample({r.subject_pseudonym for r in items}, 10),
-            "oldest_received_at": iso(min(r.received_at for r in items)),
+            "request_ids": sample(r.id for r, _ in items),
+            "kinds": sorted({r.kind for r, _ in items}),
+            "pseudonyms": sample({r.subject_pseudonym for r, _ in items}, 10),
+            "oldest_received_at": iso(min(r.received_at for r, _ in items)),
             "most_days_late": late_days,
             "now": iso(ctx.now),
         }

@@ -2,7 +2,9 @@
 
 Raw audio, and metadata tied to a wristband, whose start time lies before the event starts or
 at/after it ends (window-level metadata may start up to ``WINDOW_SLACK`` before the event: its
-window straddles the start). Crowd-level aggregates (no pseudonym) are not capture.
+window straddles the start). Crowd-level aggregates (no pseudonym) are not capture. A policy
+that allows capture outside the window (``capture.event_window_only = false``) is reported as
+a warning even before such records exist.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select
 
 from audit.checks._common import WINDOW_SLACK, iso, summarise
-from audit.checks._registry import ERROR, CheckContext, rule
+from audit.checks._registry import ERROR, WARNING, CheckContext, rule
 from retention.models import MetadataRecord, RawSegment
 
 __all__ = ["capture_outside_window"]
@@ -40,11 +42,19 @@ def capture_outside_window(ctx: CheckContext) -> Iterator[tuple]:
                 )
                 found.append(list(session.scalars(query)))  # type: ignore[arg-type]
             raw, meta = found
+            policy = ctx.policy_for(event)
             if not raw and not meta:
+                if not policy.capture.event_window_only:
+                    yield (
+                        f"event {event.id}: policy {policy.name} allows capture outside the "
+                        "event window (capture.event_window_only = false; no such records "
+                        "stored yet)",
+                        {"event": event.id, "policy": policy.name, "records": 0},
+                        WARNING,
+                    )
                 continue
             rows = raw + meta
             before = sum(1 for r in rows if r.start_at < event.starts_at)
-            policy = ctx.policy_for(event)
             note = (
                 ""
                 if policy.capture.event_window_only

@@ -1,24 +1,25 @@
 """Emotion recognition applied to staff (AI Act Art 5(1)(f): prohibited at the workplace).
 
 Festival staff, bar workers, security and artists on duty are at work; inferring their
-emotions is prohibited since 2 February 2025. Any stored record of a wristband flagged
-``is_staff`` is a finding — an error from that date (``as_of``), a warning before it.
+emotions is prohibited from :data:`audit.legal_dates.AI_ACT_PROHIBITIONS` (2 February 2025).
+Any stored record of a wristband flagged ``is_staff`` is a finding — an error from that date
+(``as_of``), a warning before it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 
 from sqlalchemy import select
 
 from audit.checks._common import summarise
 from audit.checks._registry import ERROR, WARNING, CheckContext, rule
+from audit.legal_dates import AI_ACT_PROHIBITIONS, in_force
 from retention.models import MetadataRecord, RawSegment, Subject
 
 __all__ = ["staff_processed", "PROHIBITION_APPLIES"]
 
-PROHIBITION_APPLIES = date(2025, 2, 2)
+PROHIBITION_APPLIES = AI_ACT_PROHIBITIONS  # the name this module has always exported
 
 
 @rule(
@@ -44,7 +45,7 @@ def staff_processed(ctx: CheckContext) -> Iterator[tuple]:
                 )
             if not rows:
                 continue
-            in_force = ctx.as_of >= PROHIBITION_APPLIES
+            binding = in_force(PROHIBITION_APPLIES, ctx.as_of)
             evidence = {
                 "event": event.id,
                 "as_of": ctx.as_of.isoformat(),
@@ -55,6 +56,6 @@ def staff_processed(ctx: CheckContext) -> Iterator[tuple]:
                 f"event {event.id}: {evidence['records']} record(s) of "
                 f"{evidence['wristbands']} staff wristband(s) were processed; emotion "
                 "recognition at the workplace is prohibited"
-                + ("" if in_force else f" from {PROHIBITION_APPLIES.isoformat()}")
+                + ("" if binding else f" from {PROHIBITION_APPLIES.isoformat()}")
             )
-            yield (message, evidence) if in_force else (message, evidence, WARNING)
+            yield (message, evidence) if binding else (message, evidence, WARNING)

@@ -1,8 +1,10 @@
 """What a report is built from: one store, one event in it, the policy and the dates.
 
-``now`` is the instant the report describes ("what is stored now"); ``as_of`` is the date the
-law is evaluated at (AI Act obligations start on different dates). Both are parameters, so a
-report about a past or future moment is reproducible.
+The scope (:class:`audit.scope.AuditScope`) is the one ``flowaudit audit check`` resolves for
+the same options: ``now`` is the instant the report describes ("what is stored now"),
+``as_of`` the date the law is evaluated at. Both are parameters, so a report about a past or
+future moment is reproducible. The compliance checks run once per context
+(:meth:`ReportContext.findings`); every verdict a report states is one of their findings.
 """
 
 from __future__ import annotations
@@ -13,34 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.checks import CheckContext, RuntimeLike
-from retention.errors import FlowauditError, InputError, NotFoundError, PolicyError
-from retention.models import Event
-from retention.policy import Policy, load_policy
+from audit.checks import CheckContext, Finding, RuntimeLike, run_checks
+from audit.scope import AuditScope, resolve_event_id
+from retention.policy import Policy
 
 __all__ = ["ReportContext", "resolve_event_id"]
-
-
-def resolve_event_id(session: Session, event_id: str | None) -> str:
-    """The event a report is about: the one asked for, or the only one in the store."""
-    ids = list(session.scalars(select(Event.id).order_by(Event.starts_at, Event.id)))
-    if event_id is not None:
-        if event_id not in ids:
-            known = ", ".join(ids) or "none"
-            raise NotFoundError(f"no event {event_id!r} in the store; known events: {known}")
-        return event_id
-    if not ids:
-        raise NotFoundError(
-            "the store holds no event yet; run `flowaudit run-event` first, or pass --event"
-        )
-    if len(ids) > 1:
-        raise InputError(
-            f"the store holds {len(ids)} events ({', '.join(ids)}); choose one with --event"
-        )
-    return ids[0]
 
 
 @dataclass
@@ -48,14 +29,15 @@ class ReportContext:
     """Everything a report builder may look at."""
 
     runtime: RuntimeLike
-    event_id: str
-    policy: Policy
-    now: datetime
-    as_of: date
-    policy_explicit: bool = False
+    scope: AuditScope
     #: for ``compare``: profile name -> context of the same event run under that profile
     peers: dict[str, ReportContext] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    _findings: list[Finding] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.scope.event_id is None:
+            raise ValueError("a report is about one event: resolve the scope with one_event")
 
     @classmethod
     def open(
@@ -68,27 +50,31 @@ class ReportContext:
         as_of: date | None = None,
     ) -> ReportContext:
         """Resolve the event and the policy it ran under (or the one given)."""
-        with runtime.store.session() as session:
-            event_id = resolve_event_id(session, event_id)
-            event = session.get(Event, event_id)
-            assert event is not None
-            policy_name = event.policy_name
-        explicit = policy is not None
-        if isinstance(policy, Policy):
-            loaded = policy
-        elif policy is not None:
-            loaded = load_policy(policy)
-        else:
-            try:
-                loaded = load_policy(policy_name)
-            except FlowauditError as exc:
-                raise PolicyError(
-                    f"event {event_id!r} ran under policy {policy_name!r}, which cannot be "
-                    f"loaded ({exc}); pass the policy file with --policy"
-                ) from exc
-        if as_of is None:
-            as_of = loaded.classification.as_of or now.date()
-        return cls(runtime, event_id, loaded, now, as_of, explicit)
+        scope = AuditScope.resolve(
+            runtime.store, now=now, event_id=event_id, policy=policy, as_of=as_of, one_event=True
+        )
+        return cls(runtime, scope)
+
+    @property
+    def event_id(self) -> str:
+        assert self.scope.event_id is not None  # checked in __post_init__
+        return self.scope.event_id
+
+    @property
+    def policy(self) -> Policy:
+        return self.scope.policy
+
+    @property
+    def now(self) -> datetime:
+        return self.scope.now
+
+    @property
+    def as_of(self) -> date:
+        return self.scope.as_of
+
+    @property
+    def policy_explicit(self) -> bool:
+        return self.scope.policy_explicit
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -98,11 +84,10 @@ class ReportContext:
 
     def check_context(self) -> CheckContext:
         """The same scope, for :func:`audit.checks.run_checks`."""
-        return CheckContext(
-            runtime=self.runtime,
-            policy=self.policy,
-            now=self.now,
-            as_of=self.as_of,
-            event_id=self.event_id,
-            policy_explicit=self.policy_explicit,
-        )
+        return CheckContext.from_scope(self.runtime, self.scope)
+
+    def findings(self) -> list[Finding]:
+        """Every registered rule's findings on this scope, run once and kept for every kind."""
+        if self._findings is None:
+            self._findings = run_checks(self.check_context())
+        return self._findings

@@ -6,7 +6,7 @@ bucket's rows are gone, so "deleted" is counted from the log, not inferred from 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.checks._common import destruction_proofs, writes_per_bucket
 from audit.reports._fmt import iso
 from retention.ground.actions import Action
 from retention.models import BUCKET_ACTIVE, AuditEntry, PurgeRun, RetentionBucket
@@ -29,7 +30,6 @@ __all__ = [
     "timeline",
 ]
 
-_PUT_ACTIONS = {Action.RAW_PUT: RAW_AUDIO, Action.METADATA_PUT: METADATA}
 MAX_POINTS = 240
 
 
@@ -90,42 +90,11 @@ def purge_runs(session: Session) -> dict[str, Any]:
     }
 
 
-def _proof_index(session: Session) -> dict[str, int]:
-    """bucket id -> seq of the first audit entry that records its destruction."""
-    proof: dict[str, int] = {}
-    for seq, action, details in session.execute(
-        select(AuditEntry.seq, AuditEntry.action, AuditEntry.details)
-        .where(AuditEntry.action.in_((Action.PURGE_RECEIPT, Action.BUCKET_SHRED)))
-        .order_by(AuditEntry.seq)
-    ):
-        details = details or {}
-        if action == Action.PURGE_RECEIPT and details.get("dry_run"):
-            continue
-        ids = _ids(details.get("buckets_shredded")) + _ids(details.get("bucket_ids"))
-        for bucket_id in ids:
-            proof.setdefault(bucket_id, int(seq))
-    return proof
-
-
-def writes_per_bucket(session: Session, event_id: str) -> dict[str, list[datetime]]:
-    """bucket id -> times of the audit entries that wrote a record into it."""
-    out: dict[str, list[datetime]] = defaultdict(list)
-    for at, details in session.execute(
-        select(AuditEntry.at, AuditEntry.details)
-        .where(AuditEntry.action.in_(tuple(_PUT_ACTIONS)))
-        .order_by(AuditEntry.seq)
-    ):
-        details = details or {}
-        if details.get("event") == event_id and details.get("bucket"):
-            out[str(details["bucket"])].append(at)
-    return out
-
-
 def bucket_evidence(
     session: Session, event_id: str, now: datetime, writes: dict[str, list[datetime]]
 ) -> dict[str, Any]:
     """Each bucket: expiry, state, and the audit entry that proves it was destroyed."""
-    proof = _proof_index(session)
+    proof = destruction_proofs(session)
     rows = []
     for bucket in session.scalars(
         select(RetentionBucket)
@@ -232,7 +201,6 @@ def _points(points: list[tuple[datetime, int]]) -> list[list[Any]]:
 
 
 
-
 def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
     """Audit entries of the anonymisation step: linkable metadata turned into aggregates."""
     steps = []
@@ -265,7 +233,6 @@ def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
         "aggregates": sum(s["aggregates"] for s in steps),
         "records_suppressed": sum(s["records_suppressed"] for s in steps),
     }
-
 
 
 
