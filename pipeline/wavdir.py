@@ -11,10 +11,15 @@ Every file is checked before anything is processed — mono, 16-bit PCM, 8/16/32
 readable header and as many samples as the header promises — so a bad file stops the run
 before a single row is written: nothing already stored is touched, and nothing half-stored is
 left behind. Each problem raises one :class:`InputError` naming the file and the fix.
+
+The files carry no time of their own: without ``--now`` or ``starts_at`` they start at the
+event's capture start, and recordings that then end before the set (or start after it) would
+lose every frame to the event-window gate; :func:`window_miss` says so before the run.
 """
 
 from __future__ import annotations
 
+import math
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from retention.errors import InputError
-from retention.ground.times import coerce_utc
+from retention.ground.times import coerce_utc, to_utc
 from retention.ground.tomlfile import read_toml
 
-from .frames import FRAME_MS, FRAME_SAMPLES, VAD_RATES, Window
+from .event import EventSpec
+from .frames import FRAME, FRAME_MS, FRAME_SAMPLES, VAD_RATES, Window
 from .resample import Resampler
 
-__all__ = ["WavDirectory", "WavInfo", "inspect_wav", "MANIFEST"]
+__all__ = ["WavDirectory", "WavInfo", "inspect_wav", "window_miss", "MANIFEST"]
 
 MANIFEST = "manifest.toml"
 _CHUNK_FRAMES = 1 << 20
@@ -157,6 +163,15 @@ class WavDirectory:
         longest = max(info.output_frames for info in self.infos)
         return -(-longest // frames_per_window)
 
+    def span(
+        self, start_at: datetime, frames_per_window: int, max_windows: int | None = None
+    ) -> tuple[datetime, datetime]:
+        """The virtual time the files cover when a run of ``max_windows`` starts at ``start_at``."""
+        frames = max(info.output_frames for info in self.infos)
+        if max_windows is not None:
+            frames = min(frames, max_windows * frames_per_window)
+        return start_at, start_at + frames * FRAME
+
     def windows(
         self, start_at: datetime, frames_per_window: int, max_windows: int | None
     ) -> Iterator[Window]:
@@ -196,3 +211,37 @@ class WavDirectory:
         raw = np.frombuffer(data, dtype="<i2")
         out = resampler.process(raw)
         return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+
+def window_miss(
+    source: WavDirectory,
+    event: EventSpec,
+    start_at: datetime,
+    *,
+    placed_by: str,
+    duration: timedelta | None = None,
+) -> str | None:
+    """One line when every frame would fall outside the event window, saying how to fix it.
+
+    ``placed_by`` says where ``start_at`` came from (``--now``, the manifest, the event's
+    capture start); ``None`` means the files overlap the window.
+    """
+    windows = None if duration is None else math.ceil(duration / event.window)
+    first, end = source.span(start_at, event.frames_per_window, windows)
+    if end > event.starts_at and first < event.ends_at:
+        return None
+    before = end <= event.starts_at
+    where = "before the event window opens" if before else "after the event window closes"
+    return (
+        f"the WAV files in '{source.directory}' cover {_span(first, end)} (placed by "
+        f"{placed_by}), {where} ({_span(event.starts_at, event.ends_at)}): every frame will "
+        f"be dropped as outside_window; give the recording's start with --now or starts_at in "
+        f"'{source.directory / MANIFEST}'"
+    )
+
+
+def _span(first: datetime, end: datetime) -> str:
+    """``2026-06-21 19:51:00 to 19:51:04 UTC``: to the second, the date once if it is one day."""
+    a, b = to_utc(first), to_utc(end)
+    tail = f"{b:%H:%M:%S}" if a.date() == b.date() else f"{b:%Y-%m-%d %H:%M:%S}"
+    return f"{a:%Y-%m-%d %H:%M:%S} to {tail} UTC"

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipeline.event import default_event_file, load_event
-from pipeline.run import SPEEDS, run_event
+from pipeline.event import EventSpec, default_event_file, load_event
+from pipeline.frames import FrameSource
+from pipeline.run import SPEEDS, capture_start, run_event
 from pipeline.sources import open_source
+from pipeline.wavdir import MANIFEST, WavDirectory, window_miss
 from retention.errors import InputError
 from retention.ground.durations import parse_finite_duration
 from retention.policy import load_policy
 
+from ..clock import pinned_now
 from ..runtime import pii_text_filter
 from ._common import (
     DbOption,
@@ -111,9 +114,10 @@ def run_event_command(
     chosen = load_policy(policy or settings.policy)
     length = parse_finite_duration(duration, "--duration") if duration is not None else None
     frames = open_source(source, spec, seed=seed)
-    start_text = now or os.environ.get("FLOWAUDIT_NOW")
+    start = pinned_now(now)  # a pinned time starts the virtual clock; else the source/event do
+    if chosen.capture.event_window_only:
+        _warn_if_outside_window(frames, spec, start, length)
     with runtime_from(home, db, now) as runtime:
-        start = runtime.now if start_text else None
         show = fmt == "text" and sys.stdout.isatty()
         with _progress(show) as progress:
             summary = run_event(
@@ -134,6 +138,24 @@ def run_event_command(
         return
     for line in summary.lines():
         typer.echo(line)
+
+
+def _warn_if_outside_window(
+    frames: FrameSource, spec: EventSpec, start: datetime | None, length: timedelta | None
+) -> None:
+    """WAV files carry no time: say so when the gate is about to drop every one of their frames."""
+    if not isinstance(frames, WavDirectory):
+        return
+    if start is not None:
+        placed_by = "--now"
+    elif frames.starts_at is not None:
+        placed_by = f"starts_at in {MANIFEST}"
+    else:
+        placed_by = "the event's capture start, as neither --now nor a manifest gave one"
+    message = window_miss(frames, spec, capture_start(spec, frames, start), placed_by=placed_by,
+                          duration=length)
+    if message is not None:
+        typer.echo(f"flowaudit: warning: {message}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -208,3 +208,86 @@ def test_the_wav_reader_never_crashes_on_arbitrary_bytes(tmp_path: Path, data: b
         inspect_wav(path)
     except InputError as exc:
         assert str(path) in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "started"),
+    [
+        (["--now", "2026-06-21T19:55:00Z"], {}, "2026-06-21T19:55:00+00:00"),
+        ([], {"FLOWAUDIT_NOW": "2026-06-21T19:56:00+02:00"}, "2026-06-21T17:56:00+00:00"),
+        (["--now", "2026-06-21T19:57:00Z"], {"FLOWAUDIT_NOW": "2026-06-21T19:56:00Z"},
+         "2026-06-21T19:57:00+00:00"),  # the option wins over the variable
+        ([], {"FLOWAUDIT_NOW": ""}, "2026-06-21T19:51:00+00:00"),  # empty: the event decides
+    ],
+)
+def test_run_event_starts_where_the_pinned_now_says(
+    args: list[str], env: dict[str, str], started: str, pipeline_home: Settings
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["run-event", "--home", str(pipeline_home.home), "--policy", "tiktok-2026", "--source",
+         "synth:2", "--duration", "6s", "--format", "json", *args],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["started_at"] == started
+
+
+def test_a_bad_flowaudit_now_is_one_line_naming_the_variable(pipeline_home: Settings) -> None:
+    result = CliRunner().invoke(
+        app, ["run-event", "--home", str(pipeline_home.home), "--source", "synth:2"],
+        env={"FLOWAUDIT_NOW": "tomorrow"},
+    )
+    assert "FLOWAUDIT_NOW 'tomorrow' is not an ISO 8601 time" in one_error_line(result)
+    assert counts(pipeline_home) == (0, 0, 0, 0)
+
+
+def _wav_dir(tmp_path: Path, manifest: str = "") -> Path:
+    directory = tmp_path / "recorded"
+    directory.mkdir()
+    write_wav(directory / "WB-000001.wav", seconds=3.0)
+    if manifest:
+        (directory / "manifest.toml").write_text(manifest, encoding="utf-8")
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("manifest", "args", "placed_by"),
+    [
+        ("", [], "the event's capture start"),  # 19:51, in the pre-roll
+        ('starts_at = "2026-06-21T19:30:00Z"\n', [], "starts_at in manifest.toml"),
+        ("", ["--now", "2026-06-21T21:00:00Z"], "--now"),  # after the set
+    ],
+)
+def test_wav_files_outside_the_event_window_are_named_on_stderr(
+    manifest: str, args: list[str], placed_by: str, pipeline_home: Settings, tmp_path: Path
+) -> None:
+    directory = _wav_dir(tmp_path, manifest)
+    result = invoke("run-event", "--home", str(pipeline_home.home), "--policy", "tiktok-2026",
+                    "--source", f"wav:{directory}", "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["frames_in"] == 100 and summary["dropped"]["outside_window"] == 100
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flowaudit: warning: "), result.stderr
+    assert f"'{directory}'" in lines[0] and f"(placed by {placed_by}" in lines[0]
+    assert "outside_window" in lines[0] and "--now or starts_at in" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "args", "policy"),
+    [
+        ('starts_at = "2026-06-21T19:55:00Z"\n', [], "tiktok-2026"),
+        ("", ["--now", "2026-06-21T20:01:58Z"], "tiktok-2026"),  # overlaps the set's last 2 s
+        ("", [], "spotify-2026"),  # no event-window gate, so nothing is dropped for it
+    ],
+)
+def test_wav_files_inside_the_window_or_ungated_run_without_warning(
+    manifest: str, args: list[str], policy: str, pipeline_home: Settings, tmp_path: Path
+) -> None:
+    directory = _wav_dir(tmp_path, manifest)
+    result = invoke("run-event", "--home", str(pipeline_home.home), "--policy", policy,
+                    "--source", f"wav:{directory}", "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert json.loads(result.stdout)["dropped"]["outside_window"] < 100
