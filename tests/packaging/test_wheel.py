@@ -171,5 +171,15 @@ def test_init_run_event_and_verify_from_the_wheel(
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "audit log verified" in verify.stdout
 
-    demo = _run([flowaudit, "demo", "--help"], cwd=cwd, env=env)
-    assert demo.returncode == 0 and "--wristbands" in demo.stdout
+
+
+def test_the_demo_runs_from_the_wheel(venv: Path, outside: tuple[Path, dict[str, str]]) -> None:
+    cwd, env = outside
+    demo = _run([venv / "bin" / "flowaudit", "demo", "--home", cwd / "D", "--wristbands", "2"],
+                cwd=cwd, env=env)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    for policy in ("privacy-by-default", "spotify-2026"):
+        assert f"event fete-2026-republique-{policy} under {policy}" in demo.stdout
+        assert (cwd / "D" / "reports" / policy / "gdpr.html").is_file()
+    assert (cwd / "D" / "reports" / "compare.html").is_file()
+    assert f"demo home: {cwd / 'D'}" in demo.stdout
