@@ -371,12 +371,31 @@ def rules_cmd(format: FormatOption = "text") -> None:
     if check_format(format) == "json":
         print_json(items)
         return
-    table = Table()
-    for name in ("id", "severity", "legal reference", "title"):
-        table.add_column(name, overflow="fold")
+    # ids are what `audit check --only` takes, so they are never cut or folded: a table when
+    # its prose columns get room to be read, else one rule per paragraph (id first, whole)
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console = Console()
+    longest = max((len(i["id"]) for i in items), default=2)
+    if console.width >= longest + len("severity") + 2 * _PROSE_MIN + 13:  # 13: rules, padding
+        table = Table()
+        table.add_column("id", no_wrap=True, min_width=longest)
+        table.add_column("severity", no_wrap=True)
+        table.add_column("legal reference", ratio=1)
+        table.add_column("title", ratio=2)
+        for item in items:
+            table.add_row(item["id"], item["severity"], item["legal_ref"], item["title"])
+        console.print(table)
+        return
     for item in items:
-        table.add_row(item["id"], item["severity"], item["legal_ref"], item["title"])
-    Console().print(table)
+        head = Text(item["id"], style="bold")
+        head.append(f"  {item['severity']}  {item['legal_ref']}", style="")
+        console.print(head)
+        console.print(Padding(Text(item["title"]), (0, 0, 0, 4), expand=False))
+
+
+_PROSE_MIN = 20  # narrowest legal-reference or title column worth reading
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,12 @@ def list_cmd(format: FormatOption = "text") -> None:
     if check_format(format) == "json":
         print_json(rows)
         return
-    table = Table("policy", "raw audio", "metadata", "artist control", "description")
+    # names are what users type back: never cut or folded; the description wraps instead
+    table = Table()
+    table.add_column("policy", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+    for header in ("raw audio", "metadata", "artist control"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("description", overflow="fold", ratio=1)
     for row in rows:
         table.add_row(
             row["name"],
