@@ -38,7 +38,8 @@ def list_cmd(format: FormatOption = "text") -> None:
         return
     # names are what users type back: never cut or folded; the description wraps instead
     table = Table()
-    table.add_column("policy", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+    widest = max((len(r["name"]) for r in rows), default=6)
+    table.add_column("policy", no_wrap=True, min_width=widest)
     for header in ("raw audio", "metadata", "artist control"):
         table.add_column(header, no_wrap=True)
     table.add_column("description", overflow="fold", ratio=1)
