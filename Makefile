@@ -48,12 +48,14 @@ test: setup system-deps services lint
 	$(PY) -m pytest
 
 # Every benchmark prints its own baseline, measured in the same run, and the ratio to it.
+# -P keeps bench/ off the import path: bench/audit.py and bench/pipeline.py would otherwise
+# shadow the installed audit and pipeline packages the benches import.
 BENCHES := store pipeline audit purge reid pii
 bench: setup services
-	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py; done
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) -P bench/$$b.py; done
 
 bench-quick: setup services
-	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py --quick"; $(PY) bench/$$b.py --quick; done
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py --quick"; $(PY) -P bench/$$b.py --quick; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .hypothesis build *.egg-info

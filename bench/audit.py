@@ -1,6 +1,6 @@
 """Audit-log cost: append overhead on the pipeline and on bare store writes, and verify speed.
 
-    .venv/bin/python bench/audit.py [--quick] [--entries N] [--windows N] [--wristbands N]
+    .venv/bin/python -P bench/audit.py [--quick] [--entries N] [--windows N] [--wristbands N]
 
 1. **Append overhead in the pipeline.** ``run_event`` over the bundled demo event (synthetic
    crowd, gates, features, sentiment, selection, encrypted store) with the hash-chained

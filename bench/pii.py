@@ -1,6 +1,6 @@
 """PII scanning throughput: flowaudit's batched scanner vs a plain per-text presidio loop.
 
-    .venv/bin/python bench/pii.py [--texts N] [--quick]
+    .venv/bin/python -P bench/pii.py [--texts N] [--quick]
 
 Both sides use the *same* AnalyzerEngine (same spaCy pipeline, same recognizers, same
 threshold) and the same post-filtering (allow-list, name-shaped PERSON runs, cross-type

@@ -7,8 +7,8 @@ webrtcvad once per frame. Throughput is "real-time wristband streams per core": 
 wristband audio processed per second of wall time, single process. Also prints selection
 decision latency (processing only; the article's platforms quote 80–180 ms end to end).
 
-    .venv/bin/python bench/pipeline.py            # 64 wristbands x 2 min
-    .venv/bin/python bench/pipeline.py --quick    # 24 wristbands x 1 min
+    .venv/bin/python -P bench/pipeline.py            # 64 wristbands x 2 min
+    .venv/bin/python -P bench/pipeline.py --quick    # 24 wristbands x 1 min
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Purge cost: time to make expired data unreadable (shred) vs time to delete it, as rows grow.
 
-    .venv/bin/python bench/purge.py [--quick] [--postgres] [--sizes 10000,100000,1000000]
+    .venv/bin/python -P bench/purge.py [--quick] [--postgres] [--sizes 10000,100000,1000000]
 
 For each size a fresh SQLite home (and, with ``--postgres``, a fresh PostgreSQL schema) gets
 132 hourly raw-audio buckets. Each bucket is opened through the real store (one sealed record,

@@ -12,9 +12,9 @@ four metrics on a subsample (the first ``--pycanon-rows`` rows), and flowaudit i
 same subsample for the ratio; ``--full-pycanon`` runs all four on the full table. Results must
 be identical (pycanon truncates entropy l to an int; t within 1e-9) or the run exits 1.
 
-    .venv/bin/python bench/reid.py              # 1M rows, pycanon subsample 50 000
-    .venv/bin/python bench/reid.py --quick      # 100 000 rows, pycanon subsample 5 000
-    .venv/bin/python bench/reid.py --full-pycanon
+    .venv/bin/python -P bench/reid.py              # 1M rows, pycanon subsample 50 000
+    .venv/bin/python -P bench/reid.py --quick      # 100 000 rows, pycanon subsample 5 000
+    .venv/bin/python -P bench/reid.py --full-pycanon
 """
 
 from __future__ import annotations

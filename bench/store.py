@@ -1,6 +1,6 @@
 """Store throughput on 10-second 16 kHz segments, against raw AES-GCM in the same run.
 
-    .venv/bin/python bench/store.py [--segments N] [--quick] [--no-postgres]
+    .venv/bin/python -P bench/store.py [--segments N] [--quick] [--no-postgres]
 
 For each backend it writes N segments through `EncryptedStore` (HKDF record keys, AES-256-GCM
 with AAD, key commitment, database insert, audit entry in the same transaction), then reads them
