@@ -477,9 +477,7 @@ def clear_subject_quasi_identifiers(
     with store.transaction(now, actor="anonymise") as tx:
         for chunk in _chunks(ids, 500):
             tx.session.execute(
-                update(Subject)
-                .where(Subject.id.in_(chunk))
-                .values(dict.fromkeys(_SUBJECT_COLUMNS))
+                update(Subject).where(Subject.id.in_(chunk)).values(dict.fromkeys(_SUBJECT_COLUMNS))
             )
         tx.audit(Action.SUBJECT_COARSEN, "subjects", f"{len(ids)} subjects", {"subjects": len(ids)})
     return len(ids)
