@@ -1,4 +1,8 @@
-"""Composition for reports: open a report context on a home, and run the comparison profiles.
+"""Composition for audits: resolve the scope of a check or report, and run the comparison.
+
+:func:`audit_scope` is how ``flowaudit audit check`` and ``flowaudit report`` both turn their
+options into an :class:`audit.scope.AuditScope`, so a report states the same findings as the
+check run with the same options.
 
 ``compare`` needs the same event run under several policy profiles. Each run goes into its own
 temporary data home (own database, keys and audit log), so the profiles cannot see or mix each
@@ -16,6 +20,7 @@ from pathlib import Path
 from audit.log.checkpoints import attach_signer, checkpoint_after_command
 from audit.reports import ReportContext
 from audit.reports.kinds.compare import PROFILES
+from audit.scope import AuditScope
 from pipeline.event import EventSpec, default_event_file, load_event
 from pipeline.run import run_event
 from pipeline.sources import open_source
@@ -24,10 +29,31 @@ from retention.policy import load_policy
 
 from .runtime import Runtime, initialise_home, open_runtime, pii_text_filter
 
-__all__ = ["compare_context", "run_profile", "PROFILES", "DEFAULT_SOURCE"]
+__all__ = ["audit_scope", "compare_context", "run_profile", "PROFILES", "DEFAULT_SOURCE"]
 
 #: the crowd each profile hears: the first 40 wristbands of the event's roster (seeded)
 DEFAULT_SOURCE = "synth:40"
+
+
+def audit_scope(
+    runtime: Runtime,
+    *,
+    event_id: str | None = None,
+    policy: str | None = None,
+    as_of: date | None = None,
+    one_event: bool = False,
+) -> AuditScope:
+    """The scope of a command on a home: at the runtime's ``now``, the home's default policy
+    when neither ``--policy`` nor an event says otherwise (``one_event`` for a report)."""
+    return AuditScope.resolve(
+        runtime.store,
+        now=runtime.now,
+        event_id=event_id,
+        policy=policy,
+        default_policy=runtime.settings.policy,
+        as_of=as_of,
+        one_event=one_event,
+    )
 
 
 def run_profile(

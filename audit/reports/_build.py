@@ -1,4 +1,8 @@
-"""Pieces several report kinds share: the report envelope and sections built from shared facts."""
+"""Pieces several report kinds share: the report envelope and sections built from shared facts.
+
+Sections state verdicts only through :func:`audit.reports._verdicts.verdicts` (the check
+registry's findings); :func:`finish` gathers them into the JSON ``data.verdicts``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from sqlalchemy import select
 
 from audit.reports import _fmt as f
 from audit.reports._context import ReportContext
-from audit.reports._model import FAIL, PASS, WARN, Para, Report, Section, Status, Table
+from audit.reports._model import FAIL, PASS, WARN, Para, Report, Section, Status, Table, Verdict
+from audit.reports._verdicts import verdicts
 from retention.models import AuditEntry
 
 __all__ = [
@@ -57,7 +62,14 @@ def finish(
     sections: list[Section],
     event_label: str | None = None,
 ) -> Report:
-    """Wrap facts and sections with the meta every report carries (dates, policy, log head)."""
+    """Wrap facts and sections with the meta every report carries (dates, policy, log head).
+
+    Every :class:`Verdict` block of the sections is added to ``data["verdicts"]``.
+    """
+    data = {
+        **data,
+        "verdicts": [b.as_dict(s.id) for s in sections for b in s.blocks if isinstance(b, Verdict)],
+    }
     with ctx.session() as session:
         head = session.execute(
             select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
@@ -202,12 +214,11 @@ def security_measures(
 
 
 def security_section(
+    ctx: ReportContext,
     section_id: str,
     title: str,
     legal_ref: str,
     measures: list[dict[str, str]],
-    security: dict[str, Any],
-    verification: dict[str, Any],
 ) -> Section:
     section = Section(section_id, title, legal_ref)
     section.add(
@@ -219,20 +230,10 @@ def security_section(
             ["Measure", "As configured", "Evidence (measured)"],
             [[m["measure"], m["configured"], m["evidence"]] for m in measures],
         ),
+        *verdicts(
+            ctx, "sqlite-secure-delete-off", "key-store-in-database", "audit-log-verification"
+        ),
     )
-    database = security["database"]
-    if database["dialect"] == "sqlite" and not database.get("secure_delete"):
-        section.add(Status(FAIL, "SQLite secure_delete is off: deleted ciphertext may remain."))
-    if not verification["ok"]:
-        section.add(
-            Status(
-                FAIL,
-                f"The audit log fails verification at entry "
-                f"{f.n(verification['first_bad_seq'])}: it has been altered.",
-            )
-        )
-    if not security["key_store"]["outside_database"]:
-        section.add(Status(FAIL, "The key store is not separate from the database."))
     return section
 
 

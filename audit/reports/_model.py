@@ -19,6 +19,7 @@ __all__ = [
     "Items",
     "Notice",
     "Status",
+    "Verdict",
     "Block",
     "Section",
     "Report",
@@ -87,14 +88,45 @@ class Notice:
 
 @dataclass(frozen=True)
 class Status:
-    """A one-line verdict: pass / warn / fail / info."""
+    """A one-line summary of check findings (counts per severity): pass / warn / fail / info.
+
+    Verdicts on one matter are :class:`Verdict` blocks, taken from the check registry.
+    """
 
     level: str
     text: str
     kind: str = field(default="status", init=False)
 
 
-Block = Para | Facts | Table | Chart | Items | Notice | Status
+@dataclass(frozen=True)
+class Verdict:
+    """One rule's verdict as the check registry gave it: one of its findings, or its pass.
+
+    ``severity`` is the finding's (``None`` when the rule passed); ``level`` is how it shows:
+    pass / fail (error) / warn (warning) / info.
+    """
+
+    rule_id: str
+    title: str
+    legal_ref: str
+    level: str
+    message: str
+    severity: str | None = None
+    kind: str = field(default="verdict", init=False)
+
+    def as_dict(self, section: str) -> dict[str, object]:
+        return {
+            "section": section,
+            "rule_id": self.rule_id,
+            "title": self.title,
+            "legal_ref": self.legal_ref,
+            "status": self.level,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+Block = Para | Facts | Table | Chart | Items | Notice | Status | Verdict
 
 
 @dataclass

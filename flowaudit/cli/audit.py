@@ -26,11 +26,10 @@ from audit.log.checkpoints import (
 )
 from audit.log.verify import VerifyReport, verify_log
 from retention import db as dbmod
-from retention.errors import ConfigError, InputError, IntegrityError, NotFoundError
+from retention.errors import ConfigError, InputError, IntegrityError
 from retention.ground.times import parse_date_option, parse_time
-from retention.models import Event
-from retention.policy import load_policy
 
+from ..reporting import audit_scope
 from ._common import (
     DbOption,
     FormatOption,
@@ -299,34 +298,19 @@ def check(
     """
     fmt = check_format(format)
     anchor_doc = load_anchor(anchor) if anchor is not None else None
+    evaluated = parse_date_option(as_of, "--as-of") if as_of else None
     with runtime_from(home, db, now) as runtime:
-        chosen = load_policy(policy or runtime.settings.policy)
-        if as_of:
-            evaluated = parse_date_option(as_of, "--as-of")
-        else:
-            evaluated = chosen.classification.as_of or runtime.now.date()
-        if event is not None:
-            with runtime.store.session() as session:
-                if session.get(Event, event) is None:
-                    raise NotFoundError(f"no event {event!r} in this store")
-        ctx = CheckContext(
-            runtime=runtime,
-            policy=chosen,
-            now=runtime.now,
-            as_of=evaluated,
-            event_id=event,
-            policy_explicit=policy is not None,
-            anchor=anchor_doc,
-        )
-        findings = run_checks(ctx, only)
+        # the same scope `flowaudit report` resolves for the same options
+        scope = audit_scope(runtime, event_id=event, policy=policy, as_of=evaluated)
+        findings = run_checks(CheckContext.from_scope(runtime, scope, anchor_doc), only)
     counts = Counter(f.severity for f in findings)
     if fmt == "json":
         print_json(
             {
                 "now": runtime.now.isoformat(),
-                "as_of": evaluated.isoformat(),
+                "as_of": scope.as_of.isoformat(),
                 "event": event,
-                "policy": chosen.name,
+                "policy": scope.policy.name,
                 "policy_overrides_events": policy is not None,
                 "summary": {s: counts.get(s, 0) for s in SEVERITIES},
                 "findings": [f.as_dict() for f in findings],

@@ -14,7 +14,7 @@ from retention.ground.durations import parse_duration_option
 from retention.ground.times import parse_date_option
 
 from ..clock import resolve_now
-from ..reporting import DEFAULT_SOURCE, PROFILES, compare_context
+from ..reporting import DEFAULT_SOURCE, PROFILES, audit_scope, compare_context
 from ._common import DbOption, HomeOption, NowOption, runtime_from
 
 __all__ = ["register", "report"]
@@ -111,9 +111,10 @@ def report(
     store_kinds = [k for k in kinds if k != "compare"]
     if store_kinds:
         with runtime_from(home, db, now) as runtime:
-            ctx = ReportContext.open(
-                runtime, now=runtime.now, event_id=event, policy=policy, as_of=evaluated
+            scope = audit_scope(
+                runtime, event_id=event, policy=policy, as_of=evaluated, one_event=True
             )
+            ctx = ReportContext(runtime, scope)
             for name in store_kinds:
                 written += write_report(build_report(name, ctx), out, formats)
     if "compare" in kinds:

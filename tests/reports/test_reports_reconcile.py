@@ -431,7 +431,14 @@ def test_reports_describe_the_purge_that_ran(pipeline_stores: dict[str, Built]) 
     assert meta["kept_indefinitely"] == meta["records"] > 0  # spotify keeps it forever
     # one wristband was erased on request: the log explains the rows the store no longer has
     assert data["erasures"]["erasures"] == 1 and data["erasures"]["metadata"] > 0
-    assert "were erased on data-subject requests" in render(build_report("retention", ctx), "md")
+    # and the log/store reconciliation rule passes for both categories, per the check registry
+    report = build_report("retention", ctx)
+    mismatch = [v for v in report.data["verdicts"] if v["rule_id"] == "audit-log-store-mismatch"]
+    assert {(v["section"], v["status"]) for v in mismatch} == {
+        ("cat-raw-audio", "pass"),
+        ("cat-metadata", "pass"),
+    }
+    assert "`audit-log-store-mismatch`" in render(report, "md")
 
 
 def test_reports_are_deterministic(built: Built) -> None:

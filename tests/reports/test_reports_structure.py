@@ -116,7 +116,9 @@ def test_policy_mismatch_is_flagged(pipeline_stores: dict[str, Built]) -> None:
     ctx = ReportContext.open(b.runtime, now=b.now, event_id=b.event_id, policy="tiktok-2026")
     report = build_report("gdpr", ctx)
     assert report.data["event"]["policy_matches"] is False
-    assert "differs from the one the event ran under" in render(report, "md")
+    flagged = [v for v in report.data["verdicts"] if v["rule_id"] == "policy-changed-since-event"]
+    assert [(v["section"], v["severity"]) for v in flagged] == [("scope", "warning")]
+    assert "**WARN** — `policy-changed-since-event`" in render(report, "md")
 
 
 def test_staff_exclusion_is_measured(reports: dict) -> None:

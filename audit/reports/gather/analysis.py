@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from audit.checks import SEVERITIES, run_checks
+from audit.checks import SEVERITIES
 from audit.reid.risk import assess_policy
 from audit.reid.source import metadata_frame
 from audit.reports import _fmt as f
@@ -17,8 +17,11 @@ __all__ = ["findings", "reid_figures"]
 
 
 def findings(ctx: ReportContext) -> dict[str, Any]:
-    """Run every compliance check on the report's event; counts by severity and the list."""
-    found = run_checks(ctx.check_context())
+    """Every compliance check's findings on the report's scope: counts by severity, the list.
+
+    The checks run once per context (:meth:`ReportContext.findings`), whatever the kinds built.
+    """
+    found = ctx.findings()
     counts = {s: sum(1 for f in found if f.severity == s) for s in SEVERITIES}
     return {
         "counts": counts,

@@ -200,7 +200,6 @@ def _points(points: list[tuple[datetime, int]]) -> list[list[Any]]:
     return [[iso(at), value] for at, value in points]
 
 
-
 def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
     """Audit entries of the anonymisation step: linkable metadata turned into aggregates."""
     steps = []
@@ -233,7 +232,6 @@ def anonymisation_evidence(session: Session, event_id: str) -> dict[str, Any]:
         "aggregates": sum(s["aggregates"] for s in steps),
         "records_suppressed": sum(s["records_suppressed"] for s in steps),
     }
-
 
 
 def erasure_receipts(session: Session) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Data-subject requests against the GDPR Art 12(3) deadline (one month, +2 with notice).
 
-The deadline rule is :func:`retention.subject_requests.deadline_of`, the one ``flowaudit dsr``
-enforces, so the report and the request log cannot disagree.
+Deadline and lateness are :func:`retention.subject_requests.request_status`, the rule
+``flowaudit dsr`` and the ``overdue-subject-request`` check apply, and the Art 12(3) limits on
+due dates and extensions are those of the ``subject-request-deadline-beyond-limit`` check, so
+the report, the request log and the checks cannot disagree. Verdicts are the checks'.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.checks.dsr_deadline import deadline_within_limits
 from audit.reports._fmt import iso
 from retention.models import SubjectRequest
-from retention.subject_requests import add_months, deadline_of
+from retention.subject_requests import request_status
 
 __all__ = ["subject_requests"]
 
@@ -33,10 +36,10 @@ def subject_requests(session: Session, now: datetime) -> dict[str, Any]:
     for req in session.scalars(
         select(SubjectRequest).order_by(SubjectRequest.received_at, SubjectRequest.id)
     ):
-        deadline = deadline_of(req)
+        status = request_status(req, now)
         completed = req.completed_at
-        done = completed is not None
         took = _days(completed - req.received_at) if completed is not None else None
+        due_ok, extension_ok = deadline_within_limits(req)
         rows.append(
             {
                 "id": req.id,
@@ -46,17 +49,13 @@ def subject_requests(session: Session, now: datetime) -> dict[str, Any]:
                 "due_at": iso(req.due_at),
                 "extended_to": iso(req.extended_to),
                 "completed_at": iso(req.completed_at),
-                "deadline": iso(deadline),
+                "deadline": iso(status.deadline),
                 "days_to_complete": took,
-                "on_time": completed is not None and completed <= deadline,
-                "late": completed is not None and completed > deadline,
-                "overdue": bool(not done and now > deadline),
-                "due_date_within_one_month": req.due_at <= add_months(req.received_at, 1),
-                "extension_within_limit": (
-                    None
-                    if req.extended_to is None
-                    else req.extended_to <= add_months(req.received_at, 3)
-                ),
+                "on_time": completed is not None and not status.late,
+                "late": status.late,
+                "overdue": status.overdue,
+                "due_date_within_one_month": due_ok,
+                "extension_within_limit": extension_ok,
             }
         )
     durations = [r["days_to_complete"] for r in rows if r["days_to_complete"] is not None]

@@ -5,7 +5,9 @@ system (Art 3(39)) on biometric data in the AI Act's wide sense (Art 3(34): no u
 identification condition). That makes it high-risk (Annex III point 1(c)), prohibited on people
 at work (Art 5(1)(f)), and subject to the Art 50(3) notice. Which of these bind on a given day
 depends on ``--as-of``: the Act applies in stages, and the Digital Omnibus provisional agreement
-(7 May 2026) defers the Annex III date — marked "verify in OJ" until it is published.
+(7 May 2026) defers the Annex III date — marked "verify in OJ" until it is published. The
+dates are :mod:`audit.legal_dates`, the ones the checks apply; the staff, notice, log and
+oversight verdicts are the findings of named check rules.
 """
 
 from __future__ import annotations
@@ -14,32 +16,31 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from audit.legal_dates import (
+    AI_ACT_ANNEX_III,
+    AI_ACT_ANNEX_III_ORIGINAL,
+    AI_ACT_ENTRY_INTO_FORCE,
+    AI_ACT_LOG_RETENTION,
+    AI_ACT_PENALTIES,
+    AI_ACT_PROHIBITIONS,
+    AI_ACT_TRANSPARENCY,
+    DIGITAL_OMNIBUS_AGREEMENT,
+    in_force,
+)
 from audit.reports import _fmt as f
 from audit.reports._build import finish
 from audit.reports._context import ReportContext
-from audit.reports._model import (
-    FAIL,
-    INFO,
-    PASS,
-    WARN,
-    Chart,
-    Facts,
-    Notice,
-    Para,
-    Report,
-    Section,
-    Status,
-    Table,
-)
+from audit.reports._model import Chart, Facts, Notice, Para, Report, Section, Table
 from audit.reports._registry import report_kind
 from audit.reports._svg import milestones_chart
+from audit.reports._verdicts import findings_of, verdicts
 from audit.reports.gather import category_stats as _category_stats
 from audit.reports.gather import event_facts, minimisation, notice_timing, population, run_summaries
 
 __all__ = ["build", "MILESTONES", "obligations_at", "notice_text", "SIX_MONTHS"]
 
 #: AI Act Art 26(6): deployers keep the system's logs for at least six months
-SIX_MONTHS = timedelta(days=183)
+SIX_MONTHS: timedelta = AI_ACT_LOG_RETENTION
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,16 @@ class Milestone:
 
 
 MILESTONES = (
-    Milestone("entry-into-force", date(2024, 8, 1), "entry into force (Art 113)"),
-    Milestone("prohibitions", date(2025, 2, 2), "Art 5 prohibitions, Art 4 AI literacy"),
-    Milestone("penalties", date(2025, 8, 2), "penalties (Art 99), GPAI rules"),
-    Milestone("transparency", date(2026, 8, 2), "Art 50 transparency obligations"),
+    Milestone("entry-into-force", AI_ACT_ENTRY_INTO_FORCE, "entry into force (Art 113)"),
+    Milestone("prohibitions", AI_ACT_PROHIBITIONS, "Art 5 prohibitions, Art 4 AI literacy"),
+    Milestone("penalties", AI_ACT_PENALTIES, "penalties (Art 99), GPAI rules"),
+    Milestone("transparency", AI_ACT_TRANSPARENCY, "Art 50 transparency obligations"),
     Milestone(
         "high-risk-annex-iii",
-        date(2027, 12, 2),
+        AI_ACT_ANNEX_III,
         "Annex III high-risk obligations (deferred; verify in OJ)",
         verify=True,
-        original=date(2026, 8, 2),
+        original=AI_ACT_ANNEX_III_ORIGINAL,
     ),
 )
 _BY_ID = {m.id: m for m in MILESTONES}
@@ -117,8 +118,8 @@ def obligations_at(as_of: date) -> list[dict[str, Any]]:
     out = []
     for oid, article, text, milestone_id, who in _OBLIGATIONS:
         m = _BY_ID[milestone_id]
-        in_force = as_of >= m.applies_from
-        if in_force:
+        binding = in_force(m.applies_from, as_of)
+        if binding:
             status = "in force"
         elif m.original is not None and as_of >= m.original:
             status = "deferred (was due; verify in OJ)"
@@ -133,7 +134,7 @@ def obligations_at(as_of: date) -> list[dict[str, Any]]:
                 "originally_from": m.original.isoformat() if m.original else None,
                 "verify_in_oj": m.verify,
                 "who": who,
-                "in_force": in_force,
+                "in_force": binding,
                 "status": status,
             }
         )
@@ -266,7 +267,7 @@ def build(ctx: ReportContext) -> Report:
     classification = _classification(ctx, pop["staff_with_data"])
     notice = notice_text(ctx)
     audit_log = p.retention.audit_log
-    logs_ok = audit_log is None or audit_log >= SIX_MONTHS
+    logs_ok = not findings_of(ctx, "audit-log-retention-too-short")
     staff = {
         "policy_drop_staff": bool(p.capture.drop_staff),
         "population_includes_staff": bool(p.classification.population_includes_staff),
@@ -274,7 +275,6 @@ def build(ctx: ReportContext) -> Report:
         "staff_with_data": pop["staff_with_data"],
         "staff_dropped_seconds": mini["staff_dropped_seconds"],
     }
-    in_force = {o["id"]: o["in_force"] for o in obligations}
 
     sec_class = Section(
         "classification",
@@ -323,7 +323,10 @@ def build(ctx: ReportContext) -> Report:
         ),
         Chart(
             milestones_chart(
-                [(m.applies_from, m.label, ctx.as_of >= m.applies_from) for m in MILESTONES],
+                [
+                    (m.applies_from, m.label, in_force(m.applies_from, ctx.as_of))
+                    for m in MILESTONES
+                ],
                 marker=(ctx.as_of, f"as of {ctx.as_of.isoformat()}"),
                 title="AI Act application dates (filled: in force at the evaluation date)",
             ),
@@ -331,14 +334,19 @@ def build(ctx: ReportContext) -> Report:
             Table(
                 ["Date", "Milestone", "In force"],
                 [
-                    [m.applies_from.isoformat(), m.label, f.yes_no(ctx.as_of >= m.applies_from)]
+                    [
+                        m.applies_from.isoformat(),
+                        m.label,
+                        f.yes_no(in_force(m.applies_from, ctx.as_of)),
+                    ]
                     for m in MILESTONES
                 ],
             ),
         ),
         Para(
-            "The Annex III date follows the Digital Omnibus provisional agreement of 7 May "
-            "2026 (2 August 2026 deferred to 2 December 2027). Verify it against the Official "
+            "The Annex III date follows the Digital Omnibus provisional agreement of "
+            f"{DIGITAL_OMNIBUS_AGREEMENT.isoformat()} ({AI_ACT_ANNEX_III_ORIGINAL.isoformat()} "
+            f"deferred to {AI_ACT_ANNEX_III.isoformat()}). Verify it against the Official "
             "Journal before relying on it."
         ),
     )
@@ -360,18 +368,7 @@ def build(ctx: ReportContext) -> Report:
             ]
         )
     )
-    prohibited_now = in_force["art5-1-f"]
-    if staff["staff_with_data"]:
-        sec_staff.add(
-            Status(
-                FAIL if prohibited_now else WARN,
-                f"{f.n(staff['staff_with_data'])} staff wristbands have stored data: emotion "
-                "inference on people at work"
-                + (" is prohibited." if prohibited_now else " will be prohibited."),
-            )
-        )
-    else:
-        sec_staff.add(Status(PASS, "No staff wristband has any data stored."))
+    sec_staff.add(*verdicts(ctx, "staff-wristbands-processed"))
 
     sec_notice = Section(
         "notice", "Notice to people exposed", "AI Act Art 50(3), 50(5); GDPR Art 13, Art 14"
@@ -391,30 +388,13 @@ def build(ctx: ReportContext) -> Report:
             ]
         ),
     )
-    late = timing["data_before_consent"] + timing["data_without_consent_record"]
-    level = (FAIL if in_force["art50-3"] else WARN) if late else PASS
     sec_notice.add(
-        Status(
-            level,
-            f"{f.n(late)} wristbands were captured before being informed (notice at the latest at "
-            "first exposure, Art 50(5))."
-            if late
-            else "Every wristband with data was informed (consent recorded) before its first "
-            "capture.",
-        ),
+        *verdicts(ctx, "emotion-recognition-notice"),
         Para(
             "Bystanders cannot be reached through a wristband: Art 14 and Art 50(3) call for "
             "signs at the entrances and around the stage, which flowaudit cannot verify."
         ),
     )
-    if timing["subjects_with_data"] and not timing["consents_with_notice_version"]:
-        sec_notice.add(
-            Status(
-                WARN,
-                "No consent record names the notice version shown, so which text was "
-                "given cannot be proven.",
-            )
-        )
 
     sec_logs = Section("logs", "Logs and human oversight", "AI Act Art 12, Art 14, Art 26(6)")
     sec_logs.add(
@@ -426,21 +406,8 @@ def build(ctx: ReportContext) -> Report:
                 ("Human oversight of selection", f"artist_control = {p.selection.artist_control}"),
             ]
         ),
-        Status(
-            (PASS if logs_ok else FAIL if in_force["art26"] else WARN),
-            "The audit log outlives the raw audio and is kept at least six months."
-            if logs_ok
-            else "The audit log is kept less than six months.",
-        ),
+        *verdicts(ctx, "audit-log-retention-too-short", "no-human-oversight"),
     )
-    if p.selection.artist_control == "none":
-        sec_logs.add(
-            Status(
-                WARN if in_force["art26"] else INFO,
-                "No human can override the selector (artist_control = none): human oversight "
-                "(Art 14, Art 26(2)) is missing.",
-            )
-        )
 
     data = {
         "event": event,

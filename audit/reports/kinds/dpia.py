@@ -4,6 +4,8 @@
 pipeline measured (frames dropped by reason, audio captured vs stored, speech stored);
 (c) risks, each with the measured indicator that shows whether it materialised, including the
 re-identification figures of the kept attributes; (d) the measures, with their evidence.
+Each risk names the check rules that measure it, and its level is read from their findings:
+the DPIA judges nothing the checks do not.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from audit.reports._context import ReportContext
 from audit.reports._model import (
     FAIL,
     PASS,
-    WARN,
     Chart,
     Facts,
     Items,
@@ -36,6 +37,7 @@ from audit.reports._model import (
 )
 from audit.reports._registry import report_kind
 from audit.reports._svg import PALETTE, hbar_chart
+from audit.reports._verdicts import findings_of, verdicts
 from audit.reports.gather import (
     audit_chain,
     category_stats,
@@ -173,77 +175,90 @@ def _funnel(mini: dict[str, Any]) -> Chart:
     return Chart(svg, "minimisation funnel measured by the pipeline and the store", table)
 
 
+#: risk -> the rules whose findings show it materialised (level: high on an error finding,
+#: medium on a warning, low when they all pass)
+RISK_RULES = {
+    "speech": ("speech-stored", "speech-stored-by-policy"),
+    "reid": ("reid-threshold",),
+    "retention": (
+        "indefinite-linkable-metadata",
+        "raw-audio-past-retention",
+        "metadata-past-retention",
+        "expired-bucket-without-purge-receipt",
+    ),
+    "consent": ("data-without-consent", "biometrics-without-explicit-consent"),
+    "staff": ("staff-wristbands-processed",),
+    "window": ("capture-outside-event-window",),
+    "breach": ("sqlite-secure-delete-off", "key-store-in-database", "audit-log-verification"),
+}
+_RISK_LEVELS = {"error": "high", "warning": "medium"}
+
+
+def _level(ctx: ReportContext, rule_ids: tuple[str, ...]) -> str:
+    severities = {x.severity for x in findings_of(ctx, *rule_ids)}
+    for severity, level in _RISK_LEVELS.items():
+        if severity in severities:
+            return level
+    return "low"
+
+
 def _risks(
     ctx: ReportContext,
     cats: dict[str, dict[str, Any]],
     pop: dict[str, Any],
     mini: dict[str, Any],
     reid: dict[str, Any],
-    checks: dict[str, Any],
-) -> list[dict[str, str]]:
-    """Each risk with its measured indicator; level is high when the indicator shows harm."""
-    p = ctx.policy
+) -> list[dict[str, Any]]:
+    """Each risk with its measured indicator, the rules that judge it and their level."""
     raw, meta = cats["raw_audio"], cats["metadata"]
-    by_rule: dict[str, int] = {}
-    for item in checks["findings"]:
-        if item["severity"] == "error":
-            by_rule[item["rule_id"]] = by_rule.get(item["rule_id"], 0) + 1
-
-    def level(bad: bool, residual: str = "low") -> str:
-        return "high" if bad else residual
-
-    reid_bad = reid["available"] and not reid["meets_policy"]
     forever = raw["kept_indefinitely"] + meta["kept_indefinitely"]
     overdue = raw["expired_awaiting_purge"] + meta["expired_awaiting_purge"]
+    rows = [
+        (
+            "speech",
+            "Private conversations recorded (Code pénal Art 226-1; bystanders)",
+            f"speech stored by the pipeline: {f.seconds(mini['pipeline_speech_seconds'])} "
+            f"(still held: {f.seconds(raw['speech_seconds'])}); withheld by the voice-activity "
+            f"gate: {f.seconds(mini['speech_dropped_seconds'])}",
+        ),
+        ("reid", "Re-identification from kept attributes (Recital 26)", reid["summary"]),
+        (
+            "retention",
+            "Data kept longer than necessary (Art 5(1)(e))",
+            f"{f.n(forever)} records without an erasure date; "
+            f"{f.n(overdue)} past retention awaiting purge",
+        ),
+        (
+            "consent",
+            "Processing without consent or after withdrawal (Art 6, Art 7(3))",
+            f"{f.n(pop['consent_by_status']['withdrawn'])} withdrawals",
+        ),
+        (
+            "staff",
+            "Emotion inference on people at work (AI Act Art 5(1)(f))",
+            f"{f.n(pop['staff_with_data'])} staff wristbands with data stored; "
+            f"staff frames dropped: {f.seconds(mini['staff_dropped_seconds'])}",
+        ),
+        (
+            "window",
+            "Capture beyond the event (the 'always listening' wristband)",
+            f"audio dropped outside the event window: {f.seconds(mini['window_dropped_seconds'])}",
+        ),
+        (
+            "breach",
+            "Breach of stored audio or metadata (Art 32–34)",
+            f"{f.n(raw['records'] + meta['records'])} records, all sealed with "
+            "AES-256-GCM under keys held outside the database",
+        ),
+    ]
     return [
         {
-            "risk": "Private conversations recorded (Code pénal Art 226-1; bystanders)",
-            "indicator": f"speech stored by the pipeline: "
-            f"{f.seconds(mini['pipeline_speech_seconds'])} (still held: "
-            f"{f.seconds(raw['speech_seconds'])}); withheld by the voice-activity gate: "
-            f"{f.seconds(mini['speech_dropped_seconds'])}",
-            "level": level(max(raw["speech_seconds"], mini["pipeline_speech_seconds"]) > 0),
-        },
-        {
-            "risk": "Re-identification from kept attributes (Recital 26)",
-            "indicator": reid["summary"],
-            "level": level(reid_bad),
-        },
-        {
-            "risk": "Data kept longer than necessary (Art 5(1)(e))",
-            "indicator": f"{f.n(forever)} records without an erasure date; "
-            f"{f.n(overdue)} past retention awaiting purge",
-            "level": level(
-                bool(raw["kept_indefinitely"] or meta["kept_indefinitely"])
-                or bool(by_rule.get("raw-audio-past-retention")),
-                "low",
-            ),
-        },
-        {
-            "risk": "Processing without consent or after withdrawal (Art 6, Art 7(3))",
-            "indicator": f"{f.n(pop['consent_by_status']['withdrawn'])} withdrawals; "
-            f"consent-rule errors: {f.n(sum(v for k, v in by_rule.items() if 'consent' in k))}",
-            "level": level(any("consent" in k for k in by_rule)),
-        },
-        {
-            "risk": "Emotion inference on people at work (AI Act Art 5(1)(f))",
-            "indicator": f"{f.n(pop['staff_with_data'])} staff wristbands with data stored; "
-            f"staff frames dropped: {f.seconds(mini['staff_dropped_seconds'])}",
-            "level": level(pop["staff_with_data"] > 0),
-        },
-        {
-            "risk": "Capture beyond the event (the 'always listening' wristband)",
-            "indicator": f"audio dropped outside the event window: "
-            f"{f.seconds(mini['window_dropped_seconds'])}; window-rule errors: "
-            f"{f.n(sum(v for k, v in by_rule.items() if 'window' in k))}",
-            "level": level(any("window" in k for k in by_rule) or not p.capture.event_window_only),
-        },
-        {
-            "risk": "Breach of stored audio or metadata (Art 32–34)",
-            "indicator": f"{f.n(raw['records'] + meta['records'])} records, all sealed with "
-            "AES-256-GCM under keys held outside the database",
-            "level": "low",
-        },
+            "risk": risk,
+            "indicator": indicator,
+            "rule_ids": list(RISK_RULES[key]),
+            "level": _level(ctx, RISK_RULES[key]),
+        }
+        for key, risk, indicator in rows
     ]
 
 
@@ -271,7 +286,7 @@ def build(ctx: ReportContext) -> Report:
     verification = chain_verification(ctx.runtime)
     measures = security_measures(security, chain, receipts, verification)
     criteria = _criteria(ctx, pop, ages)
-    risks = _risks(ctx, cats, pop, mini, reid, checks)
+    risks = _risks(ctx, cats, pop, mini, reid)
     met = sum(1 for c in criteria if c["met"])
 
     required = Section("requirement", "Why a DPIA is required", "GDPR Art 35(1), 35(3)(c); WP248")
@@ -280,10 +295,10 @@ def build(ctx: ReportContext) -> Report:
             ["Criterion (EDPB WP248)", "Met", "Why"],
             [[c["criterion"], f.yes_no(c["met"]), c["why"]] for c in criteria],
         ),
-        Status(
-            FAIL if met < 2 else PASS,
-            f"{f.n(met)} of {f.n(len(criteria))} criteria met: a DPIA is mandatory "
-            "(CNIL: two or more criteria), and Art 35(3)(c) applies on its own.",
+        Para(
+            f"{f.n(met)} of {f.n(len(criteria))} criteria met (the CNIL requires a DPIA from "
+            "two); Art 35(3)(c), systematic monitoring of a publicly accessible area on a large "
+            "scale, makes it mandatory on its own."
         ),
     )
 
@@ -393,32 +408,23 @@ def build(ctx: ReportContext) -> Report:
             ],
         ),
     )
-    speech = max(mini["pipeline_speech_seconds"], mini["speech_seconds"])
-    if speech > 0 and not p.capture.store_speech:
-        b.add(Status(FAIL, "Speech was stored although capture.store_speech = false."))
-    elif speech > 0:
-        b.add(
-            Status(
-                WARN,
-                f"{f.seconds(speech)} of speech were stored (capture.store_speech = "
-                "true): no purpose needs speech, and bystanders cannot consent.",
-            )
-        )
-    else:
-        b.add(Status(PASS, "No speech was ever written to the raw store."))
+    b.add(*verdicts(ctx, *RISK_RULES["speech"]))
 
     c = Section("c-risks", "Risks to the rights and freedoms of data subjects", "GDPR Art 35(7)(c)")
     c.add(
+        Para(
+            "Each risk's level is read from the findings of the check rules listed with it: "
+            "high when one of them has an error finding, medium on a warning, low when they "
+            "all pass (the findings are in the last section)."
+        ),
         Table(
-            ["Risk", "Measured indicator", "Level"],
-            [[r["risk"], r["indicator"], r["level"]] for r in risks],
+            ["Risk", "Measured indicator", "Rules", "Level"],
+            [[r["risk"], r["indicator"], ", ".join(r["rule_ids"]), r["level"]] for r in risks],
         ),
         Facts(reid["rows"]) if reid["rows"] else Para(reid["summary"]),
     )
     high = [r for r in risks if r["level"] == "high"]
-    c.add(
-        Status(FAIL if high else PASS, f"{f.n(len(high))} risks rated high from the measurements.")
-    )
+    c.add(Para(f"{f.n(len(high))} of {f.n(len(risks))} risks rated high from the rule findings."))
 
     d = Section("d-measures", "Measures to address the risks", "GDPR Art 35(7)(d); Art 25, Art 32")
     d.add(
@@ -461,16 +467,15 @@ def build(ctx: ReportContext) -> Report:
     errors = checks["counts"]["error"]
     review.add(
         Status(
-            FAIL if high or errors else PASS,
-            "Residual high risk: prior consultation of the CNIL (Art 36) is needed before "
-            "processing."
-            if high or errors
-            else "No residual high risk measured; review on any policy or pipeline change "
-            "(Art 35(11)).",
-        )
+            FAIL if errors else PASS,
+            f"{f.n(errors)} error findings of the compliance checks: residual high risk, prior "
+            "consultation of the CNIL (Art 36) is needed before processing."
+            if errors
+            else "No error finding of the compliance checks, so no residual high risk "
+            "measured; review on any policy or pipeline change (Art 35(11)).",
+        ),
+        *verdicts(ctx, "policy-changed-since-event"),
     )
-    if not event["policy_matches"]:
-        review.add(Status(WARN, "The policy changed since the event ran: review this DPIA."))
 
     data = {
         "event": event,

@@ -3,32 +3,23 @@
 The selector is a recommender in the everyday sense; whether DSA Art 27 binds its operator
 depends on being an online platform (Art 3(i)) that is not a micro or small enterprise
 (Art 19). The statement is published either way: the main parameters and their weights are
-read from the recorded decisions, not from a design document.
+read from the recorded decisions, not from a design document. Applicability is the rule the
+``decision-without-main-parameters`` check applies (:func:`dsa_art27_applies`); verdicts are
+the findings of named check rules.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from audit.checks.decision_parameters import EXEMPT_SIZES, dsa_art27_applies
 from audit.reports import _fmt as f
 from audit.reports._build import finish
 from audit.reports._context import ReportContext
-from audit.reports._model import (
-    FAIL,
-    INFO,
-    PASS,
-    WARN,
-    Chart,
-    Facts,
-    Items,
-    Para,
-    Report,
-    Section,
-    Status,
-    Table,
-)
+from audit.reports._model import Chart, Facts, Items, Para, Report, Section, Table
 from audit.reports._registry import report_kind
 from audit.reports._svg import PALETTE, Series, epoch, hbar_chart, time_chart
+from audit.reports._verdicts import verdicts
 from audit.reports.gather import decision_stats, event_facts, findings, population
 
 __all__ = ["build", "applicability", "RATIONALE", "ARTIST_OPTIONS"]
@@ -70,8 +61,8 @@ def applicability(ctx: ReportContext) -> dict[str, Any]:
     """DSA applicability from the policy's classification facts."""
     c = ctx.policy.classification
     platform, size = bool(c.online_platform), str(c.enterprise_size)
-    exempt = size in ("micro", "small")
-    art27 = platform and not exempt
+    exempt = size in EXEMPT_SIZES
+    art27 = dsa_art27_applies(ctx.policy)
     if not platform:
         reason = (
             "The operator does not host and disseminate information to the public at a "
@@ -143,6 +134,7 @@ def build(ctx: ReportContext) -> Report:
         pop = population(s, ctx.event_id)
     checks = findings(ctx)
     dsa_findings = [x for x in checks["findings"] if "DSA" in x["legal_ref"]]
+    dsa_rules = ("decision-without-main-parameters", "decision-without-explanation")
     scope = applicability(ctx)
     params = stats["parameters"]
     for item in params:
@@ -247,8 +239,7 @@ def build(ctx: ReportContext) -> Report:
             ]
         ),
     )
-    if control == "none":
-        sec_options.add(Status(WARN, "Artists have no option to influence the selection."))
+    sec_options.add(*verdicts(ctx, "artists-without-options"))
 
     sec_stats = Section("statistics", "Decision statistics", "DSA Art 27; transparency")
     sec_stats.add(
@@ -284,24 +275,9 @@ def build(ctx: ReportContext) -> Report:
     )
     if stats["decisions"]:
         sec_stats.add(_trace_chart(stats, threshold))
-    missing = stats["without_parameters"] + stats["without_explanation"]
-    sec_stats.add(
-        Status(
-            FAIL if missing else PASS if stats["decisions"] else INFO,
-            f"{f.n(stats['without_parameters'])} decisions lack main parameters and "
-            f"{f.n(stats['without_explanation'])} lack an explanation."
-            if missing
-            else "Every decision records its main parameters and an explanation."
-            if stats["decisions"]
-            else "No decision has been recorded for this event.",
-        ),
-        Table(
-            ["Severity", "Rule", "Finding"],
-            [[x["severity"], x["rule_id"], x["message"]] for x in dsa_findings],
-            caption="DSA findings of the compliance checks",
-            empty="No DSA finding.",
-        ),
-    )
+    else:
+        sec_stats.add(Para("No decision has been recorded for this event."))
+    sec_stats.add(*verdicts(ctx, *dsa_rules))
     sec_statement = Section("statement", "Statement for the terms and conditions", "DSA Art 27(1)")
     ranked = ", ".join(f"{x['name']} ({f.pct(x['share'], 0)})" for x in params) or "none recorded"
     sec_statement.add(

@@ -3,7 +3,8 @@
 Art 30(1)(a)–(g) come from the policy (who, why, to whom, how long) and the store (which data
 subjects and data categories actually exist, how the data is secured); lawful basis and the
 Art 9 exception per purpose; retention per category with purge receipts; data-subject requests
-against the Art 12(3) deadline; Art 32 measures as the running system has them.
+against the Art 12(3) deadline; Art 32 measures as the running system has them. Every pass /
+fail / warn line is a finding (or the pass) of a named check rule on the report's scope.
 """
 
 from __future__ import annotations
@@ -23,20 +24,9 @@ from audit.reports._build import (
     security_section,
 )
 from audit.reports._context import ReportContext
-from audit.reports._model import (
-    FAIL,
-    INFO,
-    PASS,
-    WARN,
-    Facts,
-    Items,
-    Para,
-    Report,
-    Section,
-    Status,
-    Table,
-)
+from audit.reports._model import Facts, Items, Para, Report, Section, Table
 from audit.reports._registry import report_kind
+from audit.reports._verdicts import verdicts
 from audit.reports.gather import (
     audit_chain,
     bucket_evidence,
@@ -244,7 +234,7 @@ def _count(value: int | None) -> str:
     return f.n(value) if value is not None else "not counted"
 
 
-def _record_section(record: dict[str, Any]) -> Section:
+def _record_section(ctx: ReportContext, record: dict[str, Any]) -> Section:
     a = record["a_controller"]
     section = Section("art30", "Record of processing activities", "GDPR Art 30(1)(a)–(g)")
     section.add(
@@ -311,14 +301,7 @@ def _record_section(record: dict[str, Any]) -> Section:
             caption="(f) Erasure time limits (from the policy)",
         ),
     )
-    if a["dpo"].startswith("none"):
-        section.add(
-            Status(
-                WARN,
-                "No DPO contact in the policy; Art 37(1)(b) requires a DPO for "
-                "large-scale systematic monitoring.",
-            )
-        )
+    section.add(*verdicts(ctx, "no-dpo-contact"))
     return section
 
 
@@ -337,28 +320,29 @@ def _basis_section(ctx: ReportContext, rows: list[dict[str, Any]], pop: dict) ->
             ],
         )
     )
-    basis = ctx.policy.policy.lawful_basis
     status = pop["consent_by_status"]
-    if basis == "consent":
-        section.add(
-            Status(
-                PASS if ctx.policy.capture.require_consent else FAIL,
-                f"Consent is the basis and the consent gate is "
-                f"{'on' if ctx.policy.capture.require_consent else 'off'}: "
-                f"{f.n(status['opted_in'])} opted in, {f.n(status['opted_out'])} opted out, "
-                f"{f.n(status['withdrawn'])} withdrew (Art 7(3)).",
-            )
-        )
-    elif basis == "legitimate_interests":
-        section.add(
-            Status(
-                WARN,
-                "Art 6(1)(f) needs a documented balancing test; the policy records "
-                "none, and attendees must be able to object (Art 21).",
-            )
-        )
-    if ctx.policy.capture.biometrics and ctx.policy.capture.art9_exception != "explicit_consent":
-        section.add(Status(FAIL, "Biometric capture without an Art 9(2) exception."))
+    section.add(
+        Facts(
+            [
+                ("Lawful basis (policy)", LAWFUL_BASIS_REF[ctx.policy.policy.lawful_basis]),
+                (
+                    "Consent gate (capture.require_consent)",
+                    f.yes_no(ctx.policy.capture.require_consent),
+                ),
+                (
+                    "Consent records",
+                    f"{f.n(status['opted_in'])} opted in, {f.n(status['opted_out'])} opted out, "
+                    f"{f.n(status['withdrawn'])} withdrew (Art 7(3))",
+                ),
+            ]
+        ),
+        *verdicts(
+            ctx,
+            "legitimate-interests-without-balancing-test",
+            "data-without-consent",
+            "biometrics-without-explicit-consent",
+        ),
+    )
     section.add(
         Para(
             "Bystanders cannot rely on a wearer's consent; their protection is minimisation: "
@@ -368,50 +352,37 @@ def _basis_section(ctx: ReportContext, rows: list[dict[str, Any]], pop: dict) ->
     return section
 
 
-def _retention_section(facts: dict[str, Any]) -> Section:
+def _retention_section(ctx: ReportContext, facts: dict[str, Any]) -> Section:
     buckets = facts["buckets"]
     runs = facts["purge_runs"]
     section = Section(
         "retention", "Retention per data category and deletion evidence", "GDPR Art 5(1)(e), Art 17"
     )
-    section.add(retention_table(facts["categories"]))
-    for c in facts["categories"]:
-        if c["kept_indefinitely"]:
-            section.add(
-                Status(
-                    FAIL,
-                    f"{c['category']}: {f.n(c['kept_indefinitely'])} records have no "
-                    "erasure date; storage limitation needs a finite period unless the data "
-                    "is shown to be anonymous (Recital 26).",
-                )
-            )
-    if buckets["expired_still_active"]:
-        section.add(
-            Status(
-                FAIL,
-                f"{f.n(buckets['expired_still_active'])} expired buckets are still "
-                "active: no deletion has happened for them yet.",
-            )
-        )
-    if buckets["destroyed_without_receipt"]:
-        section.add(
-            Status(
-                WARN,
-                f"{f.n(buckets['destroyed_without_receipt'])} destroyed buckets have "
-                "no receipt in the audit log.",
-            )
-        )
-    if buckets["expired"] and not buckets["expired_still_active"]:
-        section.add(
-            Status(
-                PASS,
-                f"All {f.n(buckets['expired'])} expired buckets were destroyed; "
-                f"{f.n(buckets['expired_destroyed_with_receipt'])} of them with a receipt "
-                "in the audit log.",
-            )
-        )
-    elif not buckets["expired"]:
-        section.add(Status(INFO, "No bucket of this event has expired yet."))
+    section.add(
+        retention_table(facts["categories"]),
+        Facts(
+            [
+                ("Buckets of this event expired at report time", f.n(buckets["expired"])),
+                (
+                    "… destroyed, with an audit entry",
+                    f.n(buckets["expired_destroyed_with_receipt"]),
+                ),
+                ("… still active (key not destroyed)", f.n(buckets["expired_still_active"])),
+                (
+                    "Destroyed buckets without an audit entry",
+                    f.n(buckets["destroyed_without_receipt"]),
+                ),
+            ]
+        ),
+        *verdicts(
+            ctx,
+            "indefinite-linkable-metadata",
+            "raw-audio-past-retention",
+            "metadata-past-retention",
+            "expired-bucket-without-purge-receipt",
+            "bucket-destroyed-without-audit-entry",
+        ),
+    )
     section.add(
         receipts_table(facts["purge_receipts"]),
         Facts(
@@ -426,7 +397,7 @@ def _retention_section(facts: dict[str, Any]) -> Section:
     return section
 
 
-def _dsr_section(dsr: dict[str, Any]) -> Section:
+def _dsr_section(ctx: ReportContext, dsr: dict[str, Any]) -> Section:
     section = Section(
         "dsr",
         "Data-subject requests against the deadline",
@@ -480,22 +451,7 @@ def _dsr_section(dsr: dict[str, Any]) -> Section:
             empty="No data-subject request has been received.",
         ),
     )
-    if dsr["overdue"]:
-        section.add(Status(FAIL, f"{f.n(dsr['overdue'])} requests are past their deadline."))
-    elif dsr["late"]:
-        section.add(Status(WARN, f"{f.n(dsr['late'])} requests were answered late."))
-    elif dsr["total"]:
-        section.add(Status(PASS, "Every request was answered or is still within its deadline."))
-    bad_due = sum(1 for r in dsr["requests"] if not r["due_date_within_one_month"])
-    bad_ext = sum(1 for r in dsr["requests"] if r["extension_within_limit"] is False)
-    if bad_due or bad_ext:
-        section.add(
-            Status(
-                FAIL,
-                f"{f.n(bad_due)} due dates beyond one month, {f.n(bad_ext)} "
-                "extensions beyond three months after receipt.",
-            )
-        )
+    section.add(*verdicts(ctx, "overdue-subject-request", "subject-request-deadline-beyond-limit"))
     return section
 
 
@@ -519,14 +475,7 @@ def _scope_section(ctx: ReportContext, facts: dict[str, Any]) -> Section:
             ]
         )
     )
-    if not event["policy_matches"]:
-        section.add(
-            Status(
-                WARN,
-                "The policy file reported against differs from the one the event ran "
-                "under (hash mismatch): settings below may not be those that applied.",
-            )
-        )
+    section.add(*verdicts(ctx, "policy-changed-since-event"))
     return section
 
 
@@ -561,18 +510,11 @@ def build(ctx: ReportContext) -> Report:
     }
     sections = [
         _scope_section(ctx, facts),
-        _record_section(record),
+        _record_section(ctx, record),
         _basis_section(ctx, basis, facts["population"]),
-        _retention_section(facts),
-        _dsr_section(facts["subject_requests"]),
-        security_section(
-            "security",
-            "Security of processing",
-            "GDPR Art 32(1)",
-            measures,
-            facts["security"],
-            facts["verification"],
-        ),
+        _retention_section(ctx, facts),
+        _dsr_section(ctx, facts["subject_requests"]),
+        security_section(ctx, "security", "Security of processing", "GDPR Art 32(1)", measures),
         findings_section("findings", facts["findings"]),
     ]
     sections[-1].add(

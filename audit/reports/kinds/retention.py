@@ -2,7 +2,8 @@
 
 "Raw audio is deleted after 72 hours" is a claim; this report shows it from the record: how
 many records each bucket received (audit log), when its key was destroyed (bucket row), which
-purge receipt covers it, and a timeline of records held against records destroyed.
+purge receipt covers it, and a timeline of records held against records destroyed. Verdicts
+(deletion overdue, no receipt, log and store disagree) are the findings of named check rules.
 """
 
 from __future__ import annotations
@@ -13,21 +14,10 @@ from typing import Any
 from audit.reports import _fmt as f
 from audit.reports._build import finish, receipts_table, retention_table
 from audit.reports._context import ReportContext
-from audit.reports._model import (
-    FAIL,
-    INFO,
-    PASS,
-    WARN,
-    Chart,
-    Facts,
-    Para,
-    Report,
-    Section,
-    Status,
-    Table,
-)
+from audit.reports._model import Chart, Facts, Para, Report, Section, Table
 from audit.reports._registry import report_kind
 from audit.reports._svg import PALETTE, Series, epoch, time_chart
+from audit.reports._verdicts import verdicts
 from audit.reports.gather import (
     anonymisation_evidence,
     audit_chain,
@@ -133,53 +123,21 @@ def _category_section(
         ]
     section.add(Facts(rows))
     totals = line["totals"]
-    gap = totals["held"] - cat["records"]
-    erased = erasures[name]
-    if gap == 0:
-        level, text = (
-            PASS,
-            (
-                f"Audit log and store agree: {f.n(totals['written'])} written − "
-                f"{f.n(totals['destroyed'])} destroyed = {f.n(totals['held'])} held; the store "
-                f"holds {f.n(cat['records'])}."
-            ),
-        )
-    elif 0 < gap <= erased:
-        level, text = (
-            PASS,
-            (
-                f"Audit log and store agree: {f.n(totals['written'])} written − "
-                f"{f.n(totals['destroyed'])} destroyed = {f.n(totals['held'])}; the store holds "
-                f"{f.n(cat['records'])}, the other {f.n(gap)} were erased on data-subject requests "
-                f"({f.n(erased)} {name} records deleted by erasure receipts in this store)."
-            ),
-        )
-    else:
-        level, text = (
-            WARN,
-            (
-                f"The audit log accounts for {f.n(totals['held'])} records held but the store "
-                f"holds {f.n(cat['records'])}, and erasure receipts explain at most "
-                f"{f.n(erased)}: rows were written or deleted without an audit entry."
-            ),
-        )
-    section.add(Status(level, text))
-    if cat["kept_indefinitely"]:
-        section.add(
-            Status(
-                FAIL,
-                f"{f.n(cat['kept_indefinitely'])} records are kept indefinitely; storage "
-                "limitation needs a finite period unless the data is anonymous (Recital 26).",
-            )
-        )
-    if cat["expired_awaiting_purge"]:
-        section.add(
-            Status(
-                WARN,
-                f"{f.n(cat['expired_awaiting_purge'])} records are past their retention: reads "
-                "are refused, but their ciphertext and keys remain until the purge runs.",
-            )
-        )
+    section.add(
+        Para(
+            f"Audit log and store: {f.n(totals['written'])} written − "
+            f"{f.n(totals['destroyed'])} destroyed = {f.n(totals['held'])} held per the log; "
+            f"the store holds {f.n(cat['records'])}; erasure receipts in this store deleted "
+            f"{f.n(erasures[name])} {name} records on data-subject requests."
+        ),
+        *verdicts(
+            ctx,
+            "raw-audio-past-retention" if name == "raw_audio" else "metadata-past-retention",
+            *(("indefinite-linkable-metadata",) if name == "metadata" else ()),
+            "audit-log-store-mismatch",
+            category=name,
+        ),
+    )
     mine = [b for b in buckets if b["category"] == name]
     expiries = sorted(b["expires_at"] for b in mine if b["expires_at"])
     section.add(timeline_chart(name, line, event, ctx.now, expiries[0] if expiries else None))
@@ -259,24 +217,24 @@ def build(ctx: ReportContext) -> Report:
         ),
         retention_table(cats),
     )
-    if evidence["expired_still_active"]:
-        overview.add(
-            Status(
-                FAIL,
-                f"{f.n(evidence['expired_still_active'])} expired buckets still have their key: "
-                "deletion has not happened yet; run `flowaudit purge`.",
-            )
-        )
-    elif evidence["expired"]:
-        overview.add(
-            Status(
-                PASS,
-                f"{f.n(evidence['expired'])} expired buckets, all destroyed; "
-                f"{f.n(evidence['expired_destroyed_with_receipt'])} with a receipt in the log.",
-            )
-        )
-    else:
-        overview.add(Status(INFO, "No bucket of this event has expired yet."))
+    overview.add(
+        Facts(
+            [
+                ("Buckets of this event expired at report time", f.n(evidence["expired"])),
+                (
+                    "… destroyed, with an audit entry",
+                    f.n(evidence["expired_destroyed_with_receipt"]),
+                ),
+                ("… still active (key not destroyed)", f.n(evidence["expired_still_active"])),
+            ]
+        ),
+        *verdicts(
+            ctx,
+            "raw-audio-past-retention",
+            "metadata-past-retention",
+            "expired-bucket-without-purge-receipt",
+        ),
+    )
     sections = [overview]
     for cat in cats:
         sections.append(
@@ -303,14 +261,7 @@ def build(ctx: ReportContext) -> Report:
             ]
         ),
     )
-    if evidence["destroyed_without_receipt"]:
-        purge.add(
-            Status(
-                WARN,
-                f"{f.n(evidence['destroyed_without_receipt'])} destroyed buckets have no audit "
-                "entry recording their destruction.",
-            )
-        )
+    purge.add(*verdicts(ctx, "bucket-destroyed-without-audit-entry"))
     sections.append(purge)
     anon = Section(
         "anonymisation", "Anonymisation of kept metadata", "GDPR Recital 26, Art 5(1)(e)"
