@@ -40,6 +40,7 @@ EVENT_ID = "fete-2026"
 STARTS = datetime(2026, 6, 21, 18, 0, tzinfo=UTC)
 ENDS = STARTS + timedelta(hours=6)
 WEIGHTS = {"crowd_sentiment": 0.5, "energy_match": 0.3, "artist_intent": 0.2}
+NOTICE = "2026-06-wristband-v1"  # the notice version consent records name by default
 _UNSET: Any = object()
 
 
@@ -72,6 +73,7 @@ class Scene:
         biometrics_explicit: bool = False,
         is_staff: bool = False,
         serial: str | None = None,
+        notice_version: str = NOTICE,
     ) -> str:
         """Register a wristband (and its consent for the event); return its pseudonym."""
         self._serial += 1
@@ -89,6 +91,7 @@ class Scene:
                     given_at=given,
                     withdrawn_at=withdrawn_at,
                     biometrics_explicit=biometrics_explicit,
+                    notice_version=notice_version,
                 )
         return pseudonym
 
@@ -137,8 +140,13 @@ class Scene:
                 speech_frames=speech_frames,
             )
 
-    def decision(self, at: datetime, parameters: dict[str, Any] | None = _UNSET) -> int:
-        """Store a selection decision (with its main parameters by default)."""
+    def decision(
+        self,
+        at: datetime,
+        parameters: dict[str, Any] | None = _UNSET,
+        explanation: str = "sentiment above threshold: keep the energy",
+    ) -> int:
+        """Store a selection decision (with its main parameters and explanation by default)."""
         params = {"weights": WEIGHTS, "threshold": 40.0} if parameters is _UNSET else parameters
         with self.store.transaction(at, actor="pipeline") as tx:
             row = Decision(
@@ -150,7 +158,7 @@ class Scene:
                 artist_override=False,
                 inputs={"crowd_sentiment": 58.0},
                 parameters=params or {},
-                explanation="sentiment above threshold: keep the energy",
+                explanation=explanation,
                 latency_ms=3.2,
             )
             tx.session.add(row)
@@ -165,13 +173,14 @@ class Scene:
         *,
         extended_to: datetime | None = None,
         completed_at: datetime | None = None,
+        due_at: datetime | None = None,
     ) -> int:
         with self.store.transaction(received_at, actor="dsr") as tx:
             row = SubjectRequest(
                 subject_pseudonym=pseudonym,
                 kind="access",
                 received_at=received_at,
-                due_at=received_at + timedelta(days=30),
+                due_at=due_at or received_at + timedelta(days=30),
                 extended_to=extended_to,
                 completed_at=completed_at,
                 status="completed" if completed_at else "received",
