@@ -32,9 +32,7 @@ _UNINFORMED = ("before_consent", "no_consent")
 def _has_wristband_data(session: Session, event: Event) -> bool:
     return any(
         session.scalar(
-            select(
-                exists().where(model.event_id == event.id, model.subject_pseudonym.is_not(None))
-            )
+            select(exists().where(model.event_id == event.id, model.subject_pseudonym.is_not(None)))
         )
         for model in (RawSegment, MetadataRecord)
     )

@@ -56,16 +56,20 @@ def _speech(ctx: CheckContext, allowed: bool) -> Iterator[tuple[Event, str, dict
             if not rows and not from_log:
                 continue
             policy = ctx.policy_for(event)
-            yield event, policy.name, {
-                "event": event_id,
-                "policy": policy.name,
-                **summarise(rows),
-                "speech_frames": sum(r.speech_frames for r in rows),
-                "logged_writes_with_speech": len(from_log),
-                "audit_seqs": from_log[:20],
-                "logged_wristbands": len(wristbands.get(event_id, ())),
-                "now": iso(ctx.now),
-            }
+            yield (
+                event,
+                policy.name,
+                {
+                    "event": event_id,
+                    "policy": policy.name,
+                    **summarise(rows),
+                    "speech_frames": sum(r.speech_frames for r in rows),
+                    "logged_writes_with_speech": len(from_log),
+                    "audit_seqs": from_log[:20],
+                    "logged_wristbands": len(wristbands.get(event_id, ())),
+                    "now": iso(ctx.now),
+                },
+            )
 
 
 def _what(evidence: dict[str, Any]) -> str:
