@@ -3,7 +3,8 @@
 * ``pipeline_stores`` (session): the bundled demo event run by the real pipeline (12 synthetic
   wristbands, 4 virtual minutes) under ``spotify-2026`` and ``privacy-by-default``, each in
   its own SQLite home, with data-subject requests and a real purge afterwards (+80 h for
-  spotify: raw audio shredded; +73 h for privacy-by-default: metadata anonymised).
+  spotify: raw audio shredded; +73 h for privacy-by-default: metadata anonymised), the log's
+  head signed afterwards as the CLI signs it.
 * ``scene``: a smaller event written through the store API on the parametrised backend
   (SQLite and PostgreSQL), with decisions, a run summary, requests and a purge.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audit.log.checkpoints import checkpoint_after_command
 from flowaudit.reporting import run_profile
 from flowaudit.runtime import Runtime
 from pipeline.event import default_event_file, load_event
@@ -76,6 +78,7 @@ def _pipeline_store(base: Path, profile: str, after: timedelta) -> Built:
     add_requests(runtime.store, now, serials, base / f"{profile}-dsr")
     purge(runtime.store, now=now)
     runtime.now = now
+    checkpoint_after_command(runtime)  # sign the head, as every CLI command does on success
     return Built(runtime, event.id, now, profile)
 
 
@@ -219,6 +222,7 @@ def build_scene(runtime: Runtime, out: Path, profile: str = "spotify-2026") -> B
     add_requests(store, now, [f"SC-{i:03d}" for i in range(4)], out)
     purge(store, now=now)
     runtime.now = now
+    checkpoint_after_command(runtime)
     return Built(runtime, SCENE_EVENT, now, profile)
 
 
