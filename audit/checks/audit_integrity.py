@@ -2,7 +2,7 @@
 
 Every other finding rests on the log; a log that fails verification is an error (GDPR Art 5(2)
 accountability; AI Act Art 12 and Art 26(6) automatic logs). Entries after the last signed
-checkpoint are reported as a warning: a forged append there could not be detected.
+checkpoint are an error too: nothing proves who wrote them, a forged append looks the same.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ def audit_log_verifies(ctx: CheckContext) -> Iterator[tuple]:
         "checkpoints_verified": report.checkpoints_verified,
         "signatures_checked": report.signatures_checked,
         "anchor_seq": report.anchor_seq,
+        "unsigned_tail": report.unsigned_tail,
     }
     if not report.ok:
-        first = min(report.problems, key=lambda p: p.seq)
+        first = report.first_problem or report.problems[0]
         yield (
             f"the audit log fails verification at seq {report.first_bad_seq}: {first.message} "
             f"({report.problems_total} problem(s)); run `flowaudit audit verify`",
@@ -57,12 +58,5 @@ def audit_log_verifies(ctx: CheckContext) -> Iterator[tuple]:
             "the audit chain verifies but its checkpoints could not be authenticated: no "
             "signing key in the home and no anchor given",
             evidence,
-            WARNING,
-        )
-    elif report.unsigned_tail:
-        yield (
-            f"the last {report.unsigned_tail} audit entries are not yet covered by a signed "
-            "checkpoint; a forged append there would go unnoticed",
-            {**evidence, "unsigned_tail": report.unsigned_tail},
             WARNING,
         )

@@ -163,6 +163,9 @@ class AuditLog:
             raise InputError(f"checkpoint_every = {checkpoint_every}; use a positive count")
         self.signer = signer
         self.checkpoint_every = checkpoint_every
+        # entries recorded through this log since it last signed the head: a command that
+        # wrote nothing must not sign a tail someone else appended (it may be forged)
+        self.appended = 0
 
     def attach_signer(
         self, signer: CheckpointSigner | None, checkpoint_every: int | None = None
@@ -204,6 +207,7 @@ class AuditLog:
         pending = session.info.setdefault(_PENDING_KEY, [])
         pending.append((seq, at, actor, action_name, object_type, object_id, body, prev, digest))
         session.info[_HEAD_KEY] = (seq, digest)
+        self.appended += 1
         if self.signer is not None and seq % self.checkpoint_every == 0:
             session.add(self.signer.checkpoint(seq, digest, at))
 

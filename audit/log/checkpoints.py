@@ -18,7 +18,8 @@ extension line with the time::
     — flowaudit/audit-log AbCd…(base64 of 4-byte key hash ‖ 64-byte signature)
 
 Checkpoints are written every N entries (:class:`audit.log.chain.AuditLog`) and at the end of every
-CLI command that appended entries (:func:`checkpoint_after_command`).
+CLI command that appended entries, whether it succeeded or failed (:func:`checkpoint_after_command`,
+:func:`checkpoint_after_failure`); entries after the last checkpoint fail ``audit verify``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ __all__ = [
     "load_signer",
     "attach_signer",
     "checkpoint_after_command",
+    "checkpoint_after_failure",
     "make_anchor",
     "write_anchor",
     "load_anchor",
@@ -168,20 +170,44 @@ def attach_signer(runtime: _RuntimeLike, every: int | None = None) -> Checkpoint
     return signer
 
 
-def checkpoint_after_command(runtime: _RuntimeLike) -> AuditCheckpoint | None:
-    """Sign the head if the command appended entries since the last checkpoint.
+def checkpoint_after_command(
+    runtime: _RuntimeLike, *, now: datetime | None = None, appended_only: bool = False
+) -> AuditCheckpoint | None:
+    """Sign the head unless it is already signed; ``now`` is the checkpoint's time.
 
-    A home without a ``signing.key`` is left alone (``audit verify`` then reports the unsigned
-    entries); a key file others can read is refused by :func:`load_signing_key`.
+    ``appended_only``: only if this runtime's log recorded entries since it last signed — what
+    every CLI command uses, so a read-only command never vouches for a tail that someone else
+    appended (a forged append stays unsigned, and ``audit verify`` fails on it). A home without
+    a ``signing.key`` is left alone (``audit verify`` then reports the unsigned entries); a key
+    file others can read is refused by :func:`load_signing_key`.
     """
+    log = runtime.audit
+    if appended_only and not getattr(log, "appended", 0):
+        return None
     signer = load_signer(Path(runtime.settings.signing_key_file))
     if signer is None:
         return None
+    moment = runtime.now if now is None else now
     with runtime.store.session() as session:  # a read first: most commands append nothing
         if _covered(session, signer):
+            log.appended = 0
             return None
-    with runtime.store.transaction(runtime.now, actor="audit") as tx:
-        return write_checkpoint(tx.session, signer, runtime.now)
+    with runtime.store.transaction(moment, actor="audit") as tx:
+        checkpoint = write_checkpoint(tx.session, signer, moment)
+    log.appended = 0
+    return checkpoint
+
+
+def checkpoint_after_failure(runtime: _RuntimeLike) -> AuditCheckpoint | None:
+    """The same for a command that failed: what it committed is real and gets signed too.
+
+    Never raises — the command's own error is the one to report; a database that cannot take
+    the checkpoint now leaves an unsigned tail that ``audit verify`` names.
+    """
+    try:
+        return checkpoint_after_command(runtime, appended_only=True)
+    except Exception:  # any failure here would hide the original error
+        return None
 
 
 def _covered(session: Session, signer: CheckpointSigner) -> bool:

@@ -8,11 +8,18 @@ What is detected, and the sequence number named (the *first bad* one is the smal
 * **reordered** entries: the first position that holds the wrong entry;
 * an entry **rewritten and re-hashed**: that entry (its successor's link no longer matches);
 * a **rewritten, re-hashed tail**: the first entry after the last intact signed checkpoint;
-* a **truncated tail**: ``last seq + 1``, against a signed checkpoint or a kept anchor.
+* a **truncated tail**: ``last seq + 1``, against a signed checkpoint or a kept anchor;
+* an **unreadable** entry — a value of the wrong type in any column (bytes, a number or NULL
+  in a text column, text that is not a time or not UTF-8): that entry, never a crash;
+* an **unsigned tail** — entries after the last signed checkpoint, which a forged, correctly
+  chained append cannot be told from: the first of them (only when signatures are checked,
+  and unless the caller accepts an unsigned tail).
 
 Entries are independently checkable — each stores ``prev_hash`` and its hash covers it — so the
 verifier streams rows once (server-side cursor on PostgreSQL), builds the canonical bytes with
-string formatting and hashes the stored details text as-is (see :mod:`audit.log.chain`).
+string formatting and hashes the stored details text as-is (see :mod:`audit.log.chain`). Type
+checks cost almost nothing on that path: a wrong type makes the formatting raise, and only then
+is the row examined column by column.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from audit.log.chain import _TEMPLATE, GENESIS_HASH
@@ -34,7 +40,6 @@ from audit.log.checkpoints import Anchor, verify_signature
 from audit.log.signing import public_key_id
 from retention.db import map_db_errors
 from retention.errors import StoreError
-from retention.models import AuditCheckpoint
 
 __all__ = ["Problem", "VerifyReport", "verify_log", "iter_chain_rows"]
 
@@ -43,7 +48,7 @@ MAX_PROBLEMS = 100
 _SQL = {
     "sqlite": (
         "SELECT seq, at, actor, action, object_type, object_id, details, prev_hash, hash "
-        "FROM audit_log ORDER BY seq"
+        "FROM audit_log ORDER BY seq, rowid"
     ),
     "postgresql": (
         "SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), actor, "
@@ -51,14 +56,38 @@ _SQL = {
         "FROM audit_log ORDER BY seq"
     ),
 }
+_CHECKPOINT_SQL = {
+    "sqlite": (
+        "SELECT id, seq, head_hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq, id"
+    ),
+    "postgresql": (
+        "SELECT id, seq, head_hash, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
+        "key_id, signature FROM audit_checkpoints ORDER BY seq, id"
+    ),
+}
+_COLUMNS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "details",
+    "prev_hash",
+    "hash",
+)
+_ENTRY_KINDS = frozenset({"edited", "unreadable", "missing", "moved", "rewritten", "truncated"})
+# what a tampered value can make the hashing raise; such a row is then examined column by column
+_UNREADABLE = (TypeError, ValueError, OverflowError)
 
 
 @dataclass(frozen=True)
 class Problem:
     """One verification failure, located at a sequence number."""
 
-    seq: int
-    kind: str  # edited | missing | moved | rewritten | truncated | checkpoint | anchor
+    seq: int  # 0: a checkpoint row that names no readable entry
+    kind: str  # edited | unreadable | missing | moved | rewritten | truncated | checkpoint
+    #            | anchor | unsigned (the tail after the last signed checkpoint)
     message: str
 
 
@@ -84,8 +113,19 @@ class VerifyReport:
         return self.problems_total == 0
 
     @property
+    def first_problem(self) -> Problem | None:
+        """The earliest problem of the entries themselves, else the earliest at all.
+
+        A cut log also leaves its last entries unsigned (their checkpoints went with the cut),
+        but the cut is the news; a forged checkpoint over a forged tail is not, the tail is.
+        """
+        of_entries = [p for p in self.problems if p.kind in _ENTRY_KINDS]
+        return min(of_entries or self.problems, key=lambda p: p.seq, default=None)
+
+    @property
     def first_bad_seq(self) -> int | None:
-        return min((p.seq for p in self.problems), default=None)
+        first = self.first_problem
+        return None if first is None else first.seq
 
     @property
     def unsigned_tail(self) -> int:
@@ -109,7 +149,10 @@ class VerifyReport:
 
 
 def _iso(raw: Any) -> str:
-    """The chain's ISO time from the value the database returns for ``at``."""
+    """The chain's ISO time from the value the database returns for ``at``.
+
+    Raises ``ValueError`` for anything that is not a time: the caller names the entry.
+    """
     if isinstance(raw, str):
         if len(raw) == 26 and raw[10] == " " and raw[19] == ".":
             frac = raw[20:]
@@ -119,7 +162,61 @@ def _iso(raw: Any) -> str:
     if isinstance(raw, datetime):
         value = raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat()
-    raise StoreError(f"audit_log.at holds an unreadable time ({type(raw).__name__})")
+    raise ValueError("not a time")
+
+
+def _what(value: Any) -> str:
+    """A value's kind for a message — never the value, which may be personal data."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
+    if isinstance(value, bool | int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeError:
+            return "text that is not UTF-8"
+        return "text"
+    return type(value).__name__
+
+
+def _readable_time(value: Any) -> bool:
+    try:
+        _iso(value)
+    except _UNREADABLE:
+        return False
+    return True
+
+
+def _unreadable_columns(row: tuple[Any, ...]) -> list[str]:
+    """``column holds <kind>`` for every value of the wrong type in an ``audit_log`` row."""
+    bad = []
+    for name, value in zip(_COLUMNS, row, strict=True):
+        if name == "seq":
+            ok = type(value) is int
+        elif name == "at":
+            ok = _readable_time(value)
+        else:
+            ok = type(value) is str and _what(value) == "text"
+        if not ok:
+            kind = _what(value)
+            if name == "at" and kind == "text":
+                kind = "text that is not a time"
+            bad.append(f"{name} holds {kind}")
+    return bad
+
+
+def _lenient_text(raw: bytes) -> str:
+    """SQLite text that is not UTF-8 (an attacker's CAST) still becomes a row to judge."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def iter_chain_rows(engine: Engine, batch: int = 20000) -> Iterator[tuple[Any, ...]]:
@@ -132,24 +229,45 @@ def iter_chain_rows(engine: Engine, batch: int = 20000) -> Iterator[tuple[Any, .
     sql = _SQL.get(dialect)
     if sql is None:
         raise StoreError(f"audit verify supports SQLite and PostgreSQL, not {dialect}")
+    yield from _raw_rows(engine, sql, batch, "flowaudit_audit_verify")
+
+
+def _raw_rows(engine: Engine, sql: str, batch: int, cursor_name: str) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql`` straight from the driver. SQLite text that is not UTF-8 makes the
+    driver raise mid-scan; the scan then restarts decoding leniently and skips the rows
+    already yielded, so a tampered value becomes a finding, not an aborted verification."""
+    dialect = engine.dialect.name
     driver_error: type[BaseException] = getattr(engine.dialect.dbapi, "Error", Exception)
+    done, lenient = 0, False
     with map_db_errors(), engine.connect() as conn:
         dbapi_conn: Any = conn.connection.dbapi_connection
-        try:
-            if dialect == "postgresql":
-                cursor = dbapi_conn.cursor(name="flowaudit_audit_verify")
-                cursor.itersize = batch
-            else:
-                cursor = dbapi_conn.cursor()
+        while True:
+            skip = done
             try:
-                cursor.execute(sql)
-                while rows := cursor.fetchmany(batch):
-                    yield from rows
-            finally:
-                cursor.close()
-        except driver_error as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StoreError(f"reading the audit log failed: {reason}") from exc
+                if dialect == "postgresql":
+                    cursor = dbapi_conn.cursor(name=cursor_name)
+                    cursor.itersize = batch
+                else:
+                    if lenient:
+                        dbapi_conn.text_factory = _lenient_text
+                    cursor = dbapi_conn.cursor()
+                try:
+                    cursor.execute(sql)
+                    while rows := cursor.fetchmany(batch):
+                        if skip:
+                            rows, skip = rows[skip:], max(0, skip - len(rows))
+                        done += len(rows)
+                        yield from rows
+                finally:
+                    cursor.close()
+                    if lenient:
+                        dbapi_conn.text_factory = str
+                return
+            except driver_error as exc:
+                if dialect == "sqlite" and not lenient and "decode" in str(exc):
+                    lenient = True  # the message quotes the bad text: never show it
+                    continue
+                raise StoreError(f"reading the audit log failed: {_first_line(exc)}") from exc
 
 
 @dataclass
@@ -179,6 +297,14 @@ class _Collector:
         self.report, self.limit = report, limit
         self.seen: set[tuple[int, str]] = set()
 
+    def discard(self, seq: int, kind: str) -> None:
+        """Withdraw a problem a later finding explains better."""
+        if (seq, kind) not in self.seen:
+            return
+        self.seen.discard((seq, kind))
+        self.report.problems_total -= 1
+        self.report.problems = [p for p in self.report.problems if (p.seq, p.kind) != (seq, kind)]
+
     def add(self, seq: int, kind: str, message: str) -> None:
         if (seq, kind) in self.seen:
             return
@@ -192,6 +318,31 @@ class _Collector:
             self.report.problems.append(Problem(seq, kind, message))
 
 
+def _checkpoint_problem(row: tuple[Any, ...]) -> str | None:
+    """Why a raw checkpoint row cannot be checked, or None if every value has its type."""
+    _, seq, head, at, key_id, signature = row
+    bad = []
+    if type(seq) is not int or seq < 1:
+        bad.append(f"seq holds {_what(seq) if type(seq) is not int else 'a number below 1'}")
+    if type(head) is not str or len(head) != 64 or not _is_hex(head):
+        bad.append("head_hash is not 64 hex digits")
+    if not _readable_time(at):
+        bad.append(f"at holds {'text that is not a time' if _what(at) == 'text' else _what(at)}")
+    if not isinstance(signature, bytes | memoryview):
+        bad.append(f"signature holds {_what(signature)}")
+    if not isinstance(key_id, str):
+        bad.append(f"key_id holds {_what(key_id)}")
+    return "; ".join(bad) or None
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _load_signed(
     engine: Engine,
     public_key: Ed25519PublicKey | None,
@@ -201,23 +352,19 @@ def _load_signed(
 ) -> dict[int, list[_Signed]]:
     signed: dict[int, list[_Signed]] = {}
     trusted_id = public_key_id(public_key) if public_key is not None else None
-    with map_db_errors(), engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                AuditCheckpoint.id,
-                AuditCheckpoint.seq,
-                AuditCheckpoint.head_hash,
-                AuditCheckpoint.at,
-                AuditCheckpoint.key_id,
-                AuditCheckpoint.signature,
-            ).order_by(AuditCheckpoint.seq, AuditCheckpoint.id)
-        ).all()
+    rows = list(_raw_rows(engine, _CHECKPOINT_SQL[engine.dialect.name], 1000, "flowaudit_cp"))
     report.checkpoints = len(rows)
-    for cp_id, seq, head, at, key_id, signature in rows:
-        label = f"checkpoint #{cp_id} (seq {seq})"
+    for row in rows:
+        cp_id, seq, head, at, key_id, signature = row
+        label = f"checkpoint #{cp_id} (seq {seq if type(seq) is int else '?'})"
+        unreadable = _checkpoint_problem(row)
+        if unreadable is not None:  # tampered with: trusted for nothing, and reported
+            where = seq if type(seq) is int and seq >= 0 else 0
+            out.add(where, "checkpoint", f"{label} is unreadable: {unreadable}")
+            continue
         if public_key is not None:
-            if not verify_signature(public_key, seq, head, at, bytes(signature)):
-                other = "" if key_id == trusted_id else f" (it names key {key_id})"
+            if not verify_signature(public_key, seq, head, _iso(at), bytes(signature)):
+                other = "" if key_id == trusted_id else f" (it names key {key_id[:16]})"
                 out.add(seq, "checkpoint", f"{label} has an invalid signature{other}")
                 continue
             report.checkpoints_verified += 1
@@ -244,13 +391,17 @@ def verify_log(
     public_key: Ed25519PublicKey | None,
     anchor: Anchor | None = None,
     *,
+    allow_unsigned_tail: bool = False,
     batch: int = 20000,
     max_problems: int = MAX_PROBLEMS,
 ) -> VerifyReport:
     """Recompute the chain and check checkpoints (``public_key``) and the ``anchor``.
 
-    Without a public key the chain is still recomputed but checkpoints are not authenticated
-    (``signatures_checked`` is False).
+    With a public key, entries after the last verified checkpoint (or anchor) are an
+    ``unsigned`` problem unless ``allow_unsigned_tail``: nothing proves flowaudit wrote them.
+    Without one the chain is still recomputed but checkpoints are not authenticated
+    (``signatures_checked`` is False) and the tail is not judged. Never raises on what the
+    rows hold: a value of the wrong type is an ``unreadable`` problem at its entry.
     """
     started = time.perf_counter()
     report = VerifyReport(
@@ -261,23 +412,49 @@ def verify_log(
     signed = _load_signed(engine, public_key, anchor, report, out)
     sha256, esc, template = hashlib.sha256, _esc, _TEMPLATE
     expected, last_hash = 1, GENESIS_HASH
-    last_raw_at: Any = None
+    last_raw_at: Any = _NO_TIME
     at_q = ""
     last_intact_signed = 0  # highest signed seq whose head matched
     mismatched: list[tuple[_Signed, int]] = []
+    gaps: list[tuple[int, int, Any]] = []  # (first missing seq, count, hash of the one before)
+    numberless: list[tuple[Any, ...]] = []  # rows whose seq is not an integer
     entries = 0
     for row in iter_chain_rows(engine, batch):
         seq, at, actor, action, otype, oid, details, prev, digest = row
         entries += 1
-        if at != last_raw_at:
-            last_raw_at, at_q = at, esc(_iso(at))
-        canonical = template % (esc(action), esc(actor), at_q, details, esc(oid), esc(otype), seq)
-        consistent = sha256((prev + canonical).encode()).hexdigest() == digest
+        if type(seq) is not int:
+            numberless.append(row)  # placed once every numbered entry has been seen
+            continue
+        if seq < expected:  # only a table without its primary key allows this
+            where = seq if seq >= 1 else expected
+            out.add(where, "moved", f"a second entry numbered {seq} follows entry {expected - 1}")
+            continue
+        try:
+            if at != last_raw_at:
+                at_q, last_raw_at = esc(_iso(at)), at
+            if type(details) is not str:
+                raise TypeError("details")
+            canonical = template % (
+                esc(action),
+                esc(actor),
+                at_q,
+                details,
+                esc(oid),
+                esc(otype),
+                seq,
+            )
+            consistent: bool | None = sha256((prev + canonical).encode()).hexdigest() == digest
+        except _UNREADABLE:
+            consistent = None
         gap = seq != expected
         if gap:
             span = str(expected) if seq == expected + 1 else f"{expected}..{seq - 1}"
             out.add(expected, "missing", f"entries {span} are missing (deleted)")
-        if not consistent:
+            gaps.append((expected, seq - expected, last_hash))
+        if consistent is None:
+            columns = "; ".join(_unreadable_columns(row)) or "a value of the wrong type"
+            out.add(seq, "unreadable", f"entry {seq} is unreadable: {columns}")
+        elif not consistent:
             _diagnose(row, out)
         elif not gap and prev != last_hash:
             out.add(
@@ -297,7 +474,8 @@ def verify_log(
         _signed_mismatch(item, last_intact, out)
     report.entries = entries
     report.head_seq = expected - 1
-    report.head_hash = last_hash
+    report.head_hash = last_hash if isinstance(last_hash, str) else "(unreadable)"
+    _place_numberless(numberless, gaps, report.head_seq, out)
     for seq in sorted(signed):  # signed heads whose entry is gone
         for item in signed[seq]:
             if seq <= report.head_seq:
@@ -311,8 +489,49 @@ def verify_log(
                 f"the log ends at seq {report.head_seq} but {item.source} covers seq {seq}: "
                 f"{span} cut off",
             )
+    if public_key is not None and not allow_unsigned_tail and report.unsigned_tail:
+        first, last = report.last_signed_seq + 1, report.head_seq
+        span = f"entry {first}" if first == last else f"entries {first}..{last}"
+        after = (
+            f"the last signed checkpoint (seq {report.last_signed_seq})"
+            if report.last_signed_seq
+            else "the start: no signed checkpoint covers any entry"
+        )
+        out.add(
+            first,
+            "unsigned",
+            f"{span} come after {after}; nothing proves flowaudit wrote them (a forged, "
+            "correctly chained append looks the same)",
+        )
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+_NO_TIME = object()  # no row read yet (``None`` is a value a tampered ``at`` can hold)
+
+
+def _place_numberless(
+    rows: list[tuple[Any, ...]],
+    gaps: list[tuple[int, int, Any]],
+    head_seq: int,
+    out: _Collector,
+) -> None:
+    """Name the position of each entry whose seq is not an integer: the gap whose previous
+    entry it links to, else the first unexplained gap, else the end of the log."""
+    free = list(gaps)
+    extra = 0
+    for row in rows:
+        match = next((g for g in free if g[2] == row[7]), None) or (free[0] if free else None)
+        if match is not None:
+            free.remove(match)
+            where = match[0]
+            if match[1] == 1:  # that entry is not missing: its number is unreadable
+                out.discard(where, "missing")
+        else:
+            extra += 1
+            where = head_seq + extra
+        columns = "; ".join(_unreadable_columns(row))
+        out.add(where, "unreadable", f"entry {where} is unreadable: {columns}")
 
 
 def _diagnose(row: tuple[Any, ...], out: _Collector) -> None:

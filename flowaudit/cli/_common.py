@@ -14,7 +14,11 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from audit.log.checkpoints import attach_signer, checkpoint_after_command
+from audit.log.checkpoints import (
+    attach_signer,
+    checkpoint_after_command,
+    checkpoint_after_failure,
+)
 from retention.errors import FlowauditError
 
 from ..clock import resolve_now
@@ -104,7 +108,11 @@ def runtime_from(home: Path | None, db: str | None, now: str | None) -> Iterator
     try:
         attach_signer(runtime)  # a signed checkpoint every N audit entries
         yield runtime
-        checkpoint_after_command(runtime)  # and one over the head when the command succeeds
+    except BaseException:  # a failed command (export refused, run aborted, ^C) signs what it
+        checkpoint_after_failure(runtime)  # committed too: an unsigned tail fails verify
+        raise
+    else:  # and one over the head, only if this command appended entries
+        checkpoint_after_command(runtime, appended_only=True)
     finally:
         runtime.close()
 

@@ -73,6 +73,16 @@ def _trusted_key(
     )
 
 
+AllowUnsignedTailOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unsigned-tail",
+        help="Accept entries after the last signed checkpoint (nothing proves who wrote them; "
+        "a forged append looks the same). Without it they fail verification.",
+    ),
+]
+
+
 def _print_verify(report: VerifyReport, anchor_given: bool) -> None:
     head = report.head_hash[:16]
     typer.echo(
@@ -91,7 +101,8 @@ def _print_verify(report: VerifyReport, anchor_given: bool) -> None:
         if report.unsigned_tail:
             typer.echo(
                 f"note: {report.unsigned_tail} entries after the last signed checkpoint "
-                f"(seq {report.last_signed_seq}) are covered by the chain only"
+                f"(seq {report.last_signed_seq}) were accepted unsigned (--allow-unsigned-tail): "
+                "the chain links them, nothing proves who wrote them"
             )
         if not anchor_given:
             typer.echo(
@@ -112,14 +123,16 @@ def verify(
             dir_okay=False,
         ),
     ] = None,
+    allow_unsigned_tail: AllowUnsignedTailOption = False,
     home: HomeOption = None,
     db: DbOption = None,
     format: FormatOption = "text",
 ) -> None:
     """Recompute the hash chain, checkpoint signatures and anchor; exit 0 only if all verify.
 
-    Names the first bad sequence number of an edited, deleted, inserted, reordered or
-    truncated entry. Needs no master key: only the database and a public key.
+    Names the first bad sequence number of an edited, deleted, inserted, reordered,
+    truncated or unreadable entry, and fails on entries after the last signed checkpoint
+    unless --allow-unsigned-tail. Needs no master key: only the database and a public key.
     """
     fmt = check_format(format)
     settings = settings_from(home, db)
@@ -128,17 +141,24 @@ def verify(
     engine = dbmod.make_engine(settings.db_url)
     try:
         dbmod.check_schema(engine)
-        report = verify_log(engine, key, anchor_doc)
+        report = verify_log(engine, key, anchor_doc, allow_unsigned_tail=allow_unsigned_tail)
     finally:
         engine.dispose()
     if fmt == "json":
         print_json(report.as_dict())
     else:
         _print_verify(report, anchor_doc is not None)
-    if not report.ok:
-        first = min(report.problems, key=lambda p: p.seq)
+    first = report.first_problem
+    if first is not None and first.kind == "unsigned" and report.problems_total == 1:
         raise IntegrityError(
-            f"audit log fails verification: first bad entry is seq {report.first_bad_seq} "
+            f"audit log fails verification: entries from seq {first.seq} on are not covered by "
+            "a signed checkpoint; inspect them (`flowaudit audit log`), then sign them with "
+            "`flowaudit audit anchor --allow-unsigned-tail` or accept them with "
+            "--allow-unsigned-tail"
+        )
+    if first is not None:
+        raise IntegrityError(
+            f"audit log fails verification: first bad entry is seq {first.seq} "
             f"({first.kind}); {report.problems_total} problem(s)"
         )
 
@@ -149,6 +169,13 @@ def anchor_cmd(
         Path, typer.Option("--out", help="File to write the anchor to (JSON).", dir_okay=False)
     ],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    allow_unsigned_tail: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned-tail",
+            help="Sign entries after the last signed checkpoint too (review them first).",
+        ),
+    ] = False,
     home: HomeOption = None,
     db: DbOption = None,
     now: NowOption = None,
@@ -156,7 +183,9 @@ def anchor_cmd(
     """Sign the current head and export it (seq, head hash, signature, public key) to a file.
 
     Keep the file away from the database: a later `audit verify --anchor FILE` detects any
-    rewrite or truncation of the log up to this point. The log is verified first.
+    rewrite or truncation of the log up to this point. The log is verified first; entries
+    after the last signed checkpoint are refused unless --allow-unsigned-tail, so an anchor
+    never vouches for a forged append by accident.
     """
     if out.exists() and not force:
         raise InputError(f"'{out}' exists; choose another --out or pass --force")
@@ -167,7 +196,16 @@ def anchor_cmd(
                 f"no signing key at '{runtime.settings.signing_key_file}'; "
                 "the home was not created by `flowaudit init`"
             )
-        report = verify_log(runtime.engine, signer.public_key)
+        report = verify_log(
+            runtime.engine, signer.public_key, allow_unsigned_tail=allow_unsigned_tail
+        )
+        first = report.first_problem
+        if first is not None and first.kind == "unsigned" and report.problems_total == 1:
+            raise IntegrityError(
+                f"refusing to anchor: entries from seq {first.seq} on are not covered by a "
+                "signed checkpoint; inspect them (`flowaudit audit log`), then rerun with "
+                "--allow-unsigned-tail to sign them"
+            )
         if not report.ok:
             raise IntegrityError(
                 f"refusing to anchor a log that fails verification (first bad entry is seq "

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from audit.log.checkpoints import checkpoint_after_command
 from retention.anonymise import AnonymiseReport, anonymise_due
 from retention.ground.durations import format_duration, parse_duration, parse_finite_duration
 from retention.purge import DEFAULT_BATCH, PurgeReport, purge
@@ -196,6 +197,8 @@ def purge_cmd(
                 for line in format_purge(report):
                     typer.echo(line)
             sys.stdout.flush()
+            if interval is not None:  # a long-lived job signs each run's receipt as it goes
+                checkpoint_after_command(runtime, now=clock(), appended_only=True)
             if interval is None or stop.is_set() or stop.wait(interval):
                 break
         if interval is not None and fmt == "text":

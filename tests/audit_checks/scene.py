@@ -245,8 +245,17 @@ class Scene:
         )
 
     def findings(
-        self, now: datetime, only: Sequence[str] | None = None, **kwargs: Any
+        self,
+        now: datetime,
+        only: Sequence[str] | None = None,
+        *,
+        sealed: bool = True,
+        **kwargs: Any,
     ) -> list[Finding]:
+        """The findings once the head is signed, as the CLI command that wrote it leaves it
+        (an unsigned tail is an error of its own); ``sealed=False`` checks the raw state."""
+        if sealed:
+            checkpoint_after_command(self.runtime, now=now)
         return run_checks(self.context(now, **kwargs), only or OWN_RULES)
 
     def errors(self, now: datetime, **kwargs: Any) -> set[str]:

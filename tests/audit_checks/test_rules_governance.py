@@ -118,10 +118,12 @@ def test_a_sealed_untouched_log_passes(runtime: Runtime) -> None:
     assert by_rule(scene.findings(CHECK), LOG) == []
 
 
-def test_an_unsealed_tail_is_a_warning(runtime: Runtime) -> None:
+def test_an_unsealed_tail_is_an_error(runtime: Runtime) -> None:
+    """Nothing proves who wrote entries after the last signed checkpoint (issue 14)."""
     scene = clean_scene(runtime)
-    (finding,) = by_rule(scene.findings(CHECK), LOG)
-    assert finding.severity == "warning" and finding.evidence["unsigned_tail"] > 0
+    (finding,) = by_rule(scene.findings(CHECK, sealed=False), LOG)
+    assert finding.severity == "error" and finding.evidence["unsigned_tail"] > 0
+    assert "signed checkpoint" in finding.message
 
 
 def test_an_edited_entry_fails_with_its_sequence_number(runtime: Runtime) -> None:
@@ -146,7 +148,9 @@ def test_a_truncated_log_fails_against_the_anchor(runtime: Runtime, tmp_path: Pa
     with scene.store.transaction(CHECK, actor="attacker") as tx:
         tx.session.execute(delete(AuditEntry).where(AuditEntry.seq >= head - 1))
         tx.session.execute(delete(AuditCheckpoint))
-    assert by_rule(scene.findings(CHECK), LOG)[0].severity == "warning"  # looks fine alone
+    # alone the cut is invisible, but with the checkpoints gone nothing is signed any more
+    (alone,) = by_rule(scene.findings(CHECK, sealed=False), LOG)
+    assert alone.severity == "error" and alone.evidence["first_bad_seq"] == 1
     ctx = scene.context(CHECK)
     ctx.anchor = load_anchor(tmp_path / "anchor.json")
     (finding,) = run_checks(ctx, [LOG])

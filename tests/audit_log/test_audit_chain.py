@@ -74,9 +74,10 @@ def test_fast_verifier_agrees_with_a_slow_reference(runtime: Runtime) -> None:
             assert entry.prev_hash == prev
             assert entry_hash(prev, canonical) == entry.hash
             prev = entry.hash
-    report = verify_log(runtime.engine, signer.public_key)
+    report = verify_log(runtime.engine, signer.public_key, allow_unsigned_tail=True)
     assert report.ok and report.head_hash == prev
     assert report.checkpoints == report.checkpoints_verified == report.head_seq // 6
+    assert report.unsigned_tail == report.head_seq % 6
 
 
 def test_canonical_entry_is_sorted_compact_json() -> None:
@@ -160,8 +161,10 @@ def test_checkpoints_from_another_key_fail(runtime: Runtime) -> None:
     fill_log(runtime, entries=6, checkpoint_every=3)
     stranger = Ed25519PrivateKey.generate().public_key()
     report = verify_log(runtime.engine, stranger)
-    assert not report.ok and report.first_bad_seq == 3
-    assert {p.kind for p in report.problems} == {"checkpoint"}
+    assert not report.ok and report.first_bad_seq == 1  # under that key nothing is signed
+    assert {p.kind for p in report.problems} == {"checkpoint", "unsigned"}
+    report = verify_log(runtime.engine, stranger, allow_unsigned_tail=True)
+    assert report.first_bad_seq == 3 and {p.kind for p in report.problems} == {"checkpoint"}
 
 
 def test_a_rewritten_and_rehashed_tail_is_caught_by_the_checkpoint(runtime: Runtime) -> None:
@@ -223,7 +226,9 @@ def test_truncation_is_caught_by_a_stored_checkpoint_or_the_anchor(
     assert report.first_bad_seq == head - 2 and report.problems[0].kind == "truncated"
     with runtime.store.transaction(START, actor="attacker") as tx:
         tx.session.execute(delete(AuditCheckpoint))
-    assert verify_log(runtime.engine, signer.public_key).ok  # nothing left to compare with
+    report = verify_log(runtime.engine, signer.public_key)  # nothing left to compare with,
+    assert [(p.seq, p.kind) for p in report.problems] == [(1, "unsigned")]  # but nothing signed
+    assert verify_log(runtime.engine, signer.public_key, allow_unsigned_tail=True).ok
     report = verify_log(runtime.engine, signer.public_key, anchor)
     assert report.first_bad_seq == head - 2 and report.anchor_seq == head
 

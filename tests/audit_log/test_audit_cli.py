@@ -13,13 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from audit.log.checkpoints import checkpoint_after_command
 from flowaudit.cli import app
 from flowaudit.cli._common import runtime_from
 from flowaudit.config import Settings
 from flowaudit.runtime import open_runtime
+from retention.errors import InputError
 from retention.models import AuditCheckpoint
 
-from .logbuild import START, fill_log
+from .logbuild import START, RawLog, fill_log, forged_tail
 
 runner = CliRunner()
 NOW = (START + timedelta(hours=8)).isoformat()
@@ -29,6 +31,8 @@ NOW = (START + timedelta(hours=8)).isoformat()
 def filled(sqlite_home: Settings) -> Settings:
     runtime = open_runtime(sqlite_home, START, environ={})
     fill_log(runtime, entries=20, checkpoint_every=1000)
+    runtime.now = START + timedelta(hours=1)
+    checkpoint_after_command(runtime)  # as the command that wrote them would
     runtime.close()
     return sqlite_home
 
@@ -87,7 +91,11 @@ def test_anchor_then_truncate_then_verify(filled: Settings, tmp_path: Path) -> N
     )
     _sql(filled, f"DELETE FROM audit_log WHERE seq > {head - 2}")
     _sql(filled, "DELETE FROM audit_checkpoints")
-    assert _run("audit", "verify", "--home", str(filled.home)).exit_code == 0
+    # without the anchor the cut is invisible, but so is any signature: nothing is proven
+    _last_line_error(_run("audit", "verify", "--home", str(filled.home)), "seq 1", "signed")
+    assert (
+        _run("audit", "verify", "--home", str(filled.home), "--allow-unsigned-tail").exit_code == 0
+    )
     result = _run("audit", "verify", "--home", str(filled.home), "--anchor", str(anchor))
     _last_line_error(result, f"seq {head - 1}", "truncated")
     # an auditor holding only the anchor and the database: no signing key needed
@@ -203,20 +211,118 @@ def _checkpoint_seqs(home: Settings) -> list[int]:
         runtime.close()
 
 
-def test_a_successful_command_leaves_a_signed_checkpoint(sqlite_home: Settings) -> None:
+def test_every_command_that_appends_signs_its_head_even_when_it_fails(
+    sqlite_home: Settings,
+) -> None:
     with runtime_from(sqlite_home.home, None, NOW) as runtime:
         with runtime.store.transaction(runtime.now) as tx:
             tx.audit("test.write", "t", "o", {"n": 1})
     assert _checkpoint_seqs(sqlite_home) == [1]
-    with pytest.raises(RuntimeError):
-        with runtime_from(sqlite_home.home, None, NOW) as runtime:
-            with runtime.store.transaction(runtime.now) as tx:
-                tx.audit("test.write", "t", "o", {"n": 2})
-            raise RuntimeError("the command failed")
-    assert _checkpoint_seqs(sqlite_home) == [1]  # a failed command signs nothing
+    for failure in (InputError("refused"), KeyboardInterrupt(), RuntimeError("a bug")):
+        with pytest.raises(type(failure)):  # e.g. an export refused after its entry committed
+            with runtime_from(sqlite_home.home, None, NOW) as runtime:
+                with runtime.store.transaction(runtime.now) as tx:
+                    tx.audit("test.write", "t", "o", {"n": 2})
+                raise failure
+    assert _checkpoint_seqs(sqlite_home) == [1, 2, 3, 4]  # what a failed command committed
     with runtime_from(sqlite_home.home, None, NOW):
         pass
-    assert _checkpoint_seqs(sqlite_home) == [1, 2]  # the next successful one signs the head
-    with runtime_from(sqlite_home.home, None, NOW):
-        pass
-    assert _checkpoint_seqs(sqlite_home) == [1, 2]  # and nothing twice
+    assert _checkpoint_seqs(sqlite_home) == [1, 2, 3, 4]  # nothing twice
+
+
+def test_a_read_only_command_does_not_sign_someone_elses_tail(sqlite_home: Settings) -> None:
+    outsider = open_runtime(sqlite_home, START, environ={})  # no signer, no end-of-command
+    with outsider.store.transaction(START) as tx:
+        tx.audit("test.write", "t", "o", {"n": 1})
+    outsider.close()
+    for args in (["status"], ["audit", "log"], ["audit", "check", "--now", NOW]):
+        _run(*args, "--home", str(sqlite_home.home))
+    assert _checkpoint_seqs(sqlite_home) == []
+    _last_line_error(_run("audit", "verify", "--home", str(sqlite_home.home)), "seq 1")
+
+
+def _forge_tail(home: Settings, count: int) -> int:
+    log = RawLog(home.home / "flowaudit.db")
+    rows = log.rows()
+    with sqlite3.connect(log.path) as conn:
+        conn.executemany(
+            "INSERT INTO audit_log (seq, at, actor, action, object_type, object_id, details, "
+            "prev_hash, hash) VALUES (:seq, :at, :actor, :action, :object_type, :object_id, "
+            ":details, :prev_hash, :hash)",
+            forged_tail(rows, count),
+        )
+    return int(rows[-1]["seq"]) + 1
+
+
+def test_a_forged_append_fails_verify_check_and_anchor_unless_accepted(
+    filled: Settings, tmp_path: Path
+) -> None:
+    home = str(filled.home)
+    first = _forge_tail(filled, 3)
+    result = _run("audit", "verify", "--home", home)
+    _last_line_error(result, f"seq {first}", "not covered by a signed checkpoint")
+    assert f"seq {first}: [unsigned]" in result.output
+    report = json.loads(
+        _run("audit", "verify", "--home", home, "--format", "json").output.split(
+            "\nflowaudit: error"
+        )[0]
+    )
+    assert report["unsigned_tail"] == 3 and report["first_bad_seq"] == first
+    result = _run("audit", "verify", "--home", home, "--allow-unsigned-tail")
+    assert result.exit_code == 0 and "accepted unsigned" in result.output
+    result = _run("audit", "check", "--home", home, "--now", NOW, "--format", "json")
+    assert result.exit_code == 1
+    (finding,) = [f for f in json.loads(result.output)["findings"] if f["severity"] == "error"]
+    assert finding["rule_id"] == "audit-log-verification"
+    assert finding["evidence"]["first_bad_seq"] == first
+    anchor = tmp_path / "a.json"
+    _one_line_error(_run("audit", "anchor", "--home", home, "--out", str(anchor)), "refusing")
+    assert not anchor.exists()
+    result = _run("audit", "anchor", "--home", home, "--out", str(anchor), "--allow-unsigned-tail")
+    assert result.exit_code == 0, result.output  # the operator vouches for them, explicitly
+    assert _run("audit", "verify", "--home", home, "--anchor", str(anchor)).exit_code == 0
+
+
+def _loosen(home: Settings) -> None:
+    """Recreate audit_log without types or constraints, as someone with the file can."""
+    columns = "seq, at, actor, action, object_type, object_id, details, prev_hash, hash"
+    with sqlite3.connect(home.home / "flowaudit.db") as conn:
+        conn.execute(f"CREATE TABLE loose ({columns})")
+        conn.execute(f"INSERT INTO loose SELECT {columns} FROM audit_log")
+        conn.execute("DROP TABLE audit_log")
+        conn.execute("ALTER TABLE loose RENAME TO audit_log")
+
+
+@pytest.mark.parametrize(
+    "column, value, loose",
+    [
+        ("at", "'not-a-time'", False),  # was: internal error (ValueError), exit 70
+        ("at", "x'00ff10'", False),  # was: "audit_log.at holds an unreadable time", no seq
+        ("at", "1750000000", False),
+        ("at", "NULL", True),
+        ("actor", "x'414243'", False),  # was: internal error (TypeError)
+        ("action", "CAST(x'ff41' AS TEXT)", False),  # text that is not UTF-8
+        ("object_type", "42", True),
+        ("object_id", "NULL", True),
+        ("details", "'{\"frames\": '", False),  # invalid JSON
+        ("details", "x'7b7d'", False),
+        ("details", "NULL", True),
+        ("prev_hash", "zeroblob(32)", False),
+        ("hash", "NULL", True),
+        ("actor", "printf('%.200000c', 'x')", False),  # a very long string
+        ("seq", "'nine'", True),
+        ("seq", "NULL", True),
+    ],
+)
+def test_verify_names_an_unreadable_entry_and_never_crashes(
+    filled: Settings, column: str, value: str, loose: bool
+) -> None:
+    if loose:
+        _loosen(filled)
+    _sql(filled, f"UPDATE audit_log SET {column} = {value} WHERE rowid = 9")
+    result = _run("audit", "verify", "--home", str(filled.home))
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output
+    _last_line_error(result, "first bad entry is seq 9")
+    assert "seq 9: [unreadable]" in result.output or "seq 9: [edited]" in result.output
+    assert "ABC" not in result.output and "xxxxxxxx" not in result.output  # no values echoed
