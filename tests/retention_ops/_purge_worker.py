@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from retention.ground.times import parse_time
 from flowaudit.config import resolve_settings
 from flowaudit.runtime import open_runtime
+from retention.ground.times import parse_time
 from retention.purge import purge
 
 
