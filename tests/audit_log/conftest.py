@@ -10,7 +10,8 @@ import pytest
 
 @dataclass
 class TamperTally:
-    """Per family of tampering: trials, caught (exact seq), no-ops (verified), crashed."""
+    """Per family of tampering: trials, caught (verify fails naming the expected seq — for
+    an integer renumbering, a seq at or before the entry), no-ops, crashed, missed."""
 
     counts: dict[str, Counter[str]] = field(default_factory=dict)
 
@@ -21,7 +22,7 @@ class TamperTally:
         out = []
         for family, c in sorted(self.counts.items()):
             out.append(
-                f"{family}: {c.total()} trials, {c['caught']} caught at the right seq, "
+                f"{family}: {c.total()} trials, {c['caught']} caught, "
                 f"{c['no-op']} no-ops (value unchanged, log verifies), {c['crashed']} crashed, "
                 f"{c['missed']} missed"
             )
