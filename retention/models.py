@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -247,7 +248,8 @@ class PurgeRun(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     buckets_shredded: Mapped[int] = mapped_column(Integer, default=0)
     rows_deleted: Mapped[int] = mapped_column(Integer, default=0)
-    bytes_freed: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_freed: Mapped[int] = mapped_column(BigInteger, default=0)  # 64-bit: runs free > 2 GiB
+    # running | done | stopped | failed | dry-run | interrupted (killed; closed by a later run)
     status: Mapped[str] = mapped_column(String(20), default="running")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from flowaudit.config import Settings
 from retention import db
@@ -43,3 +45,33 @@ def test_models_match_migrations(home: Settings) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def _bytes_freed(url: str, value: int | None = None) -> list[int]:
+    """Insert a purge run freeing ``value`` bytes (if given); return every run's figure."""
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            if value is not None:
+                conn.execute(
+                    text(
+                        "INSERT INTO purge_runs (started_at, as_of, dry_run, buckets_shredded, "
+                        "rows_deleted, bytes_freed, status) VALUES (:t, :t, false, 0, 0, :b, 'done')"
+                    ),
+                    {"t": datetime(2026, 6, 25, tzinfo=UTC), "b": value},
+                )
+            return list(
+                conn.execute(text("SELECT bytes_freed FROM purge_runs ORDER BY id")).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_bytes_freed_is_64_bit_and_a_downgrade_clamps_it(home: Settings) -> None:
+    """0002 widens purge_runs.bytes_freed: 5 GiB fits; back on 0001 it is clamped to 2^31-1."""
+    five_gib = 5 * 2**30
+    assert _bytes_freed(home.db_url, five_gib) == [five_gib]
+    db.downgrade(home.db_url, "0001_initial")
+    assert _bytes_freed(home.db_url) == [2**31 - 1]
+    db.upgrade(home.db_url)
+    assert _bytes_freed(home.db_url, five_gib) == [2**31 - 1, five_gib]
