@@ -34,5 +34,6 @@ class Action(StrEnum):
     DSR_EXTEND = "dsr.extend"
     DSR_EXPORT = "dsr.export"
     DSR_ERASE = "dsr.erase"
+    DSR_ERASE_CONFIRM = "dsr.erase_confirm"
     EXPORT_METADATA = "export.metadata"
     EXPORT_REFUSED = "export.refused"
