@@ -9,10 +9,22 @@ run is reproducible and can go faster than real time (``speed="max"``) or pace i
 
 Decisions are made only inside the event window: at its first scored window, then every
 ``decision_every``, and at once when the crowd EMA falls below the Adaptive Flow threshold.
+
+A live run holds its event's run lock (:meth:`EncryptedStore.run_lock`), and each window's
+transaction also counts the window as committed. A run that dies (``kill -9``, power loss)
+leaves its row ``running`` with nobody holding the lock: the store shows it ``interrupted``,
+and the next run of that event records it so and goes on only as told — ``mode="resume"``
+continues the same run id after its last committed window, ``mode="new-run"`` starts another
+run id (the old one stays interrupted). A resume recomputes the committed windows from the
+source without storing them again: gates, scores, the crowd EMA and the selector are
+deterministic for a seeded synthetic crowd, WAV files and a replayed NATS stream, so the
+state at the cut, and everything stored after it, is what an uninterrupted run would have.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -25,7 +37,16 @@ import numpy as np
 from retention.errors import ConfigError, FlowauditError, InputError
 from retention.ground.times import parse_utc
 from retention.policy import Policy
-from retention.store import EncryptedStore, RunTotals, StoreTransaction
+from retention.store import (
+    RUN_FAILED,
+    RUN_FINISHED,
+    RUN_INTERRUPTED,
+    RUN_RUNNING,
+    EncryptedStore,
+    RunState,
+    RunTotals,
+    StoreTransaction,
+)
 
 from .artist import load_artist_control
 from .catalogue import load_catalogue
@@ -36,9 +57,14 @@ from .gates import DROP_REASONS, GateResult, Gates
 from .selection import Choice, Selector
 from .sentiment import CrowdSentiment, Scorer, Snapshot, checked_scores, load_scorer
 
-__all__ = ["RunSummary", "run_event", "capture_start", "SPEEDS", "TextFilter"]
+__all__ = ["RunSummary", "run_event", "capture_start", "SPEEDS", "MODES", "TextFilter"]
 
 SPEEDS = ("max", "realtime")
+#: what to do about the event's earlier run: none may exist ("start"), or it was interrupted
+#: and is continued ("resume") or left as it is for a new run id ("new-run")
+MODES = ("start", "resume", "new-run")
+#: how long a run waits for the run lock a just-killed process may still seem to hold
+LOCK_WAIT_SECONDS = 5.0
 TextFilter = Callable[[str], str]
 _PER_SUBJECT = ("no_consent", "withdrawn", "staff")
 
@@ -73,6 +99,8 @@ class RunSummary:
         default_factory=lambda: {"received": 0, "stored": 0, "dropped": 0, "matched": 0}
     )
     scorer: str = "builtin"
+    #: windows a ``--resume`` recomputed from the source without storing them again
+    replayed_windows: int = 0
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
     timeline: list[list[Any]] = field(default_factory=list, repr=False)
@@ -92,6 +120,11 @@ class RunSummary:
             f"  virtual time   {s.started_at} -> {s.finished_at}  ({s.windows} windows, "
             f"{s.wall_seconds:.1f} s wall)",
             f"  wristbands     {s.wristbands}",
+        ]
+        if s.replayed_windows:
+            lines.append(f"  resumed        after window {s.replayed_windows} of {s.windows}: "
+                         "the committed windows were recomputed, not stored again")
+        lines += [
             f"  frames in      {s.frames_in:,}  "
             f"({s.frames_in * frame_s / 3600:.2f} wristband-hours)",
         ]
@@ -153,30 +186,52 @@ def run_event(
     event_id: str | None = None,
     source_label: str = "",
     progress: Callable[[int, int], None] | None = None,
+    mode: str = "start",
+    lock_wait: float = LOCK_WAIT_SECONDS,
 ) -> RunSummary:
-    """Run the whole chain over ``source`` and return its summary (see the module docstring)."""
+    """Run the whole chain over ``source`` and return its summary (see the module docstring).
+
+    ``mode`` (one of :data:`MODES`) says what to do when the event's last run was interrupted;
+    anything ambiguous is refused with an :class:`InputError` naming the option to use.
+    """
     if speed not in SPEEDS:
         raise InputError(f"speed {speed!r}; use max or realtime")
+    if mode not in MODES:
+        raise InputError(f"run mode {mode!r}; use one of {', '.join(MODES)}")
     runner = _Runner(store, event, policy, source, scorer, text_filter, event_id, source_label)
     start = capture_start(event, source, start_at)
     windows = runner.plan(start, duration)
     check = getattr(source, "check", None)
     if check is not None:  # a remote source proves it is there before anything is stored
         check()
-    runner.register(start, windows)
-    wall, cpu = time.monotonic(), time.process_time()
-    try:
-        for window in source.windows(start, event.frames_per_window, windows):
-            runner.step(window)
-            if progress is not None:
-                progress(window.index + 1, windows)
-            if speed == "realtime":
-                due = wall + (window.index + 1) * event.window.total_seconds()
-                time.sleep(max(0.0, due - time.monotonic()))
-    except BaseException as exc:
-        runner.abort(exc)
-        raise
-    return runner.finish(time.monotonic() - wall, time.process_time() - cpu)
+    with store.run_lock(runner.event_id) as lock:
+        if not lock.acquire(lock_wait):
+            raise InputError(
+                f"event {runner.event_id!r} is being run by another process right now; wait "
+                "for it to end (`flowaudit status` shows its runs)"
+            )
+        skip = runner.open(start, windows, mode)
+        wall, cpu = time.monotonic(), time.process_time()
+        try:
+            for window in source.windows(start, event.frames_per_window, windows):
+                if window.index < skip:
+                    runner.step(window, commit=False)
+                    continue
+                runner.step(window)
+                if progress is not None:
+                    progress(window.index + 1, windows)
+                if speed == "realtime":
+                    due = wall + (window.index + 1 - skip) * event.window.total_seconds()
+                    time.sleep(max(0.0, due - time.monotonic()))
+            if runner.replayed < skip:
+                raise InputError(
+                    f"--resume: the source gave {runner.replayed} windows, but run "
+                    f"{runner.run_id} had committed {skip}; resume with the same source"
+                )
+        except BaseException as exc:
+            runner.abort(exc)
+            raise
+        return runner.finish(time.monotonic() - wall, time.process_time() - cpu)
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -271,6 +326,7 @@ class _Runner:
         self.windows = 0
         self.started: datetime | None = None
         self.period: _ScorePeriod | None = None
+        self.replayed = 0
 
     # -- set-up ------------------------------------------------------------------------------
     def plan(self, start: datetime, duration: timedelta | None) -> int:
@@ -295,14 +351,89 @@ class _Runner:
         self.windows = count
         return count
 
-    def register(self, start: datetime, windows: int) -> None:
-        event, policy = self.event, self.policy
+    def plan_record(self, start: datetime, windows: int) -> dict[str, Any]:
+        """What makes this run this run: a ``--resume`` must plan exactly the same.
+
+        Digests, not content: the wristbands as their pseudonyms' order, the event file as its
+        parsed settings (wherever the file lives now).
+        """
+        spec = {k: v for k, v in asdict(self.event).items() if k != "source"}
+        seed = getattr(self.source, "seed", None)
+        return {
+            "start": start.isoformat(),
+            "windows": windows,
+            "window_seconds": self.event.window.total_seconds(),
+            "source": self.source_label,
+            "seed": seed if isinstance(seed, int) else None,
+            "wristbands": len(self.pseudonyms),
+            "wristbands_sha256": _digest("\n".join(self.pseudonyms)),
+            "event_sha256": _digest(json.dumps(spec, sort_keys=True, default=str)),
+            "scorer": self.scorer.name,
+        }
+
+    def open(self, start: datetime, windows: int, mode: str) -> int:
+        """Start, resume or restart the event's run as ``mode`` says; return the windows to
+        recompute without storing (those a resumed run had committed)."""
         existing = self.store.event_status(self.event_id)
-        if existing is not None and (existing.has_run or existing.policy_sha256 != policy.sha256):
+        if existing is not None and existing.policy_sha256 != self.policy.sha256:
             raise InputError(
                 f"event {self.event_id!r} already ran in this home (under "
                 f"{existing.policy_name}); give another --event-id or use a fresh --home"
             )
+        last = existing.last_run if existing is not None else None
+        if last is not None and (last.status == RUN_RUNNING or not last.recorded):
+            # we hold the event's run lock, so whoever left this run "running" is gone
+            with self.store.transaction(_virtual_at(last, start), actor="pipeline") as tx:
+                tx.mark_interrupted(last.run_id, event_id=self.event_id)
+            last = self.store.runs(self.event_id)[-1]
+        plan = self.plan_record(start, windows)
+        if last is None:
+            if mode != "start":
+                raise InputError(
+                    f"--{mode}: event {self.event_id!r} has no run in this home to follow; "
+                    f"run it without --{mode}"
+                )
+            self.register(start, windows, plan)
+            return 0
+        if last.status == RUN_FINISHED:
+            if mode == "resume":
+                raise InputError(
+                    f"--resume: run {last.run_id} of event {self.event_id!r} finished; nothing "
+                    "to resume (give another --event-id to run the event again)"
+                )
+            raise InputError(
+                f"event {self.event_id!r} already ran in this home (under "
+                f"{existing.policy_name if existing else self.policy.name}); give another "
+                "--event-id or use a fresh --home"
+            )
+        if mode == "start":
+            raise InputError(
+                f"event {self.event_id!r}: run {last.run_id} was {last.status} after "
+                f"{_progress_of(last)}; continue it with --resume, or start a new run with "
+                "--new-run (the old one stays as it is)"
+            )
+        if mode == "new-run":
+            self.register(start, windows, plan)
+            return 0
+        return self.resume(last, start, plan)
+
+    def resume(self, last: RunState, start: datetime, plan: dict[str, Any]) -> int:
+        for key, value in plan.items():
+            before = last.plan.get(key, value)
+            if before != value:
+                raise InputError(
+                    f"--resume: run {last.run_id} of event {self.event_id!r} was started with "
+                    f"{_PLAN_NAMES.get(key, key)} = {before}, this command gives {value}; "
+                    "repeat the first command's --event, --source, --seed, --now and --duration"
+                )
+        with self.store.transaction(_virtual_at(last, start), actor="pipeline") as tx:
+            done = tx.resume_run(last.run_id, event_id=self.event_id)
+        self.run_id = last.run_id
+        self._begin(start)
+        return done
+
+    def register(self, start: datetime, windows: int, plan: dict[str, Any]) -> None:
+        event, policy = self.event, self.policy
         with self.store.transaction(start, actor="pipeline") as tx:
             tx.register_event(
                 self.event_id,
@@ -324,12 +455,16 @@ class _Runner:
                 window_seconds=event.window.total_seconds(),
                 scorer=self.scorer.name,
                 wristbands=len(self.source.serials),
+                plan=plan,
             )
+        self._begin(start)
+
+    def _begin(self, start: datetime) -> None:
         self.started = start
         self.summary = RunSummary(
             event_id=self.event_id,
             run_id=self.run_id,
-            policy=policy.name,
+            policy=self.policy.name,
             source=self.source_label,
             started_at=start.isoformat(),
             finished_at=start.isoformat(),
@@ -364,7 +499,9 @@ class _Runner:
         )
 
     # -- one window --------------------------------------------------------------------------
-    def step(self, window: Window) -> None:
+    def step(self, window: Window, *, commit: bool = True) -> None:
+        """Gate, score and decide on one window, then store it in one transaction — or, with
+        ``commit=False`` (a resume passing a window it had committed), only count it."""
         assert self.summary is not None
         started = time.perf_counter()
         gated = self.gates.apply(window)
@@ -380,15 +517,28 @@ class _Runner:
 
         self._accumulate(window, scores, features)
         period_done = (window.index + 1) % self.event.windows_per_score == 0
+        store_scores = period_done or window.index + 1 == self.windows
+        if not commit:
+            self._store_raw(None, window, gated)
+            if store_scores:
+                self._store_scores(None)
+            self._requests(None, window.start_at, end)
+            if choice is not None:
+                self.latencies.append(latency)
+            self.replayed += 1
+            self.summary.replayed_windows = self.replayed
+            self._count(window, gated, scores, snapshot, choice)
+            return
         with self.store.transaction(end, actor="pipeline") as tx:
             self._store_raw(tx, window, gated)
-            if period_done or window.index + 1 == self.windows:
+            if store_scores:
                 self._store_scores(tx)
             self._store_crowd(tx, window, snapshot)
             self._audit_drops(tx, window, gated)
             self._requests(tx, window.start_at, end)
             if choice is not None:
                 self._store_decision(tx, choice, latency)
+            tx.record_progress(self.run_id, windows_done=window.index + 1)
         self._count(window, gated, scores, snapshot, choice)
 
     def _in_event(self, at: datetime) -> bool:
@@ -408,25 +558,29 @@ class _Runner:
         self.recovering = below
         return choice
 
-    def _store_raw(self, tx: StoreTransaction, window: Window, gated: GateResult) -> None:
+    def _store_raw(
+        self, tx: StoreTransaction | None, window: Window, gated: GateResult
+    ) -> None:
+        """Store each wristband's storable span (``tx=None``: count it only)."""
         if not self.keep_raw:
             return
         storable = gated.storable
         for b in np.flatnonzero(storable.any(axis=1)).tolist():
             keep = np.flatnonzero(storable[b])
             first, last = int(keep[0]), int(keep[-1]) + 1
-            segment = window.pcm[b, first:last].copy()
-            segment[~storable[b, first:last]] = 0  # withheld speech inside the span is muted
             speech = int((gated.voiced[b, first:last] & storable[b, first:last]).sum())
-            tx.put_raw(
-                event_id=self.event_id,
-                pseudonym=self.pseudonyms[b],
-                start_at=window.start_at + first * FRAME,
-                pcm=segment.tobytes(),
-                sample_rate=SAMPLE_RATE,
-                retention=self.raw_retention,
-                speech_frames=speech,
-            )
+            if tx is not None:
+                segment = window.pcm[b, first:last].copy()
+                segment[~storable[b, first:last]] = 0  # withheld speech in the span is muted
+                tx.put_raw(
+                    event_id=self.event_id,
+                    pseudonym=self.pseudonyms[b],
+                    start_at=window.start_at + first * FRAME,
+                    pcm=segment.tobytes(),
+                    sample_rate=SAMPLE_RATE,
+                    retention=self.raw_retention,
+                    speech_frames=speech,
+                )
             assert self.summary is not None
             self.summary.raw_segments += 1
             self.summary.frames_stored += int(storable[b].sum())
@@ -438,14 +592,18 @@ class _Runner:
             self.period = _ScorePeriod.empty(window.start_at, len(self.pseudonyms))
         self.period.add(scores, features)
 
-    def _store_scores(self, tx: StoreTransaction) -> None:
-        """One ``window_score`` record per wristband per ``score_every`` (data minimisation)."""
+    def _store_scores(self, tx: StoreTransaction | None) -> None:
+        """One ``window_score`` record per wristband per ``score_every`` (data minimisation);
+        ``tx=None`` closes the period and counts its records without storing them."""
         period, self.period = self.period, None
         if period is None:
             return
         assert self.summary is not None
         for b in np.flatnonzero(period.count > 0).tolist():
             n = int(period.count[b])
+            if tx is None:
+                self.summary.window_scores += 1
+                continue
             tx.put_metadata(
                 event_id=self.event_id,
                 pseudonym=self.pseudonyms[b],
@@ -519,7 +677,8 @@ class _Runner:
             return False, None
         return True, self.store.pseudonym(request.serial)
 
-    def _requests(self, tx: StoreTransaction, start: datetime, end: datetime) -> None:
+    def _requests(self, tx: StoreTransaction | None, start: datetime, end: datetime) -> None:
+        """Track requests due in this window reach the selector; stored unless ``tx=None``."""
         assert self.summary is not None
         while self.requests and self.requests[0].at < end:
             request = self.requests.pop(0)
@@ -531,6 +690,9 @@ class _Runner:
                 continue
             matched = self.selector.add_request(request.text)
             self.summary.requests["matched"] += int(matched)
+            if tx is None:  # a committed window: the request is stored already
+                self.summary.requests["stored"] += 1
+                continue
             text = request.text
             if self.text_filter is not None:
                 try:
@@ -628,13 +790,48 @@ class _Runner:
         return s
 
     def abort(self, exc: BaseException) -> None:
-        """Mark the run as failed (the windows already committed stay, with their audit)."""
+        """Mark the run as failed, or interrupted on Ctrl-C (the windows already committed
+        stay, with their audit entries; ``--resume`` can go on from them)."""
         if self.summary is None or not self.run_id:
             return
         at = parse_utc(self.summary.finished_at)
+        status = RUN_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RUN_FAILED
         try:
             with self.store.transaction(at, actor="pipeline") as tx:
                 tx.abort_run(self.run_id, event_id=self.event_id, error=type(exc).__name__,
-                             windows_done=self.summary.windows, summary=self.summary.to_dict())
+                             windows_done=self.summary.windows, summary=self.summary.to_dict(),
+                             status=status)
         except FlowauditError:
             pass  # the original error matters more than a failed bookkeeping write
+
+
+#: how a ``--resume`` refusal names a plan entry that differs
+_PLAN_NAMES = {
+    "start": "the start (--now, the WAV manifest's starts_at or the event's capture start)",
+    "windows": "the number of windows (--duration, the WAV files' length)",
+    "window_seconds": "the event's window",
+    "source": "--source",
+    "seed": "--seed",
+    "wristbands": "the number of wristbands (--source)",
+    "wristbands_sha256": "the wristbands' digest (--source, the event's roster)",
+    "event_sha256": "the event file's digest (--event)",
+    "scorer": "the policy's scorer",
+}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _virtual_at(run: RunState, fallback: datetime) -> datetime:
+    """The end of a run's last committed window on its virtual clock: when it was last alive."""
+    start = run.plan.get("start")
+    seconds = run.plan.get("window_seconds")
+    if not isinstance(start, str) or not isinstance(seconds, int | float):
+        return fallback
+    return parse_utc(start) + timedelta(seconds=float(seconds) * run.windows_done)
+
+
+def _progress_of(run: RunState) -> str:
+    planned = f" of {run.windows}" if run.windows is not None else ""
+    return f"{run.windows_done}{planned} windows committed"

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import _crypto
+from ._runlock import RunLock, run_is_live
 from .db import map_db_errors
 from .errors import (
     InputError,
@@ -61,7 +62,13 @@ __all__ = [
     "RawSegmentData",
     "MetadataData",
     "EventStatus",
+    "RunState",
     "RunTotals",
+    "RUN_STATES",
+    "RUN_RUNNING",
+    "RUN_FINISHED",
+    "RUN_FAILED",
+    "RUN_INTERRUPTED",
     "bucket_id_for",
     "RAW_AUDIO",
     "METADATA",
@@ -70,6 +77,13 @@ __all__ = [
 RAW_AUDIO = "raw_audio"
 METADATA = "metadata"
 _NO_SUBJECT = "-"
+
+#: A run's state, kept as ``status`` in its summary. ``interrupted``: it stopped before its end
+#: without an error of its own (killed, Ctrl-C, power lost); ``failed``: it stopped on an error.
+RUN_RUNNING, RUN_FINISHED, RUN_FAILED, RUN_INTERRUPTED = (
+    "running", "finished", "failed", "interrupted"
+)
+RUN_STATES = (RUN_RUNNING, RUN_FINISHED, RUN_FAILED, RUN_INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -102,12 +116,37 @@ class MetadataData:
 
 
 @dataclass(frozen=True)
+class RunState:
+    """One run of an event as the store sees it now.
+
+    A row that says ``running`` while no live process holds its event's run lock is shown as
+    ``interrupted`` with ``recorded=False``: the run died without a word, and the next
+    ``run-event`` of that event records it (:meth:`StoreTransaction.mark_interrupted`).
+    """
+
+    run_id: int
+    event_id: str
+    status: str
+    windows_done: int  # windows committed, each with its data and audit entries
+    windows: int | None  # windows planned at the start
+    started_at: datetime
+    plan: Mapping[str, Any] = field(default_factory=dict)
+    recorded: bool = True
+
+    @property
+    def stopped(self) -> bool:
+        """Ended before its last window: ``--resume`` or ``--new-run`` may follow it."""
+        return self.status in (RUN_INTERRUPTED, RUN_FAILED)
+
+
+@dataclass(frozen=True)
 class EventStatus:
     """What the store knows of an event before a new run of it starts."""
 
     policy_name: str
     policy_sha256: str
     has_run: bool
+    last_run: RunState | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +188,20 @@ def _aad(table: str, row: RawSegment | MetadataRecord, category: str) -> bytes:
         row.key_id,
     ]
     return "|".join(parts).encode()
+
+
+_RUN_BOOKKEEPING = ("plan", "windows_done", "interruptions", "resumes")
+
+
+def _run_bookkeeping(run: EventRun) -> dict[str, Any]:
+    """What a run's summary keeps through all its states: its plan and its progress."""
+    summary = run.summary if isinstance(run.summary, dict) else {}
+    return {k: summary[k] for k in _RUN_BOOKKEEPING if k in summary}
+
+
+def _windows_of(summary: Mapping[str, Any]) -> int:
+    value = summary.get("windows")
+    return value if isinstance(value, int) else 0
 
 
 def _require_aware(at: datetime, name: str) -> datetime:
@@ -231,13 +284,55 @@ class EncryptedStore:
 
     # -- reads ----------------------------------------------------------------------------------
     def event_status(self, event_id: str) -> EventStatus | None:
-        """The event's policy and whether it already ran; ``None`` for an unknown event."""
+        """The event's policy, whether it already ran and its latest run; ``None`` for an
+        unknown event."""
         with self.session() as session:
             event = session.get(Event, event_id)
             if event is None:
                 return None
-            ran = session.scalar(select(EventRun.id).where(EventRun.event_id == event_id).limit(1))
-            return EventStatus(event.policy_name, event.policy_sha256, ran is not None)
+            policy_name, policy_sha256 = event.policy_name, event.policy_sha256
+        runs = self.runs(event_id)
+        return EventStatus(policy_name, policy_sha256, bool(runs), runs[-1] if runs else None)
+
+    # -- runs -----------------------------------------------------------------------------------
+    def run_lock(self, event_id: str) -> RunLock:
+        """The lock a live run of ``event_id`` holds (see :mod:`retention._runlock`)."""
+        return RunLock(self.engine, event_id)
+
+    def runs(self, event_id: str | None = None) -> list[RunState]:
+        """Runs (of one event, or all), oldest first, with dead ``running`` rows shown as
+        interrupted (see :class:`RunState`)."""
+        query = select(EventRun).order_by(EventRun.id)
+        if event_id is not None:
+            query = query.where(EventRun.event_id == event_id)
+        with self.session() as session:
+            rows = list(session.scalars(query))
+        newest = {row.event_id: row.id for row in rows}  # only an event's newest run can be live
+        live: dict[str, bool] = {}
+        out = []
+        for row in rows:
+            summary = row.summary if isinstance(row.summary, dict) else {}
+            status = str(summary.get("status") or RUN_RUNNING)
+            recorded = True
+            if status == RUN_RUNNING:
+                if row.event_id not in live:
+                    live[row.event_id] = run_is_live(self.engine, row.event_id)
+                if not (live[row.event_id] and row.id == newest[row.event_id]):
+                    status, recorded = RUN_INTERRUPTED, False
+            plan = summary.get("plan")
+            plan = plan if isinstance(plan, dict) else {}
+            planned = plan.get("windows")
+            out.append(RunState(
+                run_id=int(row.id),
+                event_id=row.event_id,
+                status=status,
+                windows_done=int(summary.get("windows_done") or 0),
+                windows=int(planned) if isinstance(planned, int) else None,
+                started_at=row.started_at,
+                plan=plan,
+                recorded=recorded,
+            ))
+        return out
 
     def get_raw(self, record_id: str, *, now: datetime) -> RawSegmentData:
         with self.session() as session:
@@ -701,15 +796,21 @@ class StoreTransaction:
         window_seconds: float,
         scorer: str,
         wristbands: int,
+        plan: Mapping[str, Any] | None = None,
     ) -> int:
-        """Open a run of the pipeline at this transaction's time; return the run id."""
+        """Open a run of the pipeline at this transaction's time; return the run id.
+
+        ``plan`` (JSON: start, source, seed, …) is kept so a ``--resume`` can prove it
+        continues the same run; ``windows_done`` then counts the committed windows.
+        """
         run = EventRun(
             event_id=event_id,
             policy_name=policy_name,
             source=source,
             started_at=self.now,
             finished_at=None,
-            summary={"status": "running"},
+            summary={"status": RUN_RUNNING, "windows_done": 0,
+                     "plan": {**(plan or {}), "windows": windows}},
         )
         self.session.add(run)
         self.session.flush()  # the audit entry names the run's id
@@ -733,7 +834,9 @@ class StoreTransaction:
         if run is None:
             raise NotFoundError(f"no event run {run_id}")
         run.finished_at = self.now
-        run.summary = {"status": "finished", **summary}
+        kept = _run_bookkeeping(run)
+        run.summary = {**summary, **kept, "status": RUN_FINISHED,
+                       "windows_done": max(kept.get("windows_done", 0), _windows_of(summary))}
         self.audit(Action.RUN_FINISH, "event_run", str(run_id), {"event": event_id,
                                                                   **asdict(totals)})
 
@@ -745,13 +848,63 @@ class StoreTransaction:
         error: str,
         windows_done: int,
         summary: Mapping[str, Any],
+        status: str = RUN_FAILED,
     ) -> None:
-        """Mark a run failed; ``error`` is an exception's class name, never its message."""
+        """Mark a run failed (or ``interrupted``, for Ctrl-C); ``error`` is an exception's class
+        name, never its message. The committed-window count is the row's own (see
+        :meth:`record_progress`): a resumed run may stop while it is still replaying."""
+        if status not in (RUN_FAILED, RUN_INTERRUPTED):
+            raise InputError(f"run status {status!r}; use {RUN_FAILED} or {RUN_INTERRUPTED}")
         run = self.session.get(EventRun, run_id)
         if run is not None:
-            run.summary = {"status": "failed", "error": error, **summary}
+            kept = _run_bookkeeping(run)
+            windows_done = kept.get("windows_done", windows_done)
+            run.summary = {**summary, **kept, "status": status, "error": error,
+                           "windows_done": windows_done}
         self.audit(Action.RUN_ABORT, "event_run", str(run_id),
-                   {"event": event_id, "error": error, "windows_done": windows_done})
+                   {"event": event_id, "error": error, "windows_done": windows_done,
+                    "status": status})
+
+    def record_progress(self, run_id: int, *, windows_done: int) -> None:
+        """Count a committed window, in that window's transaction: what ``--resume`` trusts."""
+        run = self.session.get(EventRun, run_id)
+        if run is None:
+            raise NotFoundError(f"no event run {run_id}")
+        summary = dict(run.summary or {})
+        summary["windows_done"] = windows_done
+        run.summary = summary  # a new dict: the JSON column sees the change
+
+    def mark_interrupted(self, run_id: int, *, event_id: str, how: str = "process ended") -> None:
+        """Record that a run which still said ``running`` has no live process any more."""
+        run = self.session.get(EventRun, run_id)
+        if run is None:
+            raise NotFoundError(f"no event run {run_id}")
+        summary = dict(run.summary or {})
+        done = int(summary.get("windows_done") or 0)
+        summary["status"] = RUN_INTERRUPTED
+        summary["interruptions"] = [*summary.get("interruptions", []),
+                                    {"windows_done": done, "how": how}]
+        run.summary = summary
+        self.audit(Action.RUN_INTERRUPTED, "event_run", str(run_id),
+                   {"event": event_id, "windows_done": done, "how": how})
+
+    def resume_run(self, run_id: int, *, event_id: str) -> int:
+        """Set a stopped run running again; return its committed windows (where it goes on)."""
+        run = self.session.get(EventRun, run_id)
+        if run is None:
+            raise NotFoundError(f"no event run {run_id}")
+        summary = dict(run.summary or {})
+        previous = summary.get("status")
+        if previous not in (RUN_INTERRUPTED, RUN_FAILED):
+            raise InputError(f"run {run_id} is {previous}; only a stopped run can be resumed")
+        done = int(summary.get("windows_done") or 0)
+        summary.pop("error", None)
+        summary["status"] = RUN_RUNNING
+        summary["resumes"] = int(summary.get("resumes") or 0) + 1
+        run.summary = summary
+        self.audit(Action.RUN_RESUME, "event_run", str(run_id),
+                   {"event": event_id, "from_window": done, "was": previous})
+        return done
 
     def record_drops(
         self,

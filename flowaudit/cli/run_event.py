@@ -94,6 +94,16 @@ def run_event_command(
         typer.Option("--event-id", help="Store the run under this event id (to run one event "
                      "file under several policies in one home)."),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the event's interrupted run after its last "
+                     "committed window (give the first command's other options again)."),
+    ] = False,
+    new_run: Annotated[
+        bool,
+        typer.Option("--new-run", help="Leave the event's interrupted run as it is and start "
+                     "a new run id for the event."),
+    ] = False,
     home: HomeOption = None,
     db: DbOption = None,
     now: NowOption = None,
@@ -104,11 +114,15 @@ def run_event_command(
     The virtual clock starts at --now (default: the event's capture start, or the WAV
     manifest's starts_at). Raw audio, window scores, decisions and the audit trail are written
     as the policy allows; the summary lists frames in, drops by reason, what was stored,
-    sentiment, decisions and latency.
+    sentiment, decisions and latency. A run that was killed is shown as interrupted; go on
+    with --resume (same run id, no window stored twice) or --new-run.
     """
     fmt = check_format(format)
     if speed not in SPEEDS:
         raise InputError(f"--speed {speed!r}; use max or realtime")
+    if resume and new_run:
+        raise InputError("give --resume or --new-run, not both")
+    mode = "resume" if resume else "new-run" if new_run else "start"
     spec = load_event(event or default_event_file())
     settings = settings_from(home, db)
     chosen = load_policy(policy or settings.policy)
@@ -132,6 +146,7 @@ def run_event_command(
                 event_id=event_id,
                 source_label=source,
                 progress=progress,
+                mode=mode,
             )
     if fmt == "json":
         print_json(summary.to_dict())

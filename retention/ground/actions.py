@@ -30,6 +30,8 @@ class Action(StrEnum):
     RUN_START = "pipeline.run_start"
     RUN_FINISH = "pipeline.run_finish"
     RUN_ABORT = "pipeline.run_abort"
+    RUN_INTERRUPTED = "pipeline.run_interrupted"
+    RUN_RESUME = "pipeline.run_resume"
     DSR_RECEIVE = "dsr.receive"
     DSR_EXTEND = "dsr.extend"
     DSR_EXPORT = "dsr.export"
