@@ -2,22 +2,29 @@
 
 Each batch is its own short transaction, so a purge of millions of rows never holds the write
 lock for long, never builds one huge undo log, and loses at most one batch of progress to a
-crash (the next run deletes what is left: deletion is idempotent).
+crash (the next run deletes what is left: deletion is idempotent). A caller that must account
+for the rows after a crash passes ``tally``: it records the batch's counts in the batch's own
+transaction, so the tally and the deletion commit (or vanish) together.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from .db import sqlite_checkpoint
 from .models import MetadataRecord, RawSegment
 from .store import EncryptedStore
 
-__all__ = ["SEALED_MODELS", "delete_rows_batch", "sealed_bytes", "truncate_sqlite_wal"]
+__all__ = ["SEALED_MODELS", "Tally", "delete_rows_batch", "sealed_bytes", "truncate_sqlite_wal"]
+
+#: ``tally(session, model, rows, bytes)``: called inside a batch's transaction when it deleted rows.
+Tally = Callable[[Session, type[Any], int, int], None]
 
 SEALED_MODELS: tuple[type[RawSegment] | type[MetadataRecord], ...] = (RawSegment, MetadataRecord)
 
@@ -39,6 +46,7 @@ def delete_rows_batch(
     batch: int,
     now: datetime,
     actor: str,
+    tally: Tally | None = None,
 ) -> tuple[int, int]:
     """Delete at most ``batch`` rows matching ``where``; return ``(rows, bytes)`` deleted."""
     with store.transaction(now, actor=actor) as tx:
@@ -51,7 +59,10 @@ def delete_rows_batch(
         tx.session.execute(
             delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
         )
-    return len(ids), sum(int(row[1] or 0) for row in found)
+        size = sum(int(row[1] or 0) for row in found)
+        if tally is not None:
+            tally(tx.session, model, len(ids), size)
+    return len(ids), size
 
 
 def truncate_sqlite_wal(engine: Engine) -> bool:

@@ -7,15 +7,22 @@ Art 12(3): answer within one month of receipt, extendable once by two further mo
 Erasure is crypto-shredding first: the subject key is destroyed (every record of the wristband,
 in every copy of the database, is unreadable at once), then its rows are deleted in batches,
 its consents deleted, its quasi-identifiers cleared and ``erased_at`` set. It resumes after a
-crash: the request stays ``in_progress`` and a rerun finishes it.
+crash: the request stays ``in_progress`` and a rerun finishes it, with the rows the killed run
+deleted still counted (each delete batch adds its counts to the request in its own
+transaction). A rerun after the erasure committed — the kill landed after the work, before the
+answer reached anyone — confirms it: the same request id and receipt, and a
+``dsr.erase_confirm`` entry.
 
 The erasure receipt holds counts, times and the request id — no serial, no plaintext and no
 pseudonym. The pseudonym is a stable identifier of the wristband for anyone holding the master
 key; a receipt is meant to be shown (to the person, to an auditor, in a report), so it must not
 re-identify the person it proves was forgotten. Once erased, the pseudonym is also replaced by
-``"erased"`` on every request row of that wristband. It survives only where it is needed or
-cannot be removed: the ``subjects`` row (marked erased, so the wristband is not captured or
-answered for again) and audit entries written before the erasure (a hash chain cannot be edited).
+``"erased"`` on every request row of that wristband — on the erasure request itself by
+``"erased:"`` and a keyed tag of the pseudonym (HMAC under the store's pepper, domain-separated),
+so a repeated erasure finds its receipt while the database alone links no request to the
+subject. The pseudonym survives only where it is needed or cannot be removed: the ``subjects``
+row (marked erased, so the wristband is not captured or answered for again) and audit entries
+written before the erasure (a hash chain cannot be edited).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from ._deletion import delete_rows_batch, truncate_sqlite_wal
+from ._deletion import Tally, delete_rows_batch, truncate_sqlite_wal
 from .errors import FlowauditError, InputError, NotFoundError
 from .ground.actions import Action
 from .ground.times import iso_utc, to_utc
@@ -72,6 +79,12 @@ EXPORT_FORMAT = "flowaudit-dsr-export/1"
 ACTOR = "dsr"
 _OPEN = ("received", "in_progress")
 _NOT_HELD = "no data is held for that wristband serial (never seen, or already erased)"
+# a serial never holds NUL (argv cannot), so this input to the pseudonym HMAC is no wristband's
+_TAG_DOMAIN = "\x00flowaudit/v1/erasure-request\x00"
+_DELETED_KEYS: dict[type[RawSegment] | type[MetadataRecord], str] = {
+    RawSegment: "raw_segments_deleted",
+    MetadataRecord: "metadata_records_deleted",
+}
 
 PolicyLoader = Callable[[str], Policy]
 
@@ -535,10 +548,62 @@ def _json(data: Any) -> bytes:
 
 @dataclass(frozen=True)
 class ErasureResult:
-    """The erasure receipt (no serial, no pseudonym, no plaintext)."""
+    """The erasure receipt (no serial, no pseudonym, no plaintext).
+
+    ``confirmed``: the wristband was already erased; this is that erasure's request and receipt.
+    """
 
     request_id: int
     receipt: dict[str, Any]
+    confirmed: bool = False
+
+
+def _erased_tag(store: EncryptedStore, pseudonym: str) -> str:
+    """What the erasure request keeps instead of the pseudonym: a keyed tag, 64 characters."""
+    tag = store.pseudonym(_TAG_DOMAIN + pseudonym)
+    return f"{ERASED_MARK}:{tag}"[:64]
+
+
+def _confirm_erasure(store: EncryptedStore, pseudonym: str, now: datetime) -> ErasureResult | None:
+    """The finished erasure of an erased wristband, found by its tag; None if there is none."""
+    with store.transaction(now, actor=ACTOR) as tx:
+        request = tx.session.scalar(
+            select(SubjectRequest)
+            .where(
+                SubjectRequest.subject_pseudonym == _erased_tag(store, pseudonym),
+                SubjectRequest.kind == "erasure",
+                SubjectRequest.status == "done",
+            )
+            .order_by(SubjectRequest.completed_at.desc(), SubjectRequest.id.desc())
+            .limit(1)
+        )
+        if request is None:
+            return None
+        tx.audit(
+            Action.DSR_ERASE_CONFIRM,
+            "subject_request",
+            str(request.id),
+            {"request_id": int(request.id), "confirmed_at": iso_utc(now)},
+        )
+        return ErasureResult(
+            request_id=int(request.id), receipt=dict(request.receipt or {}), confirmed=True
+        )
+
+
+def _request_tally(request_id: int) -> Tally:
+    """Each delete batch adds its counts to the request's receipt, in the batch's transaction."""
+
+    def tally(session: Any, model: type[Any], rows: int, size: int) -> None:
+        request = session.get(SubjectRequest, request_id)
+        if request is None:
+            return
+        receipt = dict(request.receipt or {})
+        key = _DELETED_KEYS[model]
+        receipt[key] = int(receipt.get(key) or 0) + rows
+        receipt["bytes_freed"] = int(receipt.get("bytes_freed") or 0) + size
+        request.receipt = receipt
+
+    return tally
 
 
 def erase_subject(
@@ -578,13 +643,21 @@ def erase_pseudonym(
     received_at: datetime | None = None,
     batch: int = 1000,
 ) -> ErasureResult:
-    """Erasure by pseudonym; resumes an erasure a crash interrupted."""
+    """Erasure by pseudonym; resumes an erasure a crash interrupted, confirms a finished one."""
     now = _aware(now, "now")
     received = _aware(received_at, "received_at") if received_at else now
     if reason not in ERASURE_REASONS:
         raise InputError(f"erasure reason {reason!r}; use one of {', '.join(ERASURE_REASONS)}")
     if batch < 1:
         raise InputError(f"batch {batch} must be at least 1")
+    with store.session() as session:
+        known = session.scalar(select(Subject).where(Subject.pseudonym == pseudonym))
+        erased = known is not None and known.erased_at is not None
+    if erased:  # a retry after the erasure committed, or the same request again
+        confirmed = _confirm_erasure(store, pseudonym, now)
+        if confirmed is None:
+            raise NotFoundError(_NOT_HELD)
+        return confirmed
     with store.transaction(now, actor=ACTOR) as tx:
         _live_subject(tx.session, pseudonym)
         request = _open_request(tx.session, pseudonym, ("erasure",), received, "erasure")
@@ -592,25 +665,21 @@ def erase_pseudonym(
         request_id = int(request.id)
 
     # 1. crypto-shred: from here on nothing of this wristband decrypts, in any copy
-    store.destroy_subject_key(pseudonym, now=now, actor=ACTOR)
-    # 2. delete the ciphertext in bounded batches
-    counts = {"raw_segments_deleted": 0, "metadata_records_deleted": 0}
-    freed = 0
-    for model, key in (
-        (RawSegment, "raw_segments_deleted"),
-        (MetadataRecord, "metadata_records_deleted"),
-    ):
+    if not store.keys.is_subject_destroyed(pseudonym):  # a resumed erasure: already done
+        store.destroy_subject_key(pseudonym, now=now, actor=ACTOR)
+    # 2. delete the ciphertext in bounded batches; each batch counts itself into the request
+    tally = _request_tally(request_id)
+    for model in _DELETED_KEYS:
         while True:
-            rows, size = delete_rows_batch(
+            rows, _size = delete_rows_batch(
                 store,
                 model,
                 model.subject_pseudonym == pseudonym,
                 batch=batch,
                 now=now,
                 actor=ACTOR,
+                tally=tally,
             )
-            counts[key] += rows
-            freed += size
             if rows < batch:
                 break
     # 3. consents, attributes and the request, with the receipt, in one transaction
@@ -626,6 +695,9 @@ def erase_pseudonym(
         done = tx.session.get(SubjectRequest, request_id)
         assert done is not None
         request = done
+        progress = dict(request.receipt or {})  # what every attempt deleted
+        counts = {key: int(progress.get(key) or 0) for key in _DELETED_KEYS.values()}
+        freed = int(progress.get("bytes_freed") or 0)
         request.status = "done"
         request.completed_at = now
         receipt = {
@@ -643,6 +715,8 @@ def erase_pseudonym(
             "subject_attributes_cleared": True,
         }
         request.receipt = {**(request.receipt or {}), **receipt}
+        request.subject_pseudonym = _erased_tag(store, pseudonym)
+        tx.session.flush()
         tx.session.execute(
             update(SubjectRequest)
             .where(SubjectRequest.subject_pseudonym == pseudonym)

@@ -125,7 +125,11 @@ def erase(
     home: HomeOption = None,
     db: DbOption = None,
 ) -> None:
-    """Erase one wristband: destroy its key, delete its rows, keep a receipt without identity."""
+    """Erase one wristband: destroy its key, delete its rows, keep a receipt without identity.
+
+    Safe to rerun: an interrupted erasure is finished, a finished one is confirmed (its request
+    number and receipt are shown again, exit 0).
+    """
     fmt = check_format(format)
     with runtime_from(home, db, now) as runtime:
         result = erase_subject(
@@ -139,7 +143,13 @@ def erase(
         print_json(result.receipt)
         return
     r = result.receipt
-    typer.echo(f"request #{result.request_id} done: wristband erased (reason: {r['reason']})")
+    if result.confirmed:
+        typer.echo(
+            f"request #{result.request_id} was already done at {r['completed_at']}: wristband "
+            f"erased (reason: {r['reason']})"
+        )
+    else:
+        typer.echo(f"request #{result.request_id} done: wristband erased (reason: {r['reason']})")
     typer.echo(
         f"  subject key destroyed; deleted {r['raw_segments_deleted']} audio segment(s), "
         f"{r['metadata_records_deleted']} metadata record(s), {r['consents_deleted']} consent(s)"

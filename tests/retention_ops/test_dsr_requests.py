@@ -14,8 +14,17 @@ from typer.testing import CliRunner
 
 from flowaudit.cli import app
 from flowaudit.runtime import Runtime
+from retention._deletion import delete_rows_batch, sealed_bytes
 from retention.errors import InputError, NotFoundError, RecordShreddedError
-from retention.models import AuditEntry, Consent, Subject, SubjectRequest
+from retention.ground.actions import Action
+from retention.models import (
+    AuditEntry,
+    Consent,
+    MetadataRecord,
+    RawSegment,
+    Subject,
+    SubjectRequest,
+)
 from retention.policy import load_policy
 from retention.subject_requests import (
     ERASED_MARK,
@@ -28,6 +37,7 @@ from retention.subject_requests import (
     list_requests,
     receive_request,
 )
+from retention.subject_requests import _request_tally as _request_tally
 
 from ._data import Seeded, seed_crowd
 
@@ -152,8 +162,16 @@ def test_erase_then_export_finds_nothing_and_others_are_untouched(
         assert runtime.store.get_raw(rid, now=at).pcm == data
     for mid, (payload, *_rest) in other_meta.items():
         assert runtime.store.get_metadata(mid, now=at).payload == payload
-    with pytest.raises(NotFoundError):  # a second erasure: nothing held any more
-        erase_subject(runtime.store, victim, now=at)
+    # a second erasure (a retry after a crash, or the person again): the first one, confirmed
+    before = _audit_count(runtime)
+    again = erase_subject(runtime.store, victim, now=at + timedelta(days=1))
+    assert again.confirmed and not result.confirmed
+    assert (again.request_id, again.receipt) == (result.request_id, result.receipt)
+    assert _audit_count(runtime) == before + 1  # the dsr.erase_confirm entry, nothing else
+    with runtime.store.session() as session:
+        actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)))
+    assert actions[-1] == Action.DSR_ERASE_CONFIRM and actions.count(Action.DSR_ERASE) == 1
+    assert len(list_requests(runtime.store, now=at)) == 1
 
 
 def test_the_erasure_receipt_holds_no_serial_no_pseudonym_no_plaintext(
@@ -173,7 +191,25 @@ def test_the_erasure_receipt_holds_no_serial_no_pseudonym_no_plaintext(
     ]
     for needle in forbidden:
         assert needle not in kept
-    assert {r.subject_pseudonym for r in rows} == {ERASED_MARK}
+    marks = {r.kind: r.subject_pseudonym for r in rows}
+    assert marks["access"] == ERASED_MARK
+    # the erasure request keeps a keyed tag, found again only through the serial
+    assert marks["erasure"].startswith(ERASED_MARK + ":") and len(marks["erasure"]) == 64
+    assert pseud[:12] not in marks["erasure"]
+    with runtime.store.session() as session:
+        assert session.scalar(select(Subject).where(Subject.pseudonym == marks["erasure"])) is None
+
+
+def test_a_never_seen_serial_is_not_confirmed_as_erased(
+    runtime: Runtime, now: datetime, crowd: Seeded
+) -> None:
+    """Confirming needs the erased wristband's own tag: a lookalike serial finds nothing."""
+    erase_subject(runtime.store, crowd.serials[0], now=now)
+    for serial in ("WB-NEVER-SEEN", crowd.serials[0] + "x", crowd.serials[1][:-1]):
+        with pytest.raises(NotFoundError):
+            erase_subject(runtime.store, serial, now=now, reason="objection")
+        with pytest.raises(NotFoundError):  # the tag is no pseudonym: it exports nothing either
+            export_subject(runtime.store, serial, Path("/nonexistent/never"), now=now)
 
 
 def test_erasure_resumes_after_a_crash_between_key_and_rows(
@@ -186,9 +222,54 @@ def test_erasure_resumes_after_a_crash_between_key_and_rows(
     result = erase_subject(runtime.store, victim, now=now + timedelta(minutes=5))
     assert result.request_id == request_id  # the open request is the one answered
     assert result.receipt["raw_segments_deleted"] == len(raw)
+    with runtime.store.session() as session:  # the key was gone: no second key entry
+        kills = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == Action.SUBJECT_KEY_DESTROYED)
+        )
+    assert kills == 1
     assert result.receipt["received_at"] == now.isoformat()
     (status,) = list_requests(runtime.store, now=now + timedelta(minutes=5))
     assert status.status == "done" and not status.overdue
+
+
+def test_erasure_resumed_mid_delete_counts_the_rows_the_killed_run_deleted(
+    runtime: Runtime, now: datetime, crowd: Seeded
+) -> None:
+    """Killed between delete batches: the receipt still counts every row, once."""
+    victim = crowd.serials[0]
+    pseud = crowd.pseudonyms[victim]
+    raw, meta = _mine(crowd, victim)
+    uninterrupted = erase_subject(runtime.store, crowd.serials[1], now=now)
+    with runtime.store.session() as session:  # what the victim's rows occupy, counted by SQL
+        held = sum(
+            int(
+                session.scalar(
+                    select(func.sum(sealed_bytes(model))).where(model.subject_pseudonym == pseud)
+                )
+                or 0
+            )
+            for model in (RawSegment, MetadataRecord)
+        )
+    request_id = receive_request(runtime.store, victim, "erasure", now=now)
+    runtime.store.destroy_subject_key(pseud, now=now)
+    # what the killed run got through: one committed batch of raw rows, counted in its request
+    rows, size = delete_rows_batch(
+        runtime.store,
+        RawSegment,
+        RawSegment.subject_pseudonym == pseud,
+        batch=1,
+        now=now,
+        actor="dsr",
+        tally=_request_tally(request_id),
+    )
+    assert rows == 1 and size > 0
+    result = erase_subject(runtime.store, victim, now=now)
+    r = result.receipt
+    assert (r["raw_segments_deleted"], r["metadata_records_deleted"]) == (len(raw), len(meta))
+    assert r["bytes_freed"] == held
+    assert set(r) == set(uninterrupted.receipt)
 
 
 def test_consent_withdrawal_triggers_erasure_by_pseudonym(
@@ -274,6 +355,12 @@ def test_cli_export_erase_list_and_one_line_errors(
     assert receipt["kind"] == "erasure" and seed.serials[1] not in result.output
     listing = _cli(["dsr", "list", "--format", "json"], home, now)
     assert [r["status"] for r in json.loads(listing.output)] == ["done", "done"]
+    again = _cli(["dsr", "erase", seed.serials[1], "--format", "json"], home, now)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output) == receipt  # a retry shows the same receipt
+    text = _cli(["dsr", "erase", seed.serials[1]], home, now)
+    assert text.exit_code == 0, text.output
+    assert text.output.startswith(f"request #{receipt['request_id']} was already done at ")
     before = _audit_count(sqlite_runtime)
     for args in (
         ["dsr", "erase", "WB-UNKNOWN"],
