@@ -418,6 +418,11 @@ class _Runner:
         return self.resume(last, start, plan)
 
     def resume(self, last: RunState, start: datetime, plan: dict[str, Any]) -> int:
+        if not last.plan.get("start"):
+            raise InputError(
+                f"--resume: run {last.run_id} of event {self.event_id!r} kept no plan and no "
+                "count of committed windows (an older flowaudit started it); use --new-run"
+            )
         for key, value in plan.items():
             before = last.plan.get(key, value)
             if before != value:

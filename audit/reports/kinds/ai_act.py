@@ -406,7 +406,7 @@ def build(ctx: ReportContext) -> Report:
                 ("Human oversight of selection", f"artist_control = {p.selection.artist_control}"),
             ]
         ),
-        *verdicts(ctx, "audit-log-retention-too-short", "no-human-oversight"),
+        *verdicts(ctx, "audit-log-retention-too-short", "no-human-oversight", "interrupted-run"),
     )
 
     data = {
