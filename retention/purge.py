@@ -20,6 +20,14 @@ bucket a receipt names is really gone, and every gone bucket is named by exactly
 the next run writes that entry again before destroying the key — a repeated intent, never a
 repeated destruction.)
 
+A killed run never writes its receipt, and its ``purge_runs`` row still says ``running``. The
+next run tells it apart from a live one by its run lock (:mod:`retention._locks`), and closes
+it: the killed run's row becomes ``interrupted`` and the new run's receipt names it under
+``resumed_runs``, lists the buckets it shredded (its ``bucket.shred`` entries carry the run in
+their actor, ``purge/<id>``) and adds the rows it deleted (each delete batch adds its counts to
+the run's row in the batch's own transaction). So, killed or not, the receipts together name
+every shredded and every deleted bucket once, and count every deleted row once.
+
 Concurrency: see :mod:`retention._locks`; each bucket is handled by one worker, and the final
 ``UPDATE … WHERE state = 'SHREDDED' RETURNING id`` makes "deleted by this run" exact.
 """
@@ -31,9 +39,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
 
-from ._deletion import SEALED_MODELS, delete_rows_batch, sealed_bytes, truncate_sqlite_wal
+from ._deletion import (
+    SEALED_MODELS,
+    Tally,
+    delete_rows_batch,
+    sealed_bytes,
+    truncate_sqlite_wal,
+)
 from ._locks import BucketLocker
 from .anonymise import (
     AnonymiseReport,
@@ -48,6 +63,7 @@ from .models import (
     BUCKET_ACTIVE,
     BUCKET_DELETED,
     BUCKET_SHREDDED,
+    AuditEntry,
     PurgeRun,
     RetentionBucket,
 )
@@ -56,8 +72,10 @@ from .store import EncryptedStore
 
 __all__ = [
     "DEFAULT_BATCH",
+    "RUN_INTERRUPTED",
     "PurgePlan",
     "PurgeReport",
+    "ResumedRun",
     "purge",
     "plan_purge",
     "shred_expired",
@@ -69,6 +87,8 @@ SHRED_CHUNK = 64  # keys destroyed per key-store rewrite; also the graceful-stop
 _IN_CHUNK = 500
 _INT32_MAX = 2**31 - 1
 ACTOR = "purge"
+RUN_RUNNING = "running"
+RUN_INTERRUPTED = "interrupted"
 
 ProgressFn = Callable[[str, int, int], None]
 StopFn = Callable[[], bool]
@@ -82,6 +102,16 @@ class PurgePlan:
     buckets_to_delete: list[str] = field(default_factory=list)
     rows: int = 0
     bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ResumedRun:
+    """A run killed before its receipt, closed by a later run: what it had done."""
+
+    run_id: int
+    buckets_shredded: tuple[str, ...] = ()
+    rows_deleted: int = 0
+    bytes_freed: int = 0
 
 
 @dataclass
@@ -102,18 +132,31 @@ class PurgeReport:
     plan: PurgePlan | None = None
     anonymised: AnonymiseReport | None = None
     warnings: list[str] = field(default_factory=list)
+    resumed: list[ResumedRun] = field(default_factory=list)
 
     def receipt(self) -> dict[str, Any]:
-        """Bucket ids, counts and time: no serial, no pseudonym, no plaintext."""
-        return {
+        """Bucket ids, counts and time: no serial, no pseudonym, no plaintext.
+
+        Covers the interrupted runs this run closed too: their shredded buckets and deleted
+        rows are added, and ``resumed_runs`` (present only then) lists their ids.
+        """
+        shredded = list(self.buckets_shredded)
+        seen = set(shredded)
+        for run in self.resumed:
+            shredded += [b for b in run.buckets_shredded if b not in seen]
+            seen.update(run.buckets_shredded)
+        out: dict[str, Any] = {
             "run_id": self.run_id,
             "as_of": self.as_of.isoformat(),
-            "buckets_shredded": list(self.buckets_shredded),
+            "buckets_shredded": shredded,
             "buckets_deleted": list(self.buckets_deleted),
-            "rows_deleted": self.rows_deleted,
-            "bytes_freed": self.bytes_freed,
+            "rows_deleted": self.rows_deleted + sum(r.rows_deleted for r in self.resumed),
+            "bytes_freed": self.bytes_freed + sum(r.bytes_freed for r in self.resumed),
             "dry_run": self.dry_run,
         }
+        if self.resumed:
+            out["resumed_runs"] = [r.run_id for r in self.resumed]
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         out = self.receipt()
@@ -124,6 +167,16 @@ class PurgeReport:
             wal_truncated=self.wal_truncated,
             warnings=list(self.warnings),
         )
+        if self.resumed:
+            out["resumed"] = [
+                {
+                    "run_id": r.run_id,
+                    "buckets_shredded": len(r.buckets_shredded),
+                    "rows_deleted": r.rows_deleted,
+                    "bytes_freed": r.bytes_freed,
+                }
+                for r in self.resumed
+            ]
         if self.plan is not None:
             out["plan"] = {
                 "buckets_to_shred": list(self.plan.buckets_to_shred),
@@ -149,6 +202,11 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 
 def _never() -> bool:
     return False
+
+
+def run_actor(run_id: int) -> str:
+    """The audit actor of one run's entries: which run shredded a bucket, even if it died."""
+    return f"{ACTOR}/{run_id}"
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -179,9 +237,12 @@ def purge(
         raise InputError(f"shred_chunk {shred_chunk} must be at least 1 bucket")
     stop = should_stop or _never
     with BucketLocker(store.engine) as locks:
-        report = PurgeReport(run_id=_open_run(store, now, dry_run), as_of=now, dry_run=dry_run)
+        run_id = _open_run(store, now, dry_run, locks)
+        report = PurgeReport(run_id=run_id, as_of=now, dry_run=dry_run)
         emptied: list[str] = []
         try:
+            if not dry_run:  # a dry run claims nothing, not even a dead run's work
+                report.resumed = _claim_interrupted(store, locks, run_id)
             if dry_run:
                 report.plan = plan_purge(store, now=now)
                 if anonymise:
@@ -243,7 +304,8 @@ def purge(
     return report
 
 
-def _open_run(store: EncryptedStore, now: datetime, dry_run: bool) -> int:
+def _open_run(store: EncryptedStore, now: datetime, dry_run: bool, locks: BucketLocker) -> int:
+    """The run's ``purge_runs`` row, visible to others only once its run lock is held."""
     with store.transaction(now, actor=ACTOR) as tx:
         run = PurgeRun(
             started_at=now,
@@ -252,18 +314,89 @@ def _open_run(store: EncryptedStore, now: datetime, dry_run: bool) -> int:
             buckets_shredded=0,
             rows_deleted=0,
             bytes_freed=0,
-            status="running",
+            status=RUN_RUNNING,
         )
         tx.session.add(run)
         tx.session.flush()
+        locks.hold_run(int(run.id))
         return int(run.id)
+
+
+def _claim_interrupted(store: EncryptedStore, locks: BucketLocker, own: int) -> list[ResumedRun]:
+    """Runs left ``running`` whose process is gone, with the work they did before dying.
+
+    Their locks stay ours until this run's receipt marks them ``interrupted``; a run killed in
+    turn leaves them ``running`` for the next one.
+    """
+    with store.session() as session:
+        candidates = list(
+            session.scalars(
+                select(PurgeRun)
+                .where(PurgeRun.status == RUN_RUNNING, PurgeRun.id != own)
+                .order_by(PurgeRun.id)
+            )
+        )
+        dead = [run for run in candidates if locks.claim_run(int(run.id))]
+        out = []
+        for run in dead:
+            named = [] if run.dry_run else _shredded_by(session, run)
+            # a bucket whose entry committed but whose key survived was not shredded by it
+            shredded = tuple(b for b in named if store.keys.is_bucket_destroyed(b))
+            out.append(
+                ResumedRun(
+                    run_id=int(run.id),
+                    buckets_shredded=shredded,
+                    rows_deleted=int(run.rows_deleted or 0),
+                    bytes_freed=int(run.bytes_freed or 0),
+                )
+            )
+    return out
+
+
+def _shredded_by(session: Session, run: PurgeRun) -> list[str]:
+    """Buckets named in the ``bucket.shred`` entries of one run (its actor, at its ``as_of``)."""
+    seen: dict[str, None] = {}
+    for details in session.scalars(
+        select(AuditEntry.details)
+        .where(
+            AuditEntry.action == Action.BUCKET_SHRED,
+            AuditEntry.at == run.as_of,
+            AuditEntry.actor == run_actor(int(run.id)),
+        )
+        .order_by(AuditEntry.seq)
+    ):
+        ids = details.get("bucket_ids") if isinstance(details, dict) else None
+        for bucket_id in ids if isinstance(ids, list) else []:
+            seen.setdefault(str(bucket_id), None)
+    return list(seen)
+
+
+def _run_tally(run_id: int) -> Tally:
+    """Each delete batch adds its rows and bytes to the run's row, in the batch's transaction."""
+
+    def tally(session: Session, _model: type[Any], rows: int, size: int) -> None:
+        total = PurgeRun.rows_deleted + rows
+        session.execute(
+            update(PurgeRun)
+            .where(PurgeRun.id == run_id)
+            .values(
+                rows_deleted=case((total > _INT32_MAX, _INT32_MAX), else_=total),
+                bytes_freed=PurgeRun.bytes_freed + size,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    return tally
 
 
 def _close_run(
     store: EncryptedStore, now: datetime, report: PurgeReport, emptied: list[str]
 ) -> None:
-    """Emptied buckets -> DELETED, the run's counts, and the receipt: all in one transaction."""
-    with store.transaction(now, actor=ACTOR) as tx:
+    """Emptied buckets -> DELETED, the run's counts, and the receipt: all in one transaction.
+
+    Interrupted runs this run resumed become ``interrupted`` in the same transaction.
+    """
+    with store.transaction(now, actor=run_actor(report.run_id)) as tx:
         deleted: set[str] = set()
         for chunk in _chunks(emptied, _IN_CHUNK):
             result = tx.session.execute(
@@ -280,8 +413,18 @@ def _close_run(
             run.finished_at = now
             run.buckets_shredded = len(report.buckets_shredded)
             run.rows_deleted = min(report.rows_deleted, _INT32_MAX)
-            run.bytes_freed = min(report.bytes_freed, _INT32_MAX)
+            run.bytes_freed = report.bytes_freed
             run.status = report.status
+        if report.resumed:
+            tx.session.execute(
+                update(PurgeRun)
+                .where(
+                    PurgeRun.id.in_([r.run_id for r in report.resumed]),
+                    PurgeRun.status == RUN_RUNNING,
+                )
+                .values(status=RUN_INTERRUPTED)
+                .execution_options(synchronize_session=False)
+            )
         tx.audit(Action.PURGE_RECEIPT, "purge_run", str(report.run_id), report.receipt())
 
 
@@ -359,9 +502,11 @@ def _fresh_active(store: EncryptedStore, bucket_ids: Sequence[str], now: datetim
     return [b for b in bucket_ids if b in alive]
 
 
-def _mark_shredded(store: EncryptedStore, bucket_ids: Sequence[str], now: datetime) -> None:
+def _mark_shredded(
+    store: EncryptedStore, bucket_ids: Sequence[str], now: datetime, actor: str
+) -> None:
     """For buckets whose key a crashed run already destroyed: finish the state change."""
-    with store.transaction(now, actor=ACTOR) as tx:
+    with store.transaction(now, actor=actor) as tx:
         tx.session.execute(
             update(RetentionBucket)
             .where(RetentionBucket.id.in_(bucket_ids), RetentionBucket.state == BUCKET_ACTIVE)
@@ -380,6 +525,7 @@ def shred_expired(
     chunk: int = SHRED_CHUNK,
 ) -> None:
     """Destroy the keys of expired buckets: O(expired buckets), no row is read."""
+    actor = run_actor(report.run_id)
     candidates = _expired_active(store, now)
     done = 0
     for ids in _chunks(candidates, chunk):
@@ -391,9 +537,9 @@ def shred_expired(
             gone = [b for b in fresh if store.keys.is_bucket_destroyed(b)]
             live = [b for b in fresh if b not in set(gone)]
             if live:
-                report.keys_destroyed += len(store.shred_buckets(live, now=now, actor=ACTOR))
+                report.keys_destroyed += len(store.shred_buckets(live, now=now, actor=actor))
             if gone:
-                _mark_shredded(store, gone, now)
+                _mark_shredded(store, gone, now, actor)
             report.buckets_shredded.extend(fresh)
         done += len(ids)
         if progress is not None:
@@ -423,6 +569,7 @@ def delete_shredded(
 
     The caller marks the emptied buckets DELETED together with its receipt.
     """
+    actor, tally = run_actor(report.run_id), _run_tally(report.run_id)
     candidates = _shredded(store)
     total = _row_totals(store, candidates)[0] if progress is not None and candidates else 0
     done = 0
@@ -444,7 +591,8 @@ def delete_shredded(
                         model.bucket_id == bucket_id,
                         batch=batch,
                         now=now,
-                        actor=ACTOR,
+                        actor=actor,
+                        tally=tally,
                     )
                     report.rows_deleted += rows
                     report.bytes_freed += size

@@ -714,7 +714,8 @@ def erase_pseudonym(
             "bytes_freed": freed,
             "subject_attributes_cleared": True,
         }
-        request.receipt = {**(request.receipt or {}), **receipt}
+        stored = {**(request.receipt or {}), **receipt}  # what a retry will show again
+        request.receipt = stored
         request.subject_pseudonym = _erased_tag(store, pseudonym)
         tx.session.flush()
         tx.session.execute(
@@ -725,4 +726,4 @@ def erase_pseudonym(
         )
         tx.audit(Action.DSR_ERASE, "subject_request", str(request_id), receipt)
     truncate_sqlite_wal(store.engine)
-    return ErasureResult(request_id=request_id, receipt=receipt)
+    return ErasureResult(request_id=request_id, receipt=dict(stored))

@@ -136,6 +136,12 @@ def format_purge(report: PurgeReport) -> list[str]:
             f"  {'rows deleted':<18}{report.rows_deleted:,}",
             f"  {'bytes freed':<18}{_size(report.bytes_freed)}",
         ]
+        for run in report.resumed:  # a killed run's work, receipted by this run
+            lines.append(
+                f"  {'resumed':<18}run {run.run_id} (interrupted): "
+                f"{len(run.buckets_shredded)} bucket(s) shredded, {run.rows_deleted:,} row(s) "
+                f"deleted, {_size(run.bytes_freed)}"
+            )
     if report.anonymised is not None:
         lines += format_anonymise(report.anonymised)
     lines += [f"  warning: {w}" for w in report.warnings]
