@@ -29,6 +29,8 @@ from pipeline import load_event, run_event, synthetic_for
 from pipeline.event import EventSpec
 from pipeline.frames import FrameSource, Window
 from pipeline.run import RunSummary
+from pipeline.wavdir import WavDirectory
+from pipeline.wavout import write_wavs
 from retention.errors import InputError
 from retention.ground.actions import Action
 from retention.models import AuditEntry, Decision
@@ -77,7 +79,8 @@ def spotify() -> Policy:
 def _go(store: EncryptedStore, event: EventSpec, policy: Policy, source: FrameSource,
         **options: Any) -> RunSummary:
     """``run_event`` as ``run-event --source synth`` calls it (the label is part of the plan)."""
-    return run_event(store, event, policy, source, source_label="synth", **options)
+    options.setdefault("source_label", "synth")
+    return run_event(store, event, policy, source, **options)
 
 
 def _stored(runtime: Runtime, event_id: str) -> Counter[tuple[Any, ...]]:
@@ -149,6 +152,28 @@ def test_resume_after_ctrl_c_stores_what_an_uninterrupted_run_stores(
     assert _actions(runtime, Action.RUN_RESUME) == 1
     assert not _findings(runtime, "cut")  # resumed to its end: nothing left to warn about
     _verify(runtime)
+
+
+def test_a_wav_directory_resumes_like_the_synthetic_crowd(
+    pipeline_runtime: Runtime, small: EventSpec, spotify: Policy, tmp_path: Path
+) -> None:
+    """WAV files replay: the resumed run stores exactly what an uninterrupted one does, and its
+    last window (shorter than the others: 100 s is not a whole number of 6 s windows) too."""
+    folder = tmp_path / "wavs"
+    write_wavs(synthetic_for(small), folder, start_at=small.capture_starts,
+               duration=timedelta(seconds=100))
+    store = pipeline_runtime.store
+
+    def wav(source: FrameSource, event_id: str, **options: Any) -> RunSummary:
+        return _go(store, small, spotify, source, event_id=event_id, source_label="wav",
+                   **options)
+
+    whole = wav(WavDirectory(folder), "whole")
+    with pytest.raises(KeyboardInterrupt):
+        wav(_CtrlC(WavDirectory(folder), 9), "cut")
+    resumed = wav(WavDirectory(folder), "cut", mode="resume")
+    assert resumed.replayed_windows == 9 and resumed.windows == whole.windows == 17
+    assert _stored(pipeline_runtime, "cut") == _stored(pipeline_runtime, "whole")
 
 
 def test_a_run_whose_process_died_reads_as_interrupted_until_a_new_run_records_it(
