@@ -13,6 +13,7 @@ from rich.table import Table
 
 from retention.errors import InputError
 from retention.ground.times import parse_time
+from retention.purge import DEFAULT_BATCH
 from retention.subject_requests import (
     ERASURE_REASONS,
     EXTENSION_REASONS,
@@ -120,6 +121,9 @@ def erase(
         ),
     ] = "request",
     received: ReceivedOption = None,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Rows deleted per transaction.")
+    ] = DEFAULT_BATCH,
     now: NowOption = None,
     format: FormatOption = "text",
     home: HomeOption = None,
@@ -138,6 +142,7 @@ def erase(
             now=runtime.now,
             reason=reason,
             received_at=_received(received),
+            batch=batch,
         )
     if fmt == "json":
         print_json(result.receipt)
