@@ -408,7 +408,8 @@ class _Runner:
             )
         if mode == "start":
             raise InputError(
-                f"event {self.event_id!r}: run {last.run_id} was {last.status} after "
+                f"event {self.event_id!r}: run {last.run_id} "
+                f"{'was interrupted' if last.status == RUN_INTERRUPTED else 'failed'} after "
                 f"{_progress_of(last)}; continue it with --resume, or start a new run with "
                 "--new-run (the old one stays as it is)"
             )

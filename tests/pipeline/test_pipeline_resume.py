@@ -47,10 +47,13 @@ runner = CliRunner()
 
 
 class _CtrlC:
-    """A real source that the operator stops with Ctrl-C before window ``at``."""
+    """A real source that the operator stops with Ctrl-C before window ``at`` (or that fails
+    there with ``error``)."""
 
-    def __init__(self, inner: FrameSource, at: int) -> None:
-        self.inner, self.at = inner, at
+    def __init__(
+        self, inner: FrameSource, at: int, error: type[BaseException] = KeyboardInterrupt
+    ) -> None:
+        self.inner, self.at, self.error = inner, at, error
         self.serials, self.starts_at = inner.serials, inner.starts_at
         self.seed = getattr(inner, "seed", None)
 
@@ -62,7 +65,7 @@ class _CtrlC:
     ) -> Iterator[Window]:
         for window in self.inner.windows(start_at, frames_per_window, max_windows):
             if window.index == self.at:
-                raise KeyboardInterrupt
+                raise self.error
             yield window
 
 
@@ -246,6 +249,11 @@ def test_ambiguous_or_impossible_follow_ups_are_refused(
     run("cut", "resume")
     with pytest.raises(InputError, match="finished; nothing to resume"):
         run("cut", "resume")
+    with pytest.raises(OSError):  # a failed run may be resumed too, once the cause is fixed
+        _go(store, small, spotify, _CtrlC(synthetic_for(small), 8, OSError), event_id="broke")
+    with pytest.raises(InputError, match=r"run \d+ failed after 8 of \d+ windows committed"):
+        run("broke", "start")
+    assert run("broke", "resume").replayed_windows == 8
     for mode in ("start", "new-run"):
         with pytest.raises(InputError, match="already ran in this home"):
             run("cut", mode)
