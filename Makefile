@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_HOME ?= demo-home
 
-.PHONY: setup system-deps services demo test lint bench bench-quick clean
+.PHONY: setup system-deps services demo test lint bench bench-quick crash clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: setup services
 
 bench-quick: setup services
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py --quick"; $(PY) -P bench/$$b.py --quick; done
+
+# kill -9 matrix: purge and dsr erase killed at 28 seeded random moments each, per backend, then
+# rerun and compared with an uninterrupted run; prints trials / identical / differing / crashed.
+crash: setup services
+	$(PY) -m tests.crash --trials 28
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .hypothesis build *.egg-info
