@@ -61,6 +61,7 @@ bench-quick: setup services
 # rerun and compared with an uninterrupted run; prints trials / identical / differing / crashed.
 crash: setup services
 	$(PY) -m tests.crash --trials 28
+	FLOWAUDIT_CRASH_TRIALS=28 $(PY) -m pytest tests/crash/test_crash_run_event.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .hypothesis build *.egg-info
