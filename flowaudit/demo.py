@@ -21,7 +21,6 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from audit.log.checkpoints import attach_signer, checkpoint_after_command
 from pipeline import EventSpec, RunSummary, load_event, run_event, synthetic_for
 from pipeline.event import default_event_file
 from pipeline.sources import MAX_SYNTH
@@ -30,7 +29,7 @@ from retention.models import EventRun
 from retention.policy import load_policy
 
 from .config import CONFIG_NAME, Settings, resolve_settings
-from .runtime import initialise_home, open_runtime, pii_text_filter
+from .runtime import initialise_home, open_runtime, pii_text_filter, signing
 
 __all__ = ["POLICIES", "DemoResult", "run_demo"]
 
@@ -84,13 +83,12 @@ def run_policy(settings: Settings, event: EventSpec, policy_name: str,
     echo(f"capturing {event.name} under {policy_name} ...")
     runtime = open_runtime(settings, event.capture_ends)
     try:
-        attach_signer(runtime)
-        summary = run_event(
-            runtime.store, event, policy, synthetic_for(event, wristbands),
-            text_filter=pii_text_filter(policy), event_id=event_id,
-            source_label=f"synth:{wristbands or len(event.wristbands)}",
-        )
-        checkpoint_after_command(runtime)
+        with signing(runtime):
+            summary = run_event(
+                runtime.store, event, policy, synthetic_for(event, wristbands),
+                text_filter=pii_text_filter(policy), event_id=event_id,
+                source_label=f"synth:{wristbands or len(event.wristbands)}",
+            )
     finally:
         runtime.close()
     return summary

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from audit.log.checkpoints import attach_signer, checkpoint_after_command
 from audit.reports import ReportContext
 from audit.reports.kinds.compare import PROFILES
 from audit.scope import AuditScope
@@ -27,7 +26,7 @@ from pipeline.sources import open_source
 from retention.errors import InputError
 from retention.policy import load_policy
 
-from .runtime import Runtime, initialise_home, open_runtime, pii_text_filter
+from .runtime import Runtime, initialise_home, open_runtime, pii_text_filter, signing
 
 __all__ = ["audit_scope", "compare_context", "run_profile", "PROFILES", "DEFAULT_SOURCE"]
 
@@ -71,17 +70,16 @@ def run_profile(
     settings = initialise_home(home, policy=profile)
     runtime = open_runtime(settings, event.capture_starts)
     try:
-        attach_signer(runtime)  # signed checkpoints, as `flowaudit run-event` writes them
-        run_event(
-            runtime.store,
-            event,
-            policy,
-            frames,
-            duration=duration,
-            text_filter=pii_text_filter(policy),
-            source_label=source,
-        )
-        checkpoint_after_command(runtime)
+        with signing(runtime):  # signed checkpoints, as `flowaudit run-event` writes them
+            run_event(
+                runtime.store,
+                event,
+                policy,
+                frames,
+                duration=duration,
+                text_filter=pii_text_filter(policy),
+                source_label=source,
+            )
     except BaseException:
         runtime.close()
         raise

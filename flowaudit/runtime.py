@@ -5,8 +5,9 @@ This is the only place where `retention` and `audit` meet; neither imports the o
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from audit.log.chain import AuditLog
+from audit.log.checkpoints import (
+    attach_signer,
+    checkpoint_after_command,
+    checkpoint_after_failure,
+)
 from audit.log.signing import create_signing_key
 from retention import db
 from retention.errors import ConfigError
@@ -23,7 +29,7 @@ from retention.store import EncryptedStore
 
 from .config import CONFIG_NAME, Settings, resolve_settings
 
-__all__ = ["Runtime", "open_runtime", "initialise_home", "pii_text_filter"]
+__all__ = ["Runtime", "open_runtime", "initialise_home", "pii_text_filter", "signing"]
 
 
 @dataclass
@@ -39,6 +45,25 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def signing(runtime: Runtime) -> Iterator[Runtime]:
+    """Sign what one command appends to the log, whether it succeeds or fails.
+
+    A checkpoint every N entries while it runs, and one over the head at the end — also when
+    the command fails (an export refused, a run aborted, ^C): what it committed is real, and an
+    unsigned tail fails ``audit verify``. A command that appended nothing signs nothing, so a
+    read-only command never vouches for entries someone else wrote.
+    """
+    attach_signer(runtime)
+    try:
+        yield runtime
+    except BaseException:
+        checkpoint_after_failure(runtime)
+        raise
+    else:
+        checkpoint_after_command(runtime, appended_only=True)
 
 
 def open_runtime(

@@ -14,16 +14,11 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from audit.log.checkpoints import (
-    attach_signer,
-    checkpoint_after_command,
-    checkpoint_after_failure,
-)
 from retention.errors import FlowauditError
 
 from ..clock import resolve_now
 from ..config import Settings, resolve_settings
-from ..runtime import Runtime, open_runtime
+from ..runtime import Runtime, open_runtime, signing
 
 __all__ = [
     "FlowauditGroup",
@@ -106,13 +101,8 @@ def runtime_from(home: Path | None, db: str | None, now: str | None) -> Iterator
     moment: datetime = resolve_now(now)
     runtime = open_runtime(settings_from(home, db), moment)
     try:
-        attach_signer(runtime)  # a signed checkpoint every N audit entries
-        yield runtime
-    except BaseException:  # a failed command (export refused, run aborted, ^C) signs what it
-        checkpoint_after_failure(runtime)  # committed too: an unsigned tail fails verify
-        raise
-    else:  # and one over the head, only if this command appended entries
-        checkpoint_after_command(runtime, appended_only=True)
+        with signing(runtime):
+            yield runtime
     finally:
         runtime.close()
 
