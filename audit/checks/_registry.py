@@ -259,6 +259,12 @@ class CheckContext:
             query = query.where(Event.id == self.event_id)
         return list(session.scalars(query))
 
+    def events_with_policies(self) -> list[tuple[Event, Policy]]:
+        """Each event in scope with the policy it ran under: the loop of every policy rule."""
+        with self.session() as session:
+            events = self.events(session)
+        return [(event, self.policy_for(event)) for event in events]
+
     def policy_for(self, event: Event | None) -> Policy:
         """The policy an event ran under (falls back to ``policy`` if it cannot be loaded)."""
         if event is None or self.policy_explicit:

@@ -22,10 +22,7 @@ __all__ = ["artists_without_options"]
     legal_ref="DSA Art 27(1), Art 27(3)",
 )
 def artists_without_options(ctx: CheckContext) -> Iterator[tuple]:
-    with ctx.session() as session:
-        events = ctx.events(session)
-    for event in events:
-        policy = ctx.policy_for(event)
+    for event, policy in ctx.events_with_policies():
         if policy.selection.artist_control == "none":
             yield (
                 f"event {event.id}: policy {policy.name} gives artists no option to veto, pin "

@@ -25,10 +25,7 @@ __all__ = ["audit_log_too_short"]
 )
 def audit_log_too_short(ctx: CheckContext) -> Iterator[tuple]:
     binding = in_force(AI_ACT_ANNEX_III, ctx.as_of)
-    with ctx.session() as session:
-        events = ctx.events(session)
-    for event in events:
-        policy = ctx.policy_for(event)
+    for event, policy in ctx.events_with_policies():
         kept = policy.retention.audit_log
         if kept is None or kept >= AI_ACT_LOG_RETENTION:
             continue

@@ -22,10 +22,7 @@ __all__ = ["no_dpo_contact"]
     legal_ref="GDPR Art 37(1)(b), Art 30(1)(a)",
 )
 def no_dpo_contact(ctx: CheckContext) -> Iterator[tuple]:
-    with ctx.session() as session:
-        events = ctx.events(session)
-    for event in events:
-        policy = ctx.policy_for(event)
+    for event, policy in ctx.events_with_policies():
         if not (policy.policy.dpo_contact or "").strip():
             yield (
                 f"event {event.id}: policy {policy.name} names no DPO (policy.dpo_contact is "

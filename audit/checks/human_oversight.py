@@ -25,10 +25,7 @@ __all__ = ["no_human_oversight"]
 )
 def no_human_oversight(ctx: CheckContext) -> Iterator[tuple]:
     binding = in_force(AI_ACT_ANNEX_III, ctx.as_of)
-    with ctx.session() as session:
-        events = ctx.events(session)
-    for event in events:
-        policy = ctx.policy_for(event)
+    for event, policy in ctx.events_with_policies():
         if policy.selection.artist_control != "none":
             continue
         message = (

@@ -25,10 +25,7 @@ __all__ = ["legitimate_interests"]
     legal_ref="GDPR Art 6(1)(f), Art 21",
 )
 def legitimate_interests(ctx: CheckContext) -> Iterator[tuple]:
-    with ctx.session() as session:
-        events = ctx.events(session)
-    for event in events:
-        policy = ctx.policy_for(event)
+    for event, policy in ctx.events_with_policies():
         if policy.policy.lawful_basis == "legitimate_interests":
             yield (
                 f"event {event.id}: policy {policy.name} relies on legitimate interests; Art "
