@@ -376,6 +376,11 @@ class _Runner:
         recompute without storing (those a resumed run had committed)."""
         existing = self.store.event_status(self.event_id)
         if existing is not None and existing.policy_sha256 != self.policy.sha256:
+            if mode != "start":
+                raise InputError(
+                    f"--{mode}: event {self.event_id!r} runs under {existing.policy_name} and "
+                    "this command's policy differs; give the same --policy as its first run"
+                )
             raise InputError(
                 f"event {self.event_id!r} already ran in this home (under "
                 f"{existing.policy_name}); give another --event-id or use a fresh --home"

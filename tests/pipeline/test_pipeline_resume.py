@@ -240,6 +240,9 @@ def test_ambiguous_or_impossible_follow_ups_are_refused(
             run("nothing", mode)
     with pytest.raises(KeyboardInterrupt):
         _go(store, small, spotify, _CtrlC(synthetic_for(small), 4), event_id="cut")
+    with pytest.raises(InputError, match="runs under spotify-2026 and this command's policy"):
+        _go(store, small, load_policy("tiktok-2026"), synthetic_for(small), event_id="cut",
+            mode="resume")
     with pytest.raises(InputError, match=r"started with --seed = \d+, this command gives 99"):
         run("cut", "resume", seed=99)
     with pytest.raises(InputError, match="the number of windows"):
