@@ -11,9 +11,7 @@ Known cost: a first name alone at the very start of a text ("Marie veut …") is
 from __future__ import annotations
 
 import re
-
-from spacy.lang.en.stop_words import STOP_WORDS as _EN_STOP
-from spacy.lang.fr.stop_words import STOP_WORDS as _FR_STOP
+from functools import cache
 
 __all__ = ["name_runs"]
 
@@ -32,7 +30,17 @@ _CAPITALISED_WORDS = frozenset(
     monday tuesday wednesday thursday friday saturday sunday january february march april
     june july august september october november december""".split()
 )
-_NOT_NAME = frozenset(_EN_STOP) | frozenset(_FR_STOP) | _CHAT | _CAPITALISED_WORDS
+
+
+@cache
+def _not_name() -> frozenset[str]:
+    """Words that are never names. Loaded on first use: importing spaCy's French stop words
+    loads its tokenizer exceptions (seconds), which every CLI start would otherwise pay."""
+    from spacy.lang.en.stop_words import STOP_WORDS as en_stop
+    from spacy.lang.fr.stop_words import STOP_WORDS as fr_stop
+
+    return frozenset(en_stop) | frozenset(fr_stop) | _CHAT | _CAPITALISED_WORDS
+
 _SENTENCE_END = ".!?\n"
 
 
@@ -45,7 +53,7 @@ def _name_word(word: str) -> bool:
     return (
         word[:1].isupper()
         and not any(ch.isdigit() for ch in word)
-        and word.lower().strip(".") not in _NOT_NAME
+        and word.lower().strip(".") not in _not_name()
     )
 
 
