@@ -27,6 +27,7 @@ from pipeline.sources import MAX_SYNTH
 from retention.errors import InputError
 from retention.models import EventRun
 from retention.policy import load_policy
+from retention.store import RUN_FAILED, RUN_INTERRUPTED, RunState
 
 from .config import CONFIG_NAME, Settings, resolve_settings
 from .runtime import initialise_home, open_runtime, pii_text_filter, signing
@@ -80,18 +81,30 @@ def run_policy(settings: Settings, event: EventSpec, policy_name: str,
         echo(f"{event_id}: already captured in this home, showing the stored summary")
         return earlier
     policy = load_policy(policy_name)
-    echo(f"capturing {event.name} under {policy_name} ...")
     runtime = open_runtime(settings, event.capture_ends)
     try:
+        mode = _follow_up(runtime.store.runs(event_id))
+        if mode == "resume":
+            echo(f"{event_id}: an earlier demo run stopped part-way; resuming it ...")
+        else:
+            echo(f"capturing {event.name} under {policy_name} ...")
         with signing(runtime):
             summary = run_event(
                 runtime.store, event, policy, synthetic_for(event, wristbands),
                 text_filter=pii_text_filter(policy), event_id=event_id,
-                source_label=f"synth:{wristbands or len(event.wristbands)}",
+                source_label=f"synth:{wristbands or len(event.wristbands)}", mode=mode,
             )
     finally:
         runtime.close()
     return summary
+
+
+def _follow_up(runs: list[RunState]) -> str:
+    """How the demo goes on: a run killed or stopped part-way is resumed (the demo's crowd is
+    seeded, so the rest of the set is the one it would have heard), else it starts."""
+    if runs and runs[-1].status in (RUN_INTERRUPTED, RUN_FAILED):
+        return "resume"
+    return "start"
 
 
 def write_reports(settings: Settings, event: EventSpec, wristbands: int | None,

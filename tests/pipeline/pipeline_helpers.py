@@ -6,6 +6,7 @@ import io
 import shutil
 import subprocess
 import wave
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.event import default_event_file
+from pipeline.frames import FrameSource, Window
 
 DEMO_EVENT_DIR = default_event_file().parent  # the demo event shipped in the package
 SET_START = datetime(2026, 6, 21, 20, 0, tzinfo=UTC)
@@ -117,3 +119,26 @@ def espeak(text: str, voice: str = "fr") -> np.ndarray:
     if samples.size == 0:  # espeak-ng on a pipe may leave the header's length at 0
         samples = np.frombuffer(wav_bytes[44:], "<i2").astype(np.float64)
     return resample_to_16k(samples, rate)
+
+
+class CtrlC:
+    """A real source that the operator stops with Ctrl-C before window ``at`` (or that fails
+    there with ``error``)."""
+
+    def __init__(
+        self, inner: FrameSource, at: int, error: type[BaseException] = KeyboardInterrupt
+    ) -> None:
+        self.inner, self.at, self.error = inner, at, error
+        self.serials, self.starts_at = inner.serials, inner.starts_at
+        self.seed = getattr(inner, "seed", None)
+
+    def available_windows(self, frames_per_window: int) -> int | None:
+        return self.inner.available_windows(frames_per_window)
+
+    def windows(
+        self, start_at: datetime, frames_per_window: int, max_windows: int | None
+    ) -> Iterator[Window]:
+        for window in self.inner.windows(start_at, frames_per_window, max_windows):
+            if window.index == self.at:
+                raise self.error
+            yield window

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import SET_START
+from pipeline_helpers import SET_START, CtrlC
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -27,7 +27,7 @@ from flowaudit.cli import app
 from flowaudit.runtime import Runtime
 from pipeline import load_event, run_event, synthetic_for
 from pipeline.event import EventSpec
-from pipeline.frames import FrameSource, Window
+from pipeline.frames import FrameSource
 from pipeline.run import RunSummary
 from pipeline.wavdir import WavDirectory
 from pipeline.wavout import write_wavs
@@ -44,29 +44,6 @@ SMALL = {"capture__pre_roll": "30s", "capture__post_roll": "30s",
                                   "withdrawn": 0.1, "late_arrivals": 0.2}}
 CHECK_AT = SET_START + timedelta(hours=2)
 runner = CliRunner()
-
-
-class _CtrlC:
-    """A real source that the operator stops with Ctrl-C before window ``at`` (or that fails
-    there with ``error``)."""
-
-    def __init__(
-        self, inner: FrameSource, at: int, error: type[BaseException] = KeyboardInterrupt
-    ) -> None:
-        self.inner, self.at, self.error = inner, at, error
-        self.serials, self.starts_at = inner.serials, inner.starts_at
-        self.seed = getattr(inner, "seed", None)
-
-    def available_windows(self, frames_per_window: int) -> int | None:
-        return self.inner.available_windows(frames_per_window)
-
-    def windows(
-        self, start_at: datetime, frames_per_window: int, max_windows: int | None
-    ) -> Iterator[Window]:
-        for window in self.inner.windows(start_at, frames_per_window, max_windows):
-            if window.index == self.at:
-                raise self.error
-            yield window
 
 
 @pytest.fixture
@@ -133,7 +110,7 @@ def test_resume_after_ctrl_c_stores_what_an_uninterrupted_run_stores(
     whole = _go(store, small, spotify, synthetic_for(small), event_id="whole")
     cut_at = 13  # mid score period (5 windows each), after a decision
     with pytest.raises(KeyboardInterrupt):
-        _go(store, small, spotify, _CtrlC(synthetic_for(small), cut_at), event_id="cut")
+        _go(store, small, spotify, CtrlC(synthetic_for(small), cut_at), event_id="cut")
     (run,) = store.runs("cut")
     assert (run.status, run.windows_done, run.windows, run.recorded) == (
         RUN_INTERRUPTED, cut_at, whole.windows, True)
@@ -173,7 +150,7 @@ def test_a_wav_directory_resumes_like_the_synthetic_crowd(
 
     whole = wav(WavDirectory(folder), "whole")
     with pytest.raises(KeyboardInterrupt):
-        wav(_CtrlC(WavDirectory(folder), 9), "cut")
+        wav(CtrlC(WavDirectory(folder), 9), "cut")
     resumed = wav(WavDirectory(folder), "cut", mode="resume")
     assert resumed.replayed_windows == 9 and resumed.windows == whole.windows == 17
     assert _stored(pipeline_runtime, "cut") == _stored(pipeline_runtime, "whole")
@@ -239,7 +216,7 @@ def test_ambiguous_or_impossible_follow_ups_are_refused(
                            f"home to follow; run it without --{mode}"):
             run("nothing", mode)
     with pytest.raises(KeyboardInterrupt):
-        _go(store, small, spotify, _CtrlC(synthetic_for(small), 4), event_id="cut")
+        _go(store, small, spotify, CtrlC(synthetic_for(small), 4), event_id="cut")
     with pytest.raises(InputError, match="runs under spotify-2026 and this command's policy"):
         _go(store, small, load_policy("tiktok-2026"), synthetic_for(small), event_id="cut",
             mode="resume")
@@ -253,7 +230,7 @@ def test_ambiguous_or_impossible_follow_ups_are_refused(
     with pytest.raises(InputError, match="finished; nothing to resume"):
         run("cut", "resume")
     with pytest.raises(OSError):  # a failed run may be resumed too, once the cause is fixed
-        _go(store, small, spotify, _CtrlC(synthetic_for(small), 8, OSError), event_id="broke")
+        _go(store, small, spotify, CtrlC(synthetic_for(small), 8, OSError), event_id="broke")
     with pytest.raises(InputError, match=r"run \d+ failed after 8 of \d+ windows committed"):
         run("broke", "start")
     assert run("broke", "resume").replayed_windows == 8
@@ -268,7 +245,7 @@ def test_the_cli_refuses_both_options_and_status_shows_the_interrupted_run(
     runtime: Runtime, small: EventSpec, spotify: Policy, write_event: Callable[..., Path]
 ) -> None:
     with pytest.raises(KeyboardInterrupt):
-        _go(runtime.store, small, spotify, _CtrlC(synthetic_for(small), 6), event_id="cut")
+        _go(runtime.store, small, spotify, CtrlC(synthetic_for(small), 6), event_id="cut")
     checkpoint_after_command(runtime)
     home = ["--home", str(runtime.settings.home)]
     both = runner.invoke(app, ["run-event", "--event", str(write_event(**SMALL)), "--event-id",
