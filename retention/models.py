@@ -40,6 +40,7 @@ __all__ = [
     "EventRun",
     "AuditEntry",
     "AuditCheckpoint",
+    "AuditTreeNode",
     "PurgeRun",
     "SubjectRequest",
     "BUCKET_ACTIVE",
@@ -226,7 +227,12 @@ class AuditEntry(Base):
 
 
 class AuditCheckpoint(Base):
-    """An Ed25519 signature over the chain head at some sequence number."""
+    """An Ed25519 signature over the log at some sequence number.
+
+    With ``tree_size`` and ``root_hash`` set it is a C2SP tlog checkpoint of the Merkle tree
+    (the signature covers the root); without them (written before migration 0003) it signs the
+    chain head. ``head_hash`` is the chain head at ``seq`` either way.
+    """
 
     __tablename__ = "audit_checkpoints"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -235,6 +241,17 @@ class AuditCheckpoint(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+    tree_size: Mapped[int | None] = mapped_column(BigInteger)
+    root_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditTreeNode(Base):
+    """The hash of one complete subtree of 16 leaves or more of the Merkle audit log."""
+
+    __tablename__ = "audit_tree_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PurgeRun(Base):
