@@ -43,6 +43,7 @@ __all__ = [
     "AuditTreeNode",
     "PurgeRun",
     "SubjectRequest",
+    "DeviceToken",
     "BUCKET_ACTIVE",
     "BUCKET_SHREDDED",
     "BUCKET_DELETED",
@@ -283,3 +284,20 @@ class SubjectRequest(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(20), default="received")
     receipt: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DeviceToken(Base):
+    """A wristband's device token for the live gateway, issued at pick-up (issue 11).
+
+    Only the SHA-256 of the token is kept: a copy of the database cannot be used to stream as a
+    wristband. ``id`` is a random row id that is not part of the token. The wristband is its
+    pseudonym, never its serial.
+    """
+
+    __tablename__ = "device_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    subject_pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
