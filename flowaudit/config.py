@@ -14,6 +14,7 @@ Precedence: command-line option, then environment (FLOWAUDIT_HOME, FLOWAUDIT_DB_
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,12 +23,21 @@ from pathlib import Path
 from retention.errors import ConfigError
 from retention.ground.tomlfile import read_toml
 
-__all__ = ["Settings", "resolve_settings", "default_home", "CONFIG_NAME"]
+__all__ = ["Settings", "resolve_settings", "default_home", "set_config_values", "CONFIG_NAME"]
 
 CONFIG_NAME = "flowaudit.toml"
 HOME_ENV = "FLOWAUDIT_HOME"
 DB_ENV = "FLOWAUDIT_DB_URL"
-_ALLOWED_KEYS = {"database_url", "policy"}
+_KEY_SETTINGS = {
+    "key_provider",  # "file" (keystore.bin under master.key) or "transit" (Vault/OpenBao)
+    "key_rotation_interval",  # e.g. "90d": how old the KEK / Transit key version may get
+    "transit_address",
+    "transit_mount",
+    "transit_key",
+}
+_ALLOWED_KEYS = {"database_url", "policy", *_KEY_SETTINGS}
+TRANSIT_ADDR_ENV = "FLOWAUDIT_TRANSIT_ADDR"
+TRANSIT_TOKEN_ENV = "FLOWAUDIT_TRANSIT_TOKEN"  # the token comes from the environment only
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -45,6 +55,11 @@ class Settings:
     home: Path
     db_url: str
     policy: str
+    key_provider: str = "file"
+    key_rotation_interval: str | None = None
+    transit_address: str | None = None
+    transit_mount: str = "transit"
+    transit_key: str = "flowaudit"
 
     @property
     def config_file(self) -> Path:
@@ -61,6 +76,11 @@ class Settings:
     @property
     def keystore_file(self) -> Path:
         return self.home / "keystore.bin"
+
+    @property
+    def transit_keystore_file(self) -> Path:
+        """Wrapped (Transit-encrypted) keys of a ``key_provider = "transit"`` home."""
+        return self.home / "keystore.transit.json"
 
 
 def sqlite_url_for(home: Path) -> str:
@@ -94,4 +114,37 @@ def resolve_settings(
             )
     url = db_url or env.get(DB_ENV) or str(config.get("database_url") or sqlite_url_for(home))
     policy = str(config.get("policy") or "privacy-by-default")
-    return Settings(home=home, db_url=url, policy=policy)
+    provider = str(config.get("key_provider") or "file")
+    if provider not in ("file", "transit"):
+        raise ConfigError(f"'{config_file}': key_provider {provider!r}; use file or transit")
+    interval = config.get("key_rotation_interval")
+    return Settings(
+        home=home,
+        db_url=url,
+        policy=policy,
+        key_provider=provider,
+        key_rotation_interval=str(interval) if interval else None,
+        transit_address=env.get(TRANSIT_ADDR_ENV) or _opt(config.get("transit_address")),
+        transit_mount=str(config.get("transit_mount") or "transit"),
+        transit_key=str(config.get("transit_key") or "flowaudit"),
+    )
+
+
+def _opt(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def set_config_values(home: Path, values: Mapping[str, str]) -> None:
+    """Set top-level keys of ``flowaudit.toml`` (used by ``keys use-transit``), atomically."""
+    unknown = sorted(set(values) - _KEY_SETTINGS)
+    if unknown:
+        raise ConfigError(f"cannot set {unknown[0]!r} in {CONFIG_NAME}")
+    path = home / CONFIG_NAME
+    kept = [
+        line for line in path.read_text(encoding="utf-8").splitlines()
+        if line.split("=", 1)[0].strip() not in values
+    ]
+    kept += [f"{key} = {json.dumps(value)}" for key, value in sorted(values.items())]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -22,14 +23,39 @@ from audit.log.checkpoints import (
 )
 from audit.log.signing import create_signing_key
 from retention import db
-from retention.errors import ConfigError
-from retention.keys import MASTER_KEY_ENV, FileKeyStore, create_master_key_file, load_master_key
+from retention.errors import ConfigError, IntegrityError
+from retention.keys import (
+    MASTER_KEY_ENV,
+    FileKeyStore,
+    KeyFileStore,
+    create_master_key_file,
+    load_master_key,
+)
+from retention.ledger import check_key_store
 from retention.policy import Policy, load_policy
+from retention.rotation import next_key_path
 from retention.store import EncryptedStore
 
-from .config import CONFIG_NAME, Settings, resolve_settings
+from .config import (
+    CONFIG_NAME,
+    TRANSIT_ADDR_ENV,
+    TRANSIT_TOKEN_ENV,
+    Settings,
+    resolve_settings,
+)
 
-__all__ = ["Runtime", "open_runtime", "initialise_home", "pii_text_filter", "signing"]
+if TYPE_CHECKING:
+    from retention.transit import TransitConfig
+
+__all__ = [
+    "Runtime",
+    "open_runtime",
+    "open_key_store",
+    "transit_config",
+    "initialise_home",
+    "pii_text_filter",
+    "signing",
+]
 
 
 @dataclass
@@ -38,7 +64,7 @@ class Runtime:
 
     settings: Settings
     engine: Engine
-    keys: FileKeyStore
+    keys: KeyFileStore
     audit: AuditLog
     store: EncryptedStore
     now: datetime
@@ -74,14 +100,51 @@ def open_runtime(
     check_schema: bool = True,
 ) -> Runtime:
     """Open the store of a home; refuses a database that is not migrated to head."""
-    master_key = load_master_key(settings.master_key_file, environ)
-    keys = FileKeyStore(settings.keystore_file, master_key)
+    keys = open_key_store(settings, environ)
     engine = db.make_engine(settings.db_url)
     if check_schema:
         db.check_schema(engine)
+        # no resurrection: keys the signed log says were destroyed are refused from here on
+        check_key_store(engine, keys)
     audit_log = AuditLog()
-    store = EncryptedStore(engine, keys, master_key=master_key, recorder=audit_log)
+    store = EncryptedStore(engine, keys, recorder=audit_log)
     return Runtime(settings, engine, keys, audit_log, store, now)
+
+
+def open_key_store(settings: Settings, environ: Mapping[str, str] | None = None) -> KeyFileStore:
+    """The home's key provider: keystore.bin under the master key, or Transit (see config)."""
+    if settings.key_provider == "transit":
+        from retention.transit import open_transit_store
+
+        return open_transit_store(settings.transit_keystore_file, transit_config(settings, environ))
+    master_key = load_master_key(settings.master_key_file, environ)
+    try:
+        return FileKeyStore(settings.keystore_file, master_key)
+    except IntegrityError:
+        if next_key_path(settings.master_key_file).exists():  # killed after step 2
+            raise ConfigError(
+                "a key rotation was interrupted after keystore.bin was re-wrapped: it opens "
+                "with master.key.next, not master.key; run `flowaudit keys rotate` to finish it"
+            ) from None
+        raise
+
+
+def transit_config(settings: Settings, environ: Mapping[str, str] | None = None) -> TransitConfig:
+    """Address, token (environment only), mount and key name of a Transit home."""
+    from retention.transit import TransitConfig
+
+    env = os.environ if environ is None else environ
+    address = settings.transit_address or env.get("VAULT_ADDR") or env.get("BAO_ADDR")
+    token = env.get(TRANSIT_TOKEN_ENV) or env.get("VAULT_TOKEN") or env.get("BAO_TOKEN")
+    if not address:
+        raise ConfigError(
+            f"no Transit address; set transit_address in {CONFIG_NAME} or {TRANSIT_ADDR_ENV}"
+        )
+    if not token:
+        raise ConfigError(f"no Transit token; set {TRANSIT_TOKEN_ENV} (or VAULT_TOKEN)")
+    return TransitConfig(
+        address=address, token=token, mount=settings.transit_mount, key=settings.transit_key
+    )
 
 
 def initialise_home(

@@ -6,8 +6,9 @@ is small, encrypted under the master key (KEK), and replaced atomically (temp fi
 rename) so a crash leaves either the old or the new version, never half of one.
 
     master key (KEK) ──HKDF──▶ key-store key   (encrypts keystore.bin)
-                     ──HKDF──▶ pseudonym pepper (HMAC of wristband serials)
-    keystore.bin: bucket keys per (event, category, hour), subject keys per pseudonym
+    keystore.bin: bucket keys per (event, category, hour), subject keys per pseudonym,
+                  the pseudonym pepper (seeded once from the KEK, then kept: a KEK rotation
+                  leaves pseudonyms unchanged), the shred-ledger position
 
 The :class:`KeyProvider` protocol is the seam where a KMS or Vault can replace the file.
 """
@@ -16,19 +17,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import fcntl
 import json
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from . import _crypto
-from .errors import ConfigError, IntegrityError, RecordShreddedError
-from .ground.times import iso_utc
+from ._keyfile import KeyFileStore, ResurrectedKeyError
+from .errors import ConfigError, IntegrityError
 
 __all__ = [
     "MASTER_KEY_ENV",
@@ -37,10 +36,17 @@ __all__ = [
     "load_master_key",
     "create_master_key_file",
     "derive_pepper",
+    "HoldsPepper",
+    "KeyFileStore",
+    "ResurrectedKeyError",
+    "kek_fingerprint",
+    "seal_state",
+    "open_state",
 ]
 
 MASTER_KEY_ENV = "FLOWAUDIT_MASTER_KEY"
 _KEYSTORE_LABEL = b"flowaudit/v1/keystore"
+_PROTECT_LABEL = b"flowaudit/v1/keystore-backup"
 
 
 def create_master_key_file(path: Path) -> None:
@@ -88,8 +94,19 @@ def load_master_key(key_file: Path | None, environ: Mapping[str, str] | None = N
 
 
 def derive_pepper(master_key: bytes) -> bytes:
-    """The secret that turns serials into pseudonyms; derived, so it is never stored."""
+    """The pepper of homes made before it was kept in the key store: seeds it on first open.
+
+    Since a KEK rotation must not re-key every pseudonym, the pepper is a secret of the key
+    store (:meth:`KeyFileStore.pepper`), no longer re-derived from whatever KEK is current.
+    """
     return _crypto.derive(master_key, b"flowaudit/v1/pseudonym-pepper")
+
+
+@runtime_checkable
+class HoldsPepper(Protocol):
+    """A provider that keeps the pseudonym pepper itself (both of ours do)."""
+
+    def pepper(self) -> bytes: ...
 
 
 class KeyProvider(Protocol):
@@ -109,182 +126,92 @@ class KeyProvider(Protocol):
     def flush(self) -> None: ...
 
 
-class FileKeyStore:
-    """Bucket and subject keys in one encrypted file, replaced atomically under a file lock."""
+class FileKeyStore(KeyFileStore):
+    """Bucket and subject keys in one file sealed under the KEK, replaced atomically."""
+
+    provider_name = "file"
 
     def __init__(self, path: Path, master_key: bytes) -> None:
-        self.path = path
-        self._lock_path = path.with_name(path.name + ".lock")
-        self._file_key = _crypto.derive(master_key, _KEYSTORE_LABEL)
-        self._state: dict[str, dict[str, str]] = _empty_state()
-        self._stamp: tuple[int, int, int] | None = None
-        self._pending_buckets: dict[str, bytes] = {}
-        self._pending_subjects: dict[str, bytes] = {}
+        self._init_state(path)
+        self._master_key = master_key
         self._reload(force=True)
 
-    # -- public API ----------------------------------------------------------------------------
     @classmethod
     def create(cls, path: Path, master_key: bytes) -> FileKeyStore:
         """Write an empty key store (refuses to overwrite an existing one)."""
         if path.exists():
             raise ConfigError(f"key store '{path}' already exists; refusing to overwrite it")
         store = cls.__new__(cls)
-        store.path = path
-        store._lock_path = path.with_name(path.name + ".lock")
-        store._file_key = _crypto.derive(master_key, _KEYSTORE_LABEL)
-        store._state = _empty_state()
-        store._stamp = None
-        store._pending_buckets, store._pending_subjects = {}, {}
+        store._init_state(path)
+        store._master_key = master_key
         with store._locked():
             store._write()
         return store
 
-    def bucket_key(self, bucket_id: str, *, create: bool = False) -> bytes:
-        """The key of one retention bucket; ``create`` makes it (persisted at :meth:`flush`)."""
-        return self._get("buckets", "destroyed_buckets", self._pending_buckets, bucket_id, create)
+    @property
+    def kek_fingerprint(self) -> str:
+        return kek_fingerprint(self._master_key)
 
-    def subject_key(self, pseudonym: str, *, create: bool = False) -> bytes:
-        """The key of one pseudonymous wristband."""
-        return self._get(
-            "subjects", "destroyed_subjects", self._pending_subjects, pseudonym, create
-        )
+    def adopt_master_key(self, master_key: bytes) -> None:
+        """Use a new KEK after a rotation re-sealed the file under it."""
+        self._master_key = master_key
+        self._reload(force=True)
 
-    def flush(self) -> None:
-        """Persist keys created since the last flush. Call before committing rows that use them."""
-        if not (self._pending_buckets or self._pending_subjects):
-            return
-        with self._locked():
-            self._reload(force=True)
-            for name, pending in (
-                ("buckets", self._pending_buckets),
-                ("subjects", self._pending_subjects),
-            ):
-                for ident, key in pending.items():
-                    self._state[name].setdefault(ident, _b64(key))
-            self._write()
-        self._pending_buckets.clear()
-        self._pending_subjects.clear()
+    # -- KeyFileStore hooks -----------------------------------------------------------------------
+    def _seal_file(self, state: Mapping[str, Any]) -> bytes:
+        return seal_state(self._master_key, state)
 
-    def destroy_bucket_keys(self, bucket_ids: list[str], at: datetime) -> list[str]:
-        """Destroy keys; return the ids this call destroyed (already-destroyed ones are skipped)."""
-        destroyed: list[str] = []
-        with self._locked():
-            self._reload(force=True)
-            for bucket_id in bucket_ids:
-                self._pending_buckets.pop(bucket_id, None)
-                if self._state["buckets"].pop(bucket_id, None) is not None:
-                    destroyed.append(bucket_id)
-                self._state["destroyed_buckets"].setdefault(bucket_id, iso_utc(at))
-            self._write()
-        return destroyed
-
-    def destroy_subject_key(self, pseudonym: str, at: datetime) -> bool:
-        """Destroy one subject's key; True if a key existed."""
-        with self._locked():
-            self._reload(force=True)
-            self._pending_subjects.pop(pseudonym, None)
-            existed = self._state["subjects"].pop(pseudonym, None) is not None
-            self._state["destroyed_subjects"].setdefault(pseudonym, iso_utc(at))
-            self._write()
-        return existed
-
-    def is_bucket_destroyed(self, bucket_id: str) -> bool:
-        """True once the bucket's key was destroyed (a tombstone), here or by another process."""
-        self._reload()
-        return bucket_id in self._state["destroyed_buckets"]
-
-    def is_subject_destroyed(self, pseudonym: str) -> bool:
-        """True once the subject's key was destroyed, here or by another process."""
-        self._reload()
-        return pseudonym in self._state["destroyed_subjects"]
-
-    def bucket_ids(self) -> list[str]:
-        """Ids of live bucket keys."""
-        self._reload()
-        return sorted(self._state["buckets"])
-
-    # -- internals -----------------------------------------------------------------------------
-    def _get(
-        self, name: str, tombstones: str, pending: dict[str, bytes], ident: str, create: bool
-    ) -> bytes:
-        self._reload()
-        if ident in pending:
-            return pending[ident]
-        encoded = self._state[name].get(ident)
-        if encoded is not None:
-            return base64.b64decode(encoded)
-        if ident in self._state[tombstones]:
-            raise RecordShreddedError(
-                f"the key for {_label(name, ident)} was destroyed; its data is gone for good"
-            )
-        if not create:
-            raise RecordShreddedError(f"no key for {_label(name, ident)}; its data is unreadable")
-        key = _crypto.random_key()
-        pending[ident] = key
-        return key
-
-    def _file_stamp(self) -> tuple[int, int, int] | None:
+    def _open_file(self, blob: bytes) -> dict[str, Any]:
         try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def _reload(self, force: bool = False) -> None:
-        stamp = self._file_stamp()
-        if stamp is None:
-            raise ConfigError(f"key store '{self.path}' is missing; run `flowaudit init`")
-        if not force and stamp == self._stamp:
-            return
-        blob = self.path.read_bytes()
-        try:
-            data = json.loads(_crypto.open_blob(self._file_key, blob, _KEYSTORE_LABEL))
+            return open_state(self._master_key, blob)
         except IntegrityError:
             raise IntegrityError(
                 f"key store '{self.path}' cannot be decrypted: wrong master key or corrupt file"
             ) from None
-        self._state = {k: dict(data.get(k, {})) for k in _empty_state()}
-        self._stamp = stamp
 
-    def _write(self) -> None:
-        plaintext = json.dumps(self._state, sort_keys=True).encode()
-        blob = _crypto.seal_blob(self._file_key, plaintext, _KEYSTORE_LABEL)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+    def _wrap(self, keys: Mapping[str, bytes]) -> dict[str, str]:
+        return {ident: _b64(key) for ident, key in keys.items()}
+
+    def _unwrap(self, encoded: str) -> bytes:
+        return base64.b64decode(encoded)
+
+    def _seed_pepper(self) -> bytes:
+        return derive_pepper(self._master_key)
+
+    def protect(self, secret: bytes) -> str:
+        key = _crypto.derive(self._master_key, _PROTECT_LABEL)
+        return _b64(_crypto.seal_blob(key, secret, _PROTECT_LABEL))
+
+    def unprotect(self, token: str) -> bytes:
+        key = _crypto.derive(self._master_key, _PROTECT_LABEL)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        self._stamp = self._file_stamp()
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            return _crypto.open_blob(key, base64.b64decode(token), _PROTECT_LABEL)
+        except (IntegrityError, binascii.Error, ValueError):
+            raise IntegrityError(
+                "sealed under another master key (retired by a rotation, or another home's)"
+            ) from None
 
 
-def _empty_state() -> dict[str, dict[str, str]]:
-    return {"buckets": {}, "subjects": {}, "destroyed_buckets": {}, "destroyed_subjects": {}}
+def kek_fingerprint(master_key: bytes) -> str:
+    """A non-secret id of a KEK (HKDF-derived, 16 hex digits): safe in logs and audit entries."""
+    return _crypto.derive(master_key, b"flowaudit/v1/kek-fingerprint", 8).hex()
+
+
+def seal_state(master_key: bytes, state: Mapping[str, Any]) -> bytes:
+    """A key-store state sealed under a KEK: the bytes of keystore.bin."""
+    plaintext = json.dumps(state, sort_keys=True).encode()
+    file_key = _crypto.derive(master_key, _KEYSTORE_LABEL)
+    return _crypto.seal_blob(file_key, plaintext, _KEYSTORE_LABEL)
+
+
+def open_state(master_key: bytes, blob: bytes) -> dict[str, Any]:
+    """Inverse of :func:`seal_state`; :class:`IntegrityError` under any other KEK."""
+    file_key = _crypto.derive(master_key, _KEYSTORE_LABEL)
+    data = json.loads(_crypto.open_blob(file_key, blob, _KEYSTORE_LABEL))
+    if not isinstance(data, dict):
+        raise IntegrityError("key store holds no state object")
+    return data
 
 
 def _b64(key: bytes) -> str:
     return base64.b64encode(key).decode("ascii")
-
-
-def _label(kind: str, ident: str) -> str:
-    """Bucket ids are not personal and are shown whole; pseudonyms are shortened."""
-    if kind == "buckets":
-        return f"bucket {ident}"
-    return f"subject {ident[:12]}…"

@@ -59,6 +59,7 @@ from .anonymise import (
 )
 from .errors import InputError
 from .ground.actions import Action
+from .ledger import reshred
 from .models import (
     BUCKET_ACTIVE,
     BUCKET_DELETED,
@@ -243,6 +244,8 @@ def purge(
         try:
             if not dry_run:  # a dry run claims nothing, not even a dead run's work
                 report.resumed = _claim_interrupted(store, locks, run_id)
+                # keys a restored key store brought back: destroyed again (keys.reshred entry)
+                reshred(store, now=now, actor=run_actor(run_id), skip_active_buckets=True)
             if dry_run:
                 report.plan = plan_purge(store, now=now)
                 if anonymise:

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .ground.actions import Action
 from .ground.durations import Duration, format_duration
-from .keys import KeyProvider, derive_pepper
+from .keys import HoldsPepper, KeyProvider, derive_pepper
 from .models import (
     BUCKET_ACTIVE,
     BUCKET_SHREDDED,
@@ -218,13 +218,20 @@ class EncryptedStore:
         engine: Engine,
         keys: KeyProvider,
         *,
-        master_key: bytes,
+        master_key: bytes | None = None,
         recorder: Recorder,
     ) -> None:
         self.engine = engine
         self.keys = keys
         self.recorder = recorder
-        self._pepper = derive_pepper(master_key)
+        # the pepper lives in the key store (a KEK rotation keeps pseudonyms); a provider that
+        # does not keep one falls back to the KEK derivation
+        if isinstance(keys, HoldsPepper):
+            self._pepper = keys.pepper()
+        elif master_key is not None:
+            self._pepper = derive_pepper(master_key)
+        else:
+            raise InputError("a key provider without a pepper needs the master key")
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._record_keys: dict[tuple[str, str], bytes] = {}
 

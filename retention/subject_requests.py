@@ -41,9 +41,11 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from ._deletion import Tally, delete_rows_batch, truncate_sqlite_wal
+from ._keyfile import SUBJECTS
 from .errors import FlowauditError, InputError, NotFoundError
 from .ground.actions import Action
 from .ground.times import iso_utc, to_utc
+from .ledger import reshred
 from .models import Consent, Event, MetadataRecord, RawSegment, Subject, SubjectRequest
 from .policy import Policy, load_policy
 from .store import EncryptedStore
@@ -650,6 +652,9 @@ def erase_pseudonym(
         raise InputError(f"erasure reason {reason!r}; use one of {', '.join(ERASURE_REASONS)}")
     if batch < 1:
         raise InputError(f"batch {batch} must be at least 1")
+    # keys a restored key store brought back are destroyed again (keys.reshred entry); this
+    # subject's own key is left to step 1, as in a first erasure
+    reshred(store, now=now, actor=ACTOR, skip=[(SUBJECTS, pseudonym)])
     with store.session() as session:
         known = session.scalar(select(Subject).where(Subject.pseudonym == pseudonym))
         erased = known is not None and known.erased_at is not None
