@@ -17,6 +17,11 @@ those bytes — even a re-serialisation — breaks the chain.
 Details carry pseudonyms, ids, counts and times only: never serials, PCM or free text.
 Every ``checkpoint_every`` entries, if a signer is attached, a signed checkpoint over the new
 head is written in the same transaction (:mod:`audit.log.checkpoints`).
+
+The same canonical bytes are the leaves of an RFC 9162 Merkle tree (:mod:`audit.log.tree`):
+each append also hashes its leaf into the tree's right edge (kept in memory between
+transactions, checked against the head it was built for) and the complete subtrees of 16
+leaves or more it closes go into ``audit_tree_nodes`` in the same flush as the entries.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from audit.log.merkle import Frontier
+from audit.log.rows import ENTRY_TEMPLATE
+from audit.log.tree import NODE_INSERT_SQL, STORED_LEVEL, StoredTree, load_frontier
 from retention.errors import InputError, StoreError
 from retention.ground.actions import Action
 from retention.models import AuditCheckpoint, AuditEntry
@@ -51,12 +59,13 @@ __all__ = [
     "iter_entries",
     "last_checkpoint",
     "flush_pending",
+    "tree_root",
 ]
 
 GENESIS_HASH = "0" * 64
 DEFAULT_CHECKPOINT_EVERY = 1000
 _PG_LOCK_ID = 0x466C6F77  # "Flow"
-_TEMPLATE = '{"action":%s,"actor":%s,"at":%s,"details":%s,"object_id":%s,"object_type":%s,"seq":%d}'
+_TEMPLATE = ENTRY_TEMPLATE
 
 
 _last_iso: tuple[datetime, str] | None = None  # entries of one transaction share their time
@@ -137,6 +146,8 @@ def _forget_head(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop(_HEAD_KEY, None)
         session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_TREE_KEY, None)
+        session.info.pop(_NODES_KEY, None)
 
 
 def read_head(session: Session) -> tuple[int, str]:
@@ -166,6 +177,9 @@ class AuditLog:
         # entries recorded through this log since it last signed the head: a command that
         # wrote nothing must not sign a tail someone else appended (it may be forged)
         self.appended = 0
+        # the tree's right edge after the last append through this log, and the chain head it
+        # belongs to: reused by the next transaction only if the database's head is that one
+        self._edge: tuple[str, Frontier] | None = None
 
     def attach_signer(
         self, signer: CheckpointSigner | None, checkpoint_every: int | None = None
@@ -183,7 +197,14 @@ class AuditLog:
             return cached
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
-        return read_head(session)
+        seq, head = read_head(session)
+        edge = self._edge
+        if edge is None or edge[0] != head or edge[1].size != seq:
+            # another writer appended, a transaction rolled back, or a new process: O(log n)
+            edge = (head, load_frontier(session.connection(), seq))
+        session.info[_TREE_KEY] = edge[1]
+        self._edge = edge
+        return seq, head
 
     def record(
         self,
@@ -201,15 +222,20 @@ class AuditLog:
         seq += 1
         action_name = str(action)  # the plain text, not the enum member, is stored and hashed
         body = canonical_details(details or {})
-        digest = entry_hash(
-            prev, canonical_entry(seq, at, actor, action_name, object_type, object_id, body)
-        )
-        pending = session.info.setdefault(_PENDING_KEY, [])
+        canonical = canonical_entry(seq, at, actor, action_name, object_type, object_id, body)
+        digest = entry_hash(prev, canonical)
+        info = session.info
+        pending = info.setdefault(_PENDING_KEY, [])
         pending.append((seq, at, actor, action_name, object_type, object_id, body, prev, digest))
-        session.info[_HEAD_KEY] = (seq, digest)
+        frontier: Frontier = info[_TREE_KEY]
+        closed = frontier.append(_sha256(b"\x00" + canonical).digest())
+        if len(closed) >= STORED_LEVEL:
+            info.setdefault(_NODES_KEY, []).extend(closed[STORED_LEVEL - 1 :])
+        info[_HEAD_KEY] = (seq, digest)
+        self._edge = (digest, frontier)
         self.appended += 1
         if self.signer is not None and seq % self.checkpoint_every == 0:
-            session.add(self.signer.checkpoint(seq, digest, at))
+            session.add(self.signer.checkpoint(seq, digest, at, frontier.root()))
 
 
 # -- batched insert -------------------------------------------------------------------------------
@@ -218,6 +244,9 @@ class AuditLog:
 # the transaction commits and before any other statement of the same session runs (so a query
 # in the same transaction sees them). The details column receives the canonical text itself.
 _PENDING_KEY = "flowaudit.audit_pending"
+_NODES_KEY = "flowaudit.audit_tree_pending"  # (level, index, hash) of stored subtrees
+_TREE_KEY = "flowaudit.audit_tree_edge"  # the transaction's Frontier
+_sha256 = hashlib.sha256
 _COLUMNS = "seq, at, actor, action, object_type, object_id, details, prev_hash, hash"
 _INSERT_SQL = {
     "sqlite": f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -256,6 +285,9 @@ def flush_pending(session: Session) -> None:
     else:
         pending = [(row[0], row[1].astimezone(UTC)) + row[2:] for row in pending]
     connection.exec_driver_sql(sql, pending)
+    nodes = session.info.pop(_NODES_KEY, None)
+    if nodes:
+        connection.exec_driver_sql(NODE_INSERT_SQL[dialect], nodes)
 
 
 @event.listens_for(Session, "before_commit")
@@ -272,6 +304,7 @@ def _flush_before_statements(state: Any) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_NODES_KEY, None)
 
 
 def iter_entries(
@@ -310,3 +343,13 @@ def last_checkpoint(session: Session) -> AuditCheckpoint | None:
     return session.scalars(
         select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc(), AuditCheckpoint.id.desc())
     ).first()
+
+
+def tree_root(session: Session, size: int) -> bytes:
+    """The Merkle root of the first ``size`` entries, as ``session``'s transaction sees them:
+    from the transaction's own tree edge when it is at that size, else from stored nodes."""
+    flush_pending(session)
+    edge = session.info.get(_TREE_KEY)
+    if isinstance(edge, Frontier) and edge.size == size:
+        return edge.root()
+    return StoredTree(session.connection(), size).root()

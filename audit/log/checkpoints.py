@@ -1,4 +1,4 @@
-"""Signed checkpoints and anchors: Ed25519 signatures over the head of the audit chain.
+"""Signed checkpoints and anchors: Ed25519 signatures over the audit log's Merkle tree.
 
 A hash chain alone shows that entries were not changed *relative to each other*; whoever can
 write the table can still rewrite the tail and re-hash it, or cut it off. A checkpoint signs
@@ -6,16 +6,22 @@ write the table can still rewrite the tail and re-hash it, or cut it off. A chec
 a checkpoint exported to a file that the auditor keeps elsewhere: a later ``verify --anchor``
 detects a rewritten or truncated log up to that point.
 
-The signed text is a C2SP signed note (``c2sp.org/signed-note``) carrying a ``tlog-checkpoint``
-style body — origin line, tree size (the head's sequence number), base64 head hash, then an
-extension line with the time::
+A checkpoint is a C2SP ``tlog-checkpoint`` (``c2sp.org/tlog-checkpoint``) in a signed note
+(``c2sp.org/signed-note``, :mod:`audit.log.notes`): origin line, tree size (the head's sequence
+number), the base64 RFC 9162 Merkle root of the entries (:mod:`audit.log.tree`), then an
+extension line with the time; any tlog client reads it::
 
-    flowaudit/audit-log
+    flowaudit/audit-tree
     1234
     q1Vb9kG…=
     at 2026-06-21T22:00:00+00:00
 
-    — flowaudit/audit-log AbCd…(base64 of 4-byte key hash ‖ 64-byte signature)
+    — flowaudit/audit-tree AbCd…(base64 of 4-byte key hash ‖ 64-byte signature)
+
+The row also keeps the chain head at that size. Checkpoints written before migration 0003
+signed the same layout under origin ``flowaudit/audit-log`` with the *chain head hash* where
+the root now is (a different origin, so no client confuses the two); they still verify as
+chain-head checkpoints (:func:`verify_signature`).
 
 Checkpoints are written every N entries (:class:`audit.log.chain.AuditLog`) and at the end of every
 CLI command that appended entries, whether it succeeded or failed (:func:`checkpoint_after_command`,
@@ -38,19 +44,26 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
-from audit.log.chain import iso_utc, last_checkpoint, read_head
+from audit.log.chain import iso_utc, last_checkpoint, read_head, tree_root
+from audit.log.notes import Checkpoint, checkpoint_text, signature_line, verifier_key
 from audit.log.signing import load_signing_key, public_key_id
 from retention.errors import ConfigError, InputError
 from retention.models import AuditCheckpoint
 
 __all__ = [
     "ORIGIN",
+    "TREE_ORIGIN",
     "ANCHOR_FORMAT",
     "CheckpointSigner",
     "Anchor",
     "note_body",
     "signed_note",
     "verify_signature",
+    "tree_note_body",
+    "tree_note",
+    "verify_tree_signature",
+    "checkpoint_note",
+    "note_verifier_key",
     "write_checkpoint",
     "load_signer",
     "attach_signer",
@@ -63,7 +76,8 @@ __all__ = [
     "public_key_b64",
 ]
 
-ORIGIN = "flowaudit/audit-log"
+ORIGIN = "flowaudit/audit-log"  # chain-head checkpoints (before migration 0003)
+TREE_ORIGIN = "flowaudit/audit-tree"  # Merkle checkpoints: origin line and note key name
 ANCHOR_FORMAT = "flowaudit-audit-anchor/v1"
 _ED25519_ALG = b"\x01"
 
@@ -107,8 +121,47 @@ def verify_signature(
     return True
 
 
+def tree_note_body(size: int, root: bytes, at: datetime | str) -> bytes:
+    """The signed text of a Merkle checkpoint: origin, size, base64 root, time extension."""
+    iso = at if isinstance(at, str) else iso_utc(at)
+    return checkpoint_text(Checkpoint(TREE_ORIGIN, size, root, (f"at {iso}",))).encode()
+
+
+def tree_note(
+    size: int, root: bytes, at: datetime | str, signature: bytes, public_key: Ed25519PublicKey
+) -> str:
+    """The full signed note of a Merkle checkpoint."""
+    body = tree_note_body(size, root, at).decode()
+    return body + "\n" + signature_line(TREE_ORIGIN, public_key, signature)
+
+
+def verify_tree_signature(
+    public_key: Ed25519PublicKey, size: int, root: bytes, at: datetime | str, signature: bytes
+) -> bool:
+    """True iff ``signature`` is the key's signature over this Merkle checkpoint."""
+    try:
+        public_key.verify(bytes(signature), tree_note_body(size, root, at))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def checkpoint_note(checkpoint: AuditCheckpoint, public_key: Ed25519PublicKey) -> str:
+    """The signed note of a stored checkpoint, Merkle or (older) chain head."""
+    at, signature = iso_utc(checkpoint.at), bytes(checkpoint.signature)
+    if checkpoint.root_hash is None:
+        return signed_note(checkpoint.seq, checkpoint.head_hash, at, signature, public_key)
+    size = int(checkpoint.tree_size or 0)
+    return tree_note(size, bytes.fromhex(checkpoint.root_hash), at, signature, public_key)
+
+
+def note_verifier_key(public_key: Ed25519PublicKey) -> str:
+    """The C2SP verifier key of the checkpoints (``flowaudit/audit-tree+<hash>+<key>``)."""
+    return verifier_key(TREE_ORIGIN, public_key)
+
+
 class CheckpointSigner:
-    """Signs chain heads with the audit signing key (never the master key)."""
+    """Signs Merkle checkpoints with the audit signing key (never the master key)."""
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private_key = private_key
@@ -116,16 +169,22 @@ class CheckpointSigner:
         self.key_id = public_key_id(self.public_key)
 
     def sign(self, seq: int, head_hash: str, at: datetime | str) -> bytes:
+        """A chain-head signature (the format before migration 0003; tests of old logs)."""
         return self._private_key.sign(note_body(seq, head_hash, at))
 
-    def checkpoint(self, seq: int, head_hash: str, at: datetime) -> AuditCheckpoint:
-        """A new (unsaved) checkpoint row over ``(seq, head_hash)``."""
+    def sign_tree(self, size: int, root: bytes, at: datetime | str) -> bytes:
+        return self._private_key.sign(tree_note_body(size, root, at))
+
+    def checkpoint(self, seq: int, head_hash: str, at: datetime, root: bytes) -> AuditCheckpoint:
+        """A new (unsaved) Merkle checkpoint over the first ``seq`` entries."""
         return AuditCheckpoint(
             seq=seq,
             head_hash=head_hash,
             at=at,
             key_id=self.key_id,
-            signature=self.sign(seq, head_hash, at),
+            signature=self.sign_tree(seq, root, at),
+            tree_size=seq,
+            root_hash=root.hex(),
         )
 
 
@@ -149,7 +208,7 @@ def write_checkpoint(
     seq, head = read_head(session)
     if seq == 0:
         return None
-    checkpoint = signer.checkpoint(seq, head, now)
+    checkpoint = signer.checkpoint(seq, head, now, tree_root(session, seq))
     session.add(checkpoint)
     session.flush()
     return checkpoint
@@ -211,7 +270,7 @@ def checkpoint_after_failure(runtime: _RuntimeLike) -> AuditCheckpoint | None:
 
 
 def _covered(session: Session, signer: CheckpointSigner) -> bool:
-    """True if the log is empty or its head is already signed by this key."""
+    """True if the log is empty or its head is already in a Merkle checkpoint of this key."""
     seq, head = read_head(session)
     if seq == 0:
         return True
@@ -221,6 +280,7 @@ def _covered(session: Session, signer: CheckpointSigner) -> bool:
         and last.seq == seq
         and last.head_hash == head
         and last.key_id == signer.key_id
+        and last.root_hash is not None
     )
 
 
@@ -235,27 +295,32 @@ class Anchor:
     key_id: str
     public_key: Ed25519PublicKey
     signature: bytes
+    root_hash: str | None = None  # a Merkle checkpoint's root (None: a chain-head anchor)
 
     def verifies(self) -> bool:
+        if self.root_hash is not None:
+            root = bytes.fromhex(self.root_hash)
+            return verify_tree_signature(self.public_key, self.seq, root, self.at, self.signature)
         return verify_signature(self.public_key, self.seq, self.head_hash, self.at, self.signature)
 
 
 def make_anchor(checkpoint: AuditCheckpoint, public_key: Ed25519PublicKey) -> dict[str, Any]:
     """The JSON document of an anchor (the signed note is included for other tools)."""
     at = iso_utc(checkpoint.at)
-    return {
+    document = {
         "format": ANCHOR_FORMAT,
-        "origin": ORIGIN,
+        "origin": ORIGIN if checkpoint.root_hash is None else TREE_ORIGIN,
         "seq": checkpoint.seq,
         "head_hash": checkpoint.head_hash,
         "at": at,
         "key_id": checkpoint.key_id,
         "public_key": public_key_b64(public_key),
         "signature": base64.b64encode(bytes(checkpoint.signature)).decode("ascii"),
-        "note": signed_note(
-            checkpoint.seq, checkpoint.head_hash, at, bytes(checkpoint.signature), public_key
-        ),
+        "note": checkpoint_note(checkpoint, public_key),
     }
+    if checkpoint.root_hash is not None:
+        document.update(tree_size=checkpoint.tree_size, root_hash=checkpoint.root_hash)
+    return document
 
 
 def write_anchor(path: Path, document: dict[str, Any]) -> None:
@@ -306,6 +371,16 @@ def load_anchor(path: Path) -> Anchor:
         _b64(document.get("public_key"), "public_key", where, 32)
     )
     signature = _b64(document.get("signature"), "signature", where, 64)
+    root = document.get("root_hash")
+    if root is not None and (
+        not isinstance(root, str)
+        or len(root) != 64
+        or not _hex(root)
+        or document.get("tree_size") != seq
+    ):
+        raise InputError(
+            f"anchor '{where}': root_hash must be 64 hex digits and tree_size equal to seq"
+        )
     return Anchor(
         seq=seq,
         head_hash=head,
@@ -313,7 +388,16 @@ def load_anchor(path: Path) -> Anchor:
         key_id=public_key_id(public_key),
         public_key=public_key,
         signature=signature,
+        root_hash=root,
     )
+
+
+def _hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

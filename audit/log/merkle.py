@@ -176,8 +176,17 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
-    """True iff ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree of ``root``."""
+def _sized(*hashes: bytes) -> bool:
+    return all(len(h) == HASH_SIZE for h in hashes)
+
+
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """True iff ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree of ``root``
+    (every hash must be 32 bytes)."""
+    if not _sized(leaf, root, *proof):
+        return False
     try:
         return root_from_inclusion(index, size, leaf, proof) == root
     except ValueError:
@@ -193,7 +202,7 @@ def verify_consistency(
     transparency-dev/merkle does): equal sizes need an empty proof and equal roots; size 0 is
     a prefix of everything with an empty proof; a larger old size never verifies.
     """
-    if old < 0 or new < old:
+    if old < 0 or new < old or not _sized(*proof):
         return False
     if old == new:
         return not proof and old_root == new_root

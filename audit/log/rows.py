@@ -12,9 +12,13 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
 
-from audit.log.chain import _TEMPLATE
+__all__ = ["ENTRY_TEMPLATE", "ENTRY_COLUMNS_SQL", "RANGE_SQL", "stored_iso", "row_canonical"]
 
-__all__ = ["ENTRY_COLUMNS_SQL", "RANGE_SQL", "stored_iso", "row_canonical"]
+# the canonical entry (see audit.log.chain): sorted keys, no spaces, details as stored text
+ENTRY_TEMPLATE = (
+    '{"action":%s,"actor":%s,"at":%s,"details":%s,"object_id":%s,"object_type":%s,"seq":%d}'
+)
+_TEMPLATE = ENTRY_TEMPLATE
 
 # seq, at (as UTC text), actor, action, object_type, object_id, details text, prev_hash, hash
 ENTRY_COLUMNS_SQL = {

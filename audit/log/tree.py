@@ -100,7 +100,8 @@ class StoredTree:
     def _fetch_block(self, block: int) -> None:
         first = block * BLOCK
         last = min(first + BLOCK, self.size)
-        rows = self.connection.exec_driver_sql(RANGE_SQL[self.dialect], (first + 1, last)).fetchall()
+        sql = RANGE_SQL[self.dialect]
+        rows = self.connection.exec_driver_sql(sql, (first + 1, last)).fetchall()
         if [r[0] for r in rows] != list(range(first + 1, last + 1)):
             raise IntegrityError(
                 f"audit entries {first + 1}..{last} are not all present; "

@@ -13,7 +13,13 @@ What is detected, and the sequence number named (the *first bad* one is the smal
   in a text column, text that is not a time or not UTF-8): that entry, never a crash;
 * an **unsigned tail** — entries after the last signed checkpoint, which a forged, correctly
   chained append cannot be told from: the first of them (only when signatures are checked,
-  and unless the caller accepts an unsigned tail).
+  and unless the caller accepts an unsigned tail);
+* a **Merkle checkpoint whose root is not the tree of the entries** it covers (signed over a
+  different tree): that checkpoint, by id and size.
+
+Alongside the chain, the verifier rebuilds the RFC 9162 Merkle tree of the entries in one pass
+— its right edge only, O(log n) memory — and compares the root at every Merkle checkpoint;
+chain-head checkpoints (before migration 0003) are checked against the chain head as before.
 
 Entries are independently checkable — each stores ``prev_hash`` and its hash covers it — so the
 verifier streams rows once (server-side cursor on PostgreSQL), builds the canonical bytes with
@@ -28,7 +34,6 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
 
@@ -36,7 +41,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Engine
 
 from audit.log.chain import _TEMPLATE, GENESIS_HASH
-from audit.log.checkpoints import Anchor, verify_signature
+from audit.log.checkpoints import Anchor, verify_signature, verify_tree_signature
+from audit.log.merkle import EMPTY_ROOT, fold
+from audit.log.rows import stored_iso as _iso
 from audit.log.signing import public_key_id
 from retention.db import map_db_errors
 from retention.errors import StoreError
@@ -58,11 +65,12 @@ _SQL = {
 }
 _CHECKPOINT_SQL = {
     "sqlite": (
-        "SELECT id, seq, head_hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq, id"
+        "SELECT id, seq, head_hash, at, key_id, signature, tree_size, root_hash "
+        "FROM audit_checkpoints ORDER BY seq, id"
     ),
     "postgresql": (
         "SELECT id, seq, head_hash, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
-        "key_id, signature FROM audit_checkpoints ORDER BY seq, id"
+        "key_id, signature, tree_size, root_hash FROM audit_checkpoints ORDER BY seq, id"
     ),
 }
 _COLUMNS = (
@@ -100,6 +108,8 @@ class VerifyReport:
     head_hash: str = GENESIS_HASH
     checkpoints: int = 0
     checkpoints_verified: int = 0
+    tree_checkpoints: int = 0  # Merkle checkpoints whose root was compared with the tree
+    tree_root: str = EMPTY_ROOT.hex()  # Merkle root of all the entries read
     last_signed_seq: int = 0
     key_id: str | None = None
     signatures_checked: bool = False
@@ -146,23 +156,6 @@ class VerifyReport:
             entries_per_second=round(self.rate),
         )
         return data
-
-
-def _iso(raw: Any) -> str:
-    """The chain's ISO time from the value the database returns for ``at``.
-
-    Raises ``ValueError`` for anything that is not a time: the caller names the entry.
-    """
-    if isinstance(raw, str):
-        if len(raw) == 26 and raw[10] == " " and raw[19] == ".":
-            frac = raw[20:]
-            tail = "+00:00" if frac == "000000" else "." + frac + "+00:00"
-            return raw[:10] + "T" + raw[11:19] + tail
-        raw = datetime.fromisoformat(raw)
-    if isinstance(raw, datetime):
-        value = raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat()
-    raise ValueError("not a time")
 
 
 def _what(value: Any) -> str:
@@ -277,6 +270,8 @@ class _Signed:
     seq: int
     head_hash: str
     source: str
+    root_hash: str | None = None  # a Merkle checkpoint's root
+    kind: str = "checkpoint"  # the problem kind that names it: checkpoint | anchor
 
 
 def _canonical(row: tuple[Any, ...], seq: int) -> bytes:
@@ -320,7 +315,7 @@ class _Collector:
 
 def _checkpoint_problem(row: tuple[Any, ...]) -> str | None:
     """Why a raw checkpoint row cannot be checked, or None if every value has its type."""
-    _, seq, head, at, key_id, signature = row
+    _, seq, head, at, key_id, signature, tree_size, root = row
     bad = []
     if type(seq) is not int or seq < 1:
         bad.append(f"seq holds {_what(seq) if type(seq) is not int else 'a number below 1'}")
@@ -332,6 +327,12 @@ def _checkpoint_problem(row: tuple[Any, ...]) -> str | None:
         bad.append(f"signature holds {_what(signature)}")
     if not isinstance(key_id, str):
         bad.append(f"key_id holds {_what(key_id)}")
+    if (tree_size is None) != (root is None):
+        bad.append("only one of tree_size and root_hash is set")
+    elif tree_size is not None and (tree_size != seq or type(tree_size) is not int):
+        bad.append("tree_size differs from seq")
+    elif root is not None and (type(root) is not str or len(root) != 64 or not _is_hex(root)):
+        bad.append("root_hash is not 64 hex digits")
     return "; ".join(bad) or None
 
 
@@ -355,7 +356,7 @@ def _load_signed(
     rows = list(_raw_rows(engine, _CHECKPOINT_SQL[engine.dialect.name], 1000, "flowaudit_cp"))
     report.checkpoints = len(rows)
     for row in rows:
-        cp_id, seq, head, at, key_id, signature = row
+        cp_id, seq, head, at, key_id, signature, _, root = row
         label = f"checkpoint #{cp_id} (seq {seq if type(seq) is int else '?'})"
         unreadable = _checkpoint_problem(row)
         if unreadable is not None:  # tampered with: trusted for nothing, and reported
@@ -363,12 +364,18 @@ def _load_signed(
             out.add(where, "checkpoint", f"{label} is unreadable: {unreadable}")
             continue
         if public_key is not None:
-            if not verify_signature(public_key, seq, head, _iso(at), bytes(signature)):
+            if root is not None:
+                good = verify_tree_signature(
+                    public_key, seq, bytes.fromhex(root), _iso(at), bytes(signature)
+                )
+            else:
+                good = verify_signature(public_key, seq, head, _iso(at), bytes(signature))
+            if not good:
                 other = "" if key_id == trusted_id else f" (it names key {key_id[:16]})"
                 out.add(seq, "checkpoint", f"{label} has an invalid signature{other}")
                 continue
             report.checkpoints_verified += 1
-        signed.setdefault(seq, []).append(_Signed(seq, head, label))
+        signed.setdefault(seq, []).append(_Signed(seq, head, label, root))
     if anchor is not None:
         report.anchor_seq = anchor.seq
         if not anchor.verifies():
@@ -381,7 +388,13 @@ def _load_signed(
             )
         else:
             signed.setdefault(anchor.seq, []).append(
-                _Signed(anchor.seq, anchor.head_hash, f"the anchor (seq {anchor.seq})")
+                _Signed(
+                    anchor.seq,
+                    anchor.head_hash,
+                    f"the anchor (seq {anchor.seq})",
+                    anchor.root_hash,
+                    "anchor",
+                )
             )
     return signed
 
@@ -419,6 +432,9 @@ def verify_log(
     gaps: list[tuple[int, int, Any]] = []  # (first missing seq, count, hash of the one before)
     numberless: list[tuple[Any, ...]] = []  # rows whose seq is not an integer
     entries = 0
+    edge: list[bytes] = []  # the Merkle tree's right edge (one hash per set bit of `leaves`)
+    leaves = 0
+    unreadable_leaf = sha256(b"\x00(unreadable)").digest()
     for row in iter_chain_rows(engine, batch):
         seq, at, actor, action, otype, oid, details, prev, digest = row
         entries += 1
@@ -434,18 +450,20 @@ def verify_log(
                 at_q, last_raw_at = esc(_iso(at)), at
             if type(details) is not str:
                 raise TypeError("details")
-            canonical = template % (
-                esc(action),
-                esc(actor),
-                at_q,
-                details,
-                esc(oid),
-                esc(otype),
-                seq,
-            )
-            consistent: bool | None = sha256((prev + canonical).encode()).hexdigest() == digest
-        except _UNREADABLE:
+            canonical = (
+                template % (esc(action), esc(actor), at_q, details, esc(oid), esc(otype), seq)
+            ).encode()
+            consistent: bool | None = sha256(prev.encode() + canonical).hexdigest() == digest
+            node = sha256(b"\x00" + canonical).digest()
+        except (*_UNREADABLE, AttributeError):
             consistent = None
+            node = unreadable_leaf  # keeps the positions; the entry is reported anyway
+        n = leaves  # append the leaf to the tree's right edge (RFC 9162 shape)
+        while n & 1:
+            node = sha256(b"\x01" + edge.pop() + node).digest()
+            n >>= 1
+        edge.append(node)
+        leaves += 1
         gap = seq != expected
         if gap:
             span = str(expected) if seq == expected + 1 else f"{expected}..{seq - 1}"
@@ -463,16 +481,19 @@ def verify_log(
                 f"entry {seq - 1} was rewritten: entry {seq} links to a different hash",
             )
         if seq in signed:
+            root = fold(edge).hex() if leaves == seq else ""
             for item in signed.pop(seq):
-                if item.head_hash == digest:
+                if _holds(item, digest, root, out):
                     last_intact_signed = max(last_intact_signed, seq)
                     report.last_signed_seq = max(report.last_signed_seq, seq)
-                    continue
-                mismatched.append((item, last_intact_signed))
+                    report.tree_checkpoints += item.root_hash is not None
+                elif item.root_hash is None or item.head_hash != digest:
+                    mismatched.append((item, last_intact_signed))
         expected, last_hash = seq + 1, digest
     for item, last_intact in mismatched:  # resolved once every entry has been seen
         _signed_mismatch(item, last_intact, out)
     report.entries = entries
+    report.tree_root = fold(edge).hex()
     report.head_seq = expected - 1
     report.head_hash = last_hash if isinstance(last_hash, str) else "(unreadable)"
     _place_numberless(numberless, gaps, report.head_seq, out)
@@ -553,6 +574,33 @@ def _diagnose(row: tuple[Any, ...], out: _Collector) -> None:
         )
     else:
         out.add(seq, "edited", f"entry {seq} does not match its hash (edited or moved)")
+
+
+def _holds(item: _Signed, digest: str, root: str, out: _Collector) -> bool:
+    """Whether a signed statement about ``item.seq`` matches the log there.
+
+    A chain-head checkpoint signs the head hash; a Merkle checkpoint signs the root (its row's
+    head hash is unsigned bookkeeping: an edited one is reported, the entries still hold).
+    """
+    if item.root_hash is None:
+        return item.head_hash == digest
+    if item.root_hash == root:
+        if item.head_hash != digest:
+            out.add(
+                item.seq,
+                item.kind,
+                f"{item.source}: its (unsigned) chain head hash was edited; the signed Merkle "
+                "root matches the entries",
+            )
+        return True
+    if item.head_hash == digest:  # the chain agrees, the tree does not: signed a wrong root
+        out.add(
+            item.seq,
+            item.kind,
+            f"{item.source}: its Merkle root is not the root of the tree of entries "
+            f"1..{item.seq} (signed over a different tree)",
+        )
+    return False
 
 
 def _signed_mismatch(item: _Signed, last_intact: int, out: _Collector) -> None:

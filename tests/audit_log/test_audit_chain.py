@@ -21,7 +21,7 @@ from audit.log.chain import (
     iter_entries,
 )
 from audit.log.checkpoints import (
-    ORIGIN,
+    TREE_ORIGIN,
     CheckpointSigner,
     checkpoint_after_command,
     load_anchor,
@@ -33,12 +33,14 @@ from audit.log.checkpoints import (
     write_anchor,
     write_checkpoint,
 )
+from audit.log.merkle import MemoryTree
 from audit.log.verify import verify_log
 from flowaudit.runtime import Runtime
 from retention.errors import InputError
 from retention.models import AuditCheckpoint, AuditEntry
 
 from .logbuild import START, export_anchor, fill_log
+from .treeref import canonical_rows
 
 
 def _raw_details(runtime: Runtime) -> list[tuple[int, str]]:
@@ -240,14 +242,17 @@ def test_anchor_roundtrip_and_c2sp_note(sqlite_runtime: Runtime, tmp_path: Path)
     assert anchor.verifies() and anchor.key_id == signer.key_id
     body, _, signature_line = document["note"].partition("\n\n")
     lines = body.split("\n")
-    assert lines[0] == ORIGIN and lines[1] == str(anchor.seq)
-    assert base64.b64decode(lines[2]).hex() == anchor.head_hash
+    # a C2SP tlog checkpoint: origin, size, base64 Merkle root of the entries, time extension
+    assert lines[0] == TREE_ORIGIN and lines[1] == str(anchor.seq)
+    with sqlite_runtime.engine.connect() as conn:
+        root = MemoryTree(canonical_rows(conn)[: anchor.seq]).root()
+    assert base64.b64decode(lines[2]) == root and anchor.root_hash == root.hex()
     assert lines[3] == f"at {anchor.at}"
     name, blob = signature_line.strip().removeprefix("\u2014 ").split(" ")
     raw = base64.b64decode(blob)
     public = base64.b64decode(document["public_key"])
-    assert name == ORIGIN
-    assert raw[:4] == hashlib.sha256(ORIGIN.encode() + b"\n\x01" + public).digest()[:4]
+    assert name == TREE_ORIGIN
+    assert raw[:4] == hashlib.sha256(TREE_ORIGIN.encode() + b"\n\x01" + public).digest()[:4]
     signer.public_key.verify(raw[4:], (body + "\n").encode())  # raises if wrong
 
 
