@@ -1,4 +1,5 @@
-"""`flowaudit audit verify|anchor|log|check|rules`: the tamper-evident log and compliance checks."""
+"""`flowaudit audit verify|prove|checkpoint|public-key|anchor|log|check|rules`: the
+tamper-evident Merkle log, its proofs, and the compliance checks built on it."""
 
 from __future__ import annotations
 
@@ -21,9 +22,23 @@ from audit.log.checkpoints import (
     load_public_key,
     load_signer,
     make_anchor,
+    note_verifier_key,
     write_anchor,
     write_checkpoint,
 )
+from audit.log.proofs import (
+    ProofError,
+    Verified,
+    consistency_bundle,
+    inclusion_bundle,
+    load_bundle,
+    load_verifier,
+    tree_checkpoints,
+    verifier_summary,
+    verify_bundle,
+    write_bundle,
+)
+from audit.log.signing import public_key_id
 from audit.log.verify import VerifyReport, verify_log
 from retention import db as dbmod
 from retention.errors import ConfigError, InputError, IntegrityError
@@ -90,6 +105,10 @@ def _print_verify(report: VerifyReport, anchor_given: bool) -> None:
         f"checkpoints: {report.checkpoints_verified}/{report.checkpoints} verified "
         f"(key {report.key_id})"
     )
+    typer.echo(
+        f"merkle root: {report.tree_root}  ({report.tree_checkpoints} tree checkpoint(s) "
+        "matched the recomputed root)"
+    )
     if report.anchor_seq is not None:
         typer.echo(f"anchor: seq {report.anchor_seq}")
     for problem in sorted(report.problems, key=lambda p: p.seq):
@@ -111,8 +130,75 @@ def _print_verify(report: VerifyReport, anchor_given: bool) -> None:
             )
 
 
+def _print_verified(result: Verified, verifier_text: str) -> None:
+    if result.kind == "inclusion":
+        entry = result.entry or {}
+        typer.echo(
+            f"inclusion proof verified: entry {result.seq} ({entry.get('action')}, "
+            f"{entry.get('object_type')}:{entry.get('object_id')}, at {entry.get('at')}) is "
+            f"leaf {(result.seq or 0) - 1} of the log of size {result.tree_size}"
+        )
+    else:
+        typer.echo(
+            f"consistency proof verified: the log of size {result.tree_size} extends the "
+            f"log of size {result.old_size} (nothing before was changed or removed)"
+        )
+    typer.echo(f"signed root: {result.root.hex()}  key: {verifier_text}")
+
+
+def _verify_proof(proof: Path, key: str | None, fmt: str) -> None:
+    """`audit verify --proof`: the bundle, the key, nothing else (no home, no database)."""
+    if key is None:
+        raise InputError(
+            "--proof needs --key: the verifier key (`flowaudit audit public-key --note`) "
+            "or a file holding it or the Ed25519 public key"
+        )
+    verifier = load_verifier(key)
+    document = load_bundle(proof)
+    try:
+        result = verify_bundle(document, verifier)
+    except ProofError as exc:
+        raise IntegrityError(f"proof '{proof}' fails: {exc.part}: {exc}") from None
+    if fmt == "json":
+        data: dict[str, Any] = {
+            "ok": True,
+            "kind": result.kind,
+            "tree_size": result.tree_size,
+            "root": result.root.hex(),
+            "key": verifier.key_string,
+        }
+        if result.kind == "inclusion":
+            data.update(seq=result.seq, entry=result.entry)
+        else:
+            data.update(
+                old_size=result.old_size,
+                old_root=result.old_root.hex() if result.old_root is not None else None,
+            )
+        print_json(data)
+    else:
+        _print_verified(result, verifier_summary(verifier))
+
+
 @audit_app.command("verify")
 def verify(
+    proof: Annotated[
+        Path | None,
+        typer.Option(
+            "--proof",
+            help="Check a proof bundle from `flowaudit audit prove` (or a purge/erasure "
+            "receipt) offline: only --key, the bundle's signed checkpoint and its proof are "
+            "used — no database, no home.",
+            dir_okay=False,
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="With --proof: the verifier key '<name>+<hash>+<key>' printed by "
+            "`flowaudit audit public-key --note`, or a file holding it or the PEM public key.",
+        ),
+    ] = None,
     anchor: AnchorOption = None,
     public_key: Annotated[
         Path | None,
@@ -128,20 +214,27 @@ def verify(
     db: DbOption = None,
     format: FormatOption = "text",
 ) -> None:
-    """Recompute the hash chain, checkpoint signatures and anchor; exit 0 only if all verify.
+    """Recompute the hash chain, the Merkle root, checkpoint signatures and anchor; exit 0
+    only if all verify. With --proof FILE --key KEY: check one proof bundle offline instead.
 
     Names the first bad sequence number of an edited, deleted, inserted, reordered,
-    truncated or unreadable entry, and fails on entries after the last signed checkpoint
+    truncated or unreadable entry, names a checkpoint whose signed Merkle root is not the
+    root of the entries it covers, and fails on entries after the last signed checkpoint
     unless --allow-unsigned-tail. Needs no master key: only the database and a public key.
     """
     fmt = check_format(format)
+    if proof is not None:
+        _verify_proof(proof, key, fmt)
+        return
+    if key is not None:
+        raise InputError("--key goes with --proof; to check the log use --public-key FILE")
     settings = settings_from(home, db)
     anchor_doc = load_anchor(anchor) if anchor is not None else None
-    key = _trusted_key(public_key, settings.signing_key_file, anchor_doc)
+    trusted = _trusted_key(public_key, settings.signing_key_file, anchor_doc)
     engine = dbmod.make_engine(settings.db_url)
     try:
         dbmod.check_schema(engine)
-        report = verify_log(engine, key, anchor_doc, allow_unsigned_tail=allow_unsigned_tail)
+        report = verify_log(engine, trusted, anchor_doc, allow_unsigned_tail=allow_unsigned_tail)
     finally:
         engine.dispose()
     if fmt == "json":
@@ -221,6 +314,191 @@ def anchor_cmd(
     typer.echo(
         f"anchor written to {out}: seq {document['seq']}, head {document['head_hash'][:16]}…, "
         f"key {document['key_id']}"
+    )
+
+
+def _home_public_key(signing_key_file: Path, public_key_file: Path | None) -> Ed25519PublicKey:
+    if public_key_file is not None:
+        return load_public_key(public_key_file)
+    signer = load_signer(signing_key_file)
+    if signer is None:
+        raise ConfigError(
+            f"no signing key at '{signing_key_file}'; pass --public-key FILE or use the home "
+            "created by `flowaudit init`"
+        )
+    return signer.public_key
+
+
+PublicKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="Ed25519 key that signed the checkpoints (PEM or base64); "
+        "default: the home's signing.key.",
+        dir_okay=False,
+    ),
+]
+
+
+@audit_app.command("public-key")
+def public_key_cmd(
+    note: Annotated[
+        bool,
+        typer.Option(
+            "--note",
+            help="Print the C2SP signed-note verifier key '<name>+<hash>+<base64 key>' "
+            "(what `audit verify --proof --key` and tlog clients take) instead of PEM.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write it to this file too.", dir_okay=False)
+    ] = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Print the public half of the checkpoint signing key, to give to an auditor.
+
+    It holds no secret. With it alone an auditor checks proof bundles and receipts
+    (`flowaudit audit verify --proof FILE --key KEY`) and the whole log (`--public-key`).
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    settings = settings_from(home, db)
+    key = _home_public_key(settings.signing_key_file, None)
+    if note:
+        text = note_verifier_key(key) + "\n"
+    else:
+        text = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+    if out is not None:
+        try:
+            out.write_text(text, encoding="ascii")
+        except OSError as exc:
+            raise InputError(f"cannot write '{out}' ({exc.strerror})") from None
+    typer.echo(text, nl=False)
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd(
+    allow_unsigned_tail: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned-tail",
+            help="Sign entries after the last signed checkpoint too (review them first).",
+        ),
+    ] = False,
+    home: HomeOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Sign a Merkle checkpoint over the current head (after verifying the whole log).
+
+    Every command that appends signs its own entries; this is for a log migrated from the
+    hash chain, whose entries have only chain-head checkpoints, or before `audit prove`.
+    Entries after the last signed checkpoint are refused unless --allow-unsigned-tail.
+    """
+    with runtime_from(home, db, now) as runtime:
+        signer = load_signer(runtime.settings.signing_key_file)
+        if signer is None:
+            raise ConfigError(f"no signing key at '{runtime.settings.signing_key_file}'")
+        _refuse_unverified(
+            verify_log(runtime.engine, signer.public_key, allow_unsigned_tail=allow_unsigned_tail),
+            "sign",
+        )
+        with runtime.store.transaction(runtime.now, actor="audit") as tx:
+            checkpoint = write_checkpoint(tx.session, signer, runtime.now)
+            checkpoint = checkpoint or last_checkpoint(tx.session)
+            if checkpoint is None:
+                raise InputError("the audit log is empty; there is nothing to sign yet")
+            size, root = checkpoint.tree_size, checkpoint.root_hash
+    typer.echo(f"checkpoint signed: tree size {size}, root {root}")
+
+
+def _refuse_unverified(report: VerifyReport, verb: str) -> None:
+    first = report.first_problem
+    if first is not None and first.kind == "unsigned" and report.problems_total == 1:
+        raise IntegrityError(
+            f"refusing to {verb}: entries from seq {first.seq} on are not covered by a "
+            "signed checkpoint; inspect them (`flowaudit audit log`), then rerun with "
+            "--allow-unsigned-tail"
+        )
+    if not report.ok:
+        raise IntegrityError(
+            f"refusing to {verb} a log that fails verification (first bad entry is seq "
+            f"{report.first_bad_seq}); run `flowaudit audit verify`"
+        )
+
+
+@audit_app.command("prove")
+def prove(
+    entry: Annotated[
+        int | None,
+        typer.Option(
+            "--entry", help="Inclusion proof of the entry with this seq number.", min=1
+        ),
+    ] = None,
+    from_size: Annotated[
+        int | None,
+        typer.Option(
+            "--from",
+            help="Consistency proof from the signed checkpoint of this tree size to the "
+            "latest one.",
+            min=1,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the bundle here (default: stdout).", dir_okay=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+    public_key: PublicKeyOption = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write a self-contained proof bundle (JSON) against the latest signed checkpoint.
+
+    --entry N: the entry's canonical bytes, its leaf index, the tree size, the RFC 9162 audit
+    path and the signed C2SP checkpoint. --from SIZE: the checkpoint of that size, the latest
+    one and the consistency proof between them (the log only grew). Either is checked with
+    `flowaudit audit verify --proof FILE --key KEY` and nothing else. O(log n) reads.
+    """
+    if (entry is None) == (from_size is None):
+        raise InputError("give exactly one of --entry N (inclusion) or --from SIZE (consistency)")
+    if out is not None and out.exists() and not force:
+        raise InputError(f"'{out}' exists; choose another --out or pass --force")
+    settings = settings_from(home, db)
+    key = _home_public_key(settings.signing_key_file, public_key)
+    engine = dbmod.make_engine(settings.db_url)
+    try:
+        dbmod.check_schema(engine)
+        with dbmod.map_db_errors(), engine.connect() as conn:
+            signed = tree_checkpoints(conn, public_key_id(key))
+            if not signed:
+                raise InputError(
+                    "no signed Merkle checkpoint yet; sign one with `flowaudit audit checkpoint`"
+                )
+            latest = signed[-1]
+            if entry is not None:
+                bundle = inclusion_bundle(conn, entry, latest, key)
+            else:
+                old = next((c for c in signed if c.tree_size == from_size), None)
+                if old is None:
+                    sizes = ", ".join(str(c.tree_size) for c in signed[-5:])
+                    raise InputError(
+                        f"no signed checkpoint of tree size {from_size}; the latest sizes "
+                        f"signed are {sizes}"
+                    )
+                bundle = consistency_bundle(conn, old, latest, key)
+    finally:
+        engine.dispose()
+    if out is None:
+        print_json(bundle)
+        return
+    write_bundle(out, bundle)
+    what = f"entry {entry}" if entry is not None else f"sizes {from_size}..{latest.tree_size}"
+    typer.echo(
+        f"proof of {what} against the checkpoint of size {latest.tree_size} written to {out}"
     )
 
 
