@@ -38,7 +38,13 @@ from sqlalchemy.orm import Session
 
 from audit.log.merkle import Frontier
 from audit.log.rows import ENTRY_TEMPLATE
-from audit.log.tree import NODE_INSERT_SQL, STORED_LEVEL, StoredTree, load_frontier
+from audit.log.tree import (
+    NODE_INSERT_SQL,
+    STORED_LEVEL,
+    StoredTree,
+    load_frontier,
+    rebuild_nodes,
+)
 from retention.errors import InputError, StoreError
 from retention.ground.actions import Action
 from retention.models import AuditCheckpoint, AuditEntry
@@ -60,6 +66,7 @@ __all__ = [
     "last_checkpoint",
     "flush_pending",
     "tree_root",
+    "rebuild_stored_tree",
 ]
 
 GENESIS_HASH = "0" * 64
@@ -353,3 +360,11 @@ def tree_root(session: Session, size: int) -> bytes:
     if isinstance(edge, Frontier) and edge.size == size:
         return edge.root()
     return StoredTree(session.connection(), size).root()
+
+
+def rebuild_stored_tree(session: Session) -> int:
+    """Recompute ``audit_tree_nodes`` in ``session``'s transaction, appends locked out."""
+    flush_pending(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+    return rebuild_nodes(session.connection())

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any
@@ -45,6 +45,7 @@ from audit.log.checkpoints import Anchor, verify_signature, verify_tree_signatur
 from audit.log.merkle import EMPTY_ROOT, fold
 from audit.log.rows import stored_iso as _iso
 from audit.log.signing import public_key_id
+from audit.log.tree import STORED_LEVEL
 from retention.db import map_db_errors
 from retention.errors import StoreError
 
@@ -95,7 +96,8 @@ class Problem:
 
     seq: int  # 0: a checkpoint row that names no readable entry
     kind: str  # edited | unreadable | missing | moved | rewritten | truncated | checkpoint
-    #            | anchor | unsigned (the tail after the last signed checkpoint)
+    #            | anchor | unsigned (the tail after the last signed checkpoint) | tree (the
+    #            stored Merkle nodes differ from the entries' tree)
     message: str
 
 
@@ -225,7 +227,9 @@ def iter_chain_rows(engine: Engine, batch: int = 20000) -> Iterator[tuple[Any, .
     yield from _raw_rows(engine, sql, batch, "flowaudit_audit_verify")
 
 
-def _raw_rows(engine: Engine, sql: str, batch: int, cursor_name: str) -> Iterator[tuple[Any, ...]]:
+def _raw_rows(
+    engine: Engine, sql: str, batch: int, cursor_name: str
+) -> Generator[tuple[Any, ...], None, None]:
     """Rows of ``sql`` straight from the driver. SQLite text that is not UTF-8 makes the
     driver raise mid-scan; the scan then restarts decoding leniently and skips the rows
     already yielded, so a tampered value becomes a finding, not an aborted verification."""
@@ -435,6 +439,8 @@ def verify_log(
     edge: list[bytes] = []  # the Merkle tree's right edge (one hash per set bit of `leaves`)
     leaves = 0
     unreadable_leaf = sha256(b"\x00(unreadable)").digest()
+    stored = _StoredNodes(engine, batch)  # audit_tree_nodes, in the order appends close them
+    stored_level = STORED_LEVEL
     for row in iter_chain_rows(engine, batch):
         seq, at, actor, action, otype, oid, details, prev, digest = row
         entries += 1
@@ -458,10 +464,13 @@ def verify_log(
         except (*_UNREADABLE, AttributeError):
             consistent = None
             node = unreadable_leaf  # keeps the positions; the entry is reported anyway
-        n = leaves  # append the leaf to the tree's right edge (RFC 9162 shape)
+        n, level = leaves, 0  # append the leaf to the tree's right edge (RFC 9162 shape)
         while n & 1:
             node = sha256(b"\x01" + edge.pop() + node).digest()
             n >>= 1
+            level += 1
+            if level >= stored_level:
+                stored.check(level, ((leaves + 1) >> level) - 1, node)
         edge.append(node)
         leaves += 1
         gap = seq != expected
@@ -494,6 +503,7 @@ def verify_log(
         _signed_mismatch(item, last_intact, out)
     report.entries = entries
     report.tree_root = fold(edge).hex()
+    stored.finish(out)
     report.head_seq = expected - 1
     report.head_hash = last_hash if isinstance(last_hash, str) else "(unreadable)"
     _place_numberless(numberless, gaps, report.head_seq, out)
@@ -529,6 +539,51 @@ def verify_log(
 
 
 _NO_TIME = object()  # no row read yet (``None`` is a value a tampered ``at`` can hold)
+
+_NODE_SQL = "SELECT level, idx, hash FROM audit_tree_nodes ORDER BY ((idx + 1) << level), level"
+
+
+class _StoredNodes:
+    """Compares ``audit_tree_nodes`` with the tree the verifier rebuilds, in one stream.
+
+    The stored nodes only serve proofs; a wrong, missing or extra one makes proofs fail but
+    says nothing about the entries, so it is reported only when the entries are intact (a
+    tampered entry already explains it), once, at the first node that differs.
+    """
+
+    def __init__(self, engine: Engine, batch: int) -> None:
+        self.rows = _raw_rows(engine, _NODE_SQL, batch, "flowaudit_audit_nodes")
+        self.first: str | None = None
+        self.where = 0
+
+    def check(self, level: int, index: int, digest: bytes) -> None:
+        if self.first is not None:
+            return
+        row = next(self.rows, None)
+        if row is None:
+            self.first = f"the stored tree has no node at level {level}, index {index}"
+        elif (row[0], row[1]) != (level, index):
+            self.first = (
+                f"the stored tree holds node (level {row[0]}, index {row[1]}) where "
+                f"(level {level}, index {index}) belongs"
+            )
+        elif bytes(row[2]) != digest:
+            self.first = f"the stored tree node at level {level}, index {index} is wrong"
+        if self.first is not None:
+            self.where = (index + 1) << level
+
+    def finish(self, out: _Collector) -> None:
+        # nodes beyond the entries read are never used by a proof of them (or were appended
+        # while this ran): not judged
+        self.rows.close()
+        if self.first is None or any(p.kind in _ENTRY_KINDS for p in out.report.problems):
+            return
+        out.add(
+            self.where,
+            "tree",
+            f"{self.first}: inclusion and consistency proofs over it would fail; rebuild it "
+            "from the entries with `flowaudit audit rebuild-tree`",
+        )
 
 
 def _place_numberless(

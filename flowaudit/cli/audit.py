@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from audit.checks import SEVERITIES, CheckContext, rules, run_checks
-from audit.log.chain import iter_entries, last_checkpoint
+from audit.log.chain import iter_entries, last_checkpoint, rebuild_stored_tree
 from audit.log.checkpoints import (
     Anchor,
     load_anchor,
@@ -413,6 +413,21 @@ def checkpoint_cmd(
                 raise InputError("the audit log is empty; there is nothing to sign yet")
             size, root = checkpoint.tree_size, checkpoint.root_hash
     typer.echo(f"checkpoint signed: tree size {size}, root {root}")
+
+
+@audit_app.command("rebuild-tree")
+def rebuild_tree(
+    home: HomeOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Recompute the stored Merkle nodes from the entries (when `audit verify` says the
+    stored tree differs). The nodes only serve proofs: nothing signed changes, and a tampered
+    entry still fails `audit verify` against the signed roots afterwards."""
+    with runtime_from(home, db, now) as runtime:
+        with runtime.store.transaction(runtime.now, actor="audit") as tx:
+            leaves = rebuild_stored_tree(tx.session)
+    typer.echo(f"stored tree rebuilt over {leaves} entries")
 
 
 def _refuse_unverified(report: VerifyReport, verb: str) -> None:
