@@ -37,7 +37,7 @@ from audit.log.notes import (
 from audit.log.signing import public_key_id
 from audit.log.tree import StoredTree
 from retention.errors import InputError, IntegrityError
-from retention.models import AuditCheckpoint
+from retention.models import AuditCheckpoint, AuditEntry
 
 __all__ = [
     "INCLUSION_FORMAT",
@@ -47,6 +47,7 @@ __all__ = [
     "tree_checkpoints",
     "latest_tree_checkpoint",
     "inclusion_bundle",
+    "receipt_bundle",
     "consistency_bundle",
     "verify_bundle",
     "load_bundle",
@@ -142,6 +143,28 @@ def inclusion_bundle(
     }
     _self_check(bundle, public_key, f"entry {seq}")
     return bundle
+
+
+def receipt_bundle(
+    connection: Connection, action: str, object_id: str, public_key: Ed25519PublicKey
+) -> dict[str, Any]:
+    """The inclusion bundle of the latest ``action`` entry about ``object_id`` (a purge or
+    erasure receipt) against the latest Merkle checkpoint of the key."""
+    seq = connection.execute(
+        select(AuditEntry.seq)
+        .where(AuditEntry.action == action, AuditEntry.object_id == object_id)
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    ).scalar()
+    if seq is None:
+        raise IntegrityError(f"no {action} entry for {object_id} in the audit log")
+    latest = latest_tree_checkpoint(connection, public_key_id(public_key))
+    if latest is None or int(latest.tree_size or 0) < seq:
+        raise IntegrityError(
+            f"the receipt (entry {seq}) is not covered by a signed checkpoint yet; run "
+            f"`flowaudit audit checkpoint`, then `flowaudit audit prove --entry {seq}`"
+        )
+    return inclusion_bundle(connection, int(seq), latest, public_key)
 
 
 def consistency_bundle(

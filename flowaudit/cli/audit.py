@@ -33,6 +33,7 @@ from audit.log.proofs import (
     inclusion_bundle,
     load_bundle,
     load_verifier,
+    receipt_bundle,
     tree_checkpoints,
     verifier_summary,
     verify_bundle,
@@ -428,6 +429,48 @@ def rebuild_tree(
         with runtime.store.transaction(runtime.now, actor="audit") as tx:
             leaves = rebuild_stored_tree(tx.session)
     typer.echo(f"stored tree rebuilt over {leaves} entries")
+
+
+ReceiptOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--receipt",
+        help="Write the receipt's inclusion proof (JSON bundle against the checkpoint signed "
+        "at the end of this command) to FILE; check it with `flowaudit audit verify --proof "
+        "FILE --key KEY`, offline.",
+        dir_okay=False,
+    ),
+]
+
+
+def write_receipt_proof(
+    home: Path | None, db: str | None, action: str, object_id: str, path: Path
+) -> dict[str, Any]:
+    """After a command signed its checkpoint: prove its receipt entry, write the bundle to
+    ``path``, return a summary (entry, tree size, root, file) for the command's output."""
+    settings = settings_from(home, db)
+    key = _home_public_key(settings.signing_key_file, None)
+    engine = dbmod.make_engine(settings.db_url)
+    try:
+        with dbmod.map_db_errors(), engine.connect() as conn:
+            bundle = receipt_bundle(conn, str(action), object_id, key)
+    finally:
+        engine.dispose()
+    write_bundle(path, bundle)
+    proven = verify_bundle(bundle, load_verifier(note_verifier_key(key)))
+    return {
+        "file": str(path),
+        "entry": proven.seq,
+        "tree_size": proven.tree_size,
+        "root": proven.root.hex(),
+    }
+
+
+def receipt_line(summary: dict[str, Any]) -> str:
+    return (
+        f"  receipt proof: entry {summary['entry']} in the signed log of size "
+        f"{summary['tree_size']} (root {summary['root']}) -> {summary['file']}"
+    )
 
 
 def _refuse_unverified(report: VerifyReport, verb: str) -> None:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retention.errors import InputError
+from retention.ground.actions import Action
 from retention.ground.times import parse_time
 from retention.purge import DEFAULT_BATCH
 from retention.subject_requests import (
@@ -34,6 +35,7 @@ from ._common import (
     print_json,
     runtime_from,
 )
+from .audit import ReceiptOption, receipt_line, write_receipt_proof
 
 __all__ = ["register"]
 
@@ -124,6 +126,7 @@ def erase(
     batch: Annotated[
         int, typer.Option("--batch", min=1, help="Rows deleted per transaction.")
     ] = DEFAULT_BATCH,
+    receipt: ReceiptOption = None,
     now: NowOption = None,
     format: FormatOption = "text",
     home: HomeOption = None,
@@ -132,7 +135,8 @@ def erase(
     """Erase one wristband: destroy its key, delete its rows, keep a receipt without identity.
 
     Safe to rerun: an interrupted erasure is finished, a finished one is confirmed (its request
-    number and receipt are shown again, exit 0).
+    number and receipt are shown again, exit 0). --receipt FILE writes the inclusion proof of
+    the erasure receipt entry against the checkpoint signed at the end.
     """
     fmt = check_format(format)
     with runtime_from(home, db, now) as runtime:
@@ -144,8 +148,13 @@ def erase(
             received_at=_received(received),
             batch=batch,
         )
+    proof = None
+    if receipt is not None:  # the closing checkpoint is signed now: prove the receipt against it
+        proof = write_receipt_proof(
+            home, db, Action.DSR_ERASE, str(result.request_id), receipt
+        )
     if fmt == "json":
-        print_json(result.receipt)
+        print_json(result.receipt if proof is None else {**result.receipt, "receipt_proof": proof})
         return
     r = result.receipt
     if result.confirmed:
@@ -159,6 +168,8 @@ def erase(
         f"  subject key destroyed; deleted {r['raw_segments_deleted']} audio segment(s), "
         f"{r['metadata_records_deleted']} metadata record(s), {r['consents_deleted']} consent(s)"
     )
+    if proof is not None:
+        typer.echo(receipt_line(proof))
 
 
 @dsr_app.command("list")

@@ -15,6 +15,8 @@ from rich.console import Console
 
 from audit.log.checkpoints import checkpoint_after_command
 from retention.anonymise import AnonymiseReport, anonymise_due
+from retention.errors import InputError
+from retention.ground.actions import Action
 from retention.ground.durations import format_duration, parse_duration, parse_finite_duration
 from retention.purge import DEFAULT_BATCH, PurgeReport, purge
 
@@ -28,6 +30,7 @@ from ._common import (
     print_json,
     runtime_from,
 )
+from .audit import ReceiptOption, receipt_line, write_receipt_proof
 
 __all__ = ["register", "format_purge", "format_anonymise"]
 
@@ -167,6 +170,7 @@ def purge_cmd(
         bool,
         typer.Option("--no-anonymise", help="Skip anonymising metadata due for anonymisation."),
     ] = False,
+    receipt: ReceiptOption = None,
     now: NowOption = None,
     format: FormatOption = "text",
     home: HomeOption = None,
@@ -176,9 +180,13 @@ def purge_cmd(
 
     Writes a purge receipt to the audit log; safe to rerun, interrupt or run on many workers.
     With --every and --now, the first run is at --now and each later one (and the closing
-    checkpoint) that much later as real time has passed.
+    checkpoint) that much later as real time has passed. --receipt FILE writes the receipt's
+    inclusion proof against the checkpoint signed at the end.
     """
     fmt = check_format(format)
+    if receipt is not None and every is not None:
+        raise InputError("--receipt goes with one run, not --every (prove a run's receipt "
+                         "later with `flowaudit audit prove --entry N`)")
     interval = _every_seconds(every)
     console = Console(stderr=True)
     clock = running_clock(now)  # each run is stamped when it happens, not when the job began
@@ -197,9 +205,9 @@ def purge_cmd(
                 )
             if fmt == "json" and interval is not None:
                 typer.echo(_json_line(report.as_dict()))  # one JSON object per line and run
-            elif fmt == "json":
+            elif fmt == "json" and receipt is None:
                 print_json(report.as_dict())
-            else:
+            elif fmt == "text":
                 for line in format_purge(report):
                     typer.echo(line)
             sys.stdout.flush()
@@ -210,6 +218,14 @@ def purge_cmd(
         if interval is not None and fmt == "text":
             typer.echo(f"stopped (ran every {format_duration(parse_duration(every))})")
         runtime.now = clock()  # the closing checkpoint is signed at the time it is written
+    if receipt is not None:  # the closing checkpoint is signed now: prove the receipt against it
+        proof = write_receipt_proof(
+            home, db, Action.PURGE_RECEIPT, str(report.run_id), receipt
+        )
+        if fmt == "json":
+            print_json({**report.as_dict(), "receipt_proof": proof})
+        else:
+            typer.echo(receipt_line(proof))
 
 
 def _json_line(data: dict[str, Any]) -> str:
