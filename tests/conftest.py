@@ -1,8 +1,8 @@
 """Real fixtures: a temp SQLite home, a fresh PostgreSQL schema per test, a fixed ``now``.
 
-PostgreSQL tests are marked ``postgres``. Outside CI they are skipped only when the server is
-unreachable; with ``CI=true`` an unreachable server is an error, and the session records how
-many PostgreSQL tests passed so `.ci/run` can fail when none did.
+PostgreSQL tests are marked ``postgres``. They never skip: an unreachable server fails them
+(`make test` starts it first), and the session records how many PostgreSQL tests passed so
+`.ci/run` can fail when none did.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from flowaudit.runtime import Runtime, initialise_home, open_runtime
 PG_BASE_URL = os.environ.get(
     "FLOWAUDIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _ROOT = Path(__file__).resolve().parent.parent
 _pg_passed = 0
 
@@ -52,10 +51,8 @@ def now() -> datetime:
 @pytest.fixture
 def pg_url(pg_available: bool) -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
-    if not pg_available:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at {PG_BASE_URL} is unreachable and CI=true")
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    if not pg_available:  # the suite runs on the real server: `make test` starts it
+        pytest.fail(f"PostgreSQL at {PG_BASE_URL} is unreachable; start it with `make services`")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
