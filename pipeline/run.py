@@ -57,7 +57,8 @@ from .gates import DROP_REASONS, GateResult, Gates
 from .selection import Choice, Selector
 from .sentiment import CrowdSentiment, Scorer, Snapshot, checked_scores, load_scorer
 
-__all__ = ["RunSummary", "run_event", "capture_start", "SPEEDS", "MODES", "TextFilter"]
+__all__ = ["RunSummary", "run_event", "capture_start", "SPEEDS", "MODES", "TextFilter",
+           "build_selector", "DecisionPacer", "store_crowd_score", "percentiles"]
 
 SPEEDS = ("max", "realtime")
 #: what to do about the event's earlier run: none may exist ("start"), or it was interrupted
@@ -234,7 +235,73 @@ def run_event(
         return runner.finish(time.monotonic() - wall, time.process_time() - cpu)
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
+def build_selector(
+    event: EventSpec, policy: Policy, scorer_parameters: dict[str, Any]
+) -> Selector:
+    """The event's track selector under the policy (catalogue, artist control, threshold):
+    the batch run and the live crowd step make their decisions with the same one."""
+    sel = policy.selection
+    catalogue = load_catalogue(event.catalogue)
+    artist = load_artist_control(event.artist, catalogue, sel.artist_control)
+    return Selector(catalogue, artist, float(sel.adaptive_flow_threshold), scorer_parameters)
+
+
+@dataclass
+class DecisionPacer:
+    """When the crowd earns a decision: the first scored window in the event, then every
+    ``every``, and at once when the crowd EMA falls below the Adaptive Flow threshold (once
+    per dip: ``recovering`` holds until it is back above)."""
+
+    threshold: float
+    every: timedelta
+    last: datetime | None = None
+    recovering: bool = False
+
+    def due(self, crowd: float, end: datetime) -> bool:
+        below = crowd < self.threshold
+        if not below:
+            self.recovering = False
+        due = self.last is None or end - self.last >= self.every
+        if not (due or (below and not self.recovering)):
+            return False
+        self.last = end
+        self.recovering = below
+        return True
+
+
+def store_crowd_score(
+    tx: StoreTransaction,
+    event_id: str,
+    start_at: datetime,
+    snapshot: Snapshot,
+    *,
+    retention: Any,
+    k_min: int,
+) -> None:
+    """The window's ``crowd_score`` record (anonymised when every zone counts ≥ k_min)."""
+    if snapshot.crowd_raw is None or snapshot.crowd is None:
+        return
+    counts = snapshot.zone_counts
+    tx.put_metadata(
+        event_id=event_id,
+        pseudonym=None,
+        kind="crowd_score",
+        start_at=start_at,
+        payload={
+            "crowd": round(snapshot.crowd, 2),
+            "crowd_raw": round(snapshot.crowd_raw, 2),
+            "trend_per_min": round(snapshot.trend_per_min, 2),
+            "zones": snapshot.zones,
+            "zone_raw": snapshot.zone_raw,
+            "zone_counts": counts,
+            "active": snapshot.active,
+        },
+        retention=retention,
+        anonymised=bool(counts) and min(counts.values()) >= k_min,
+    )
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
     data = np.array(values)
     if not data.size:
         return {"p50": None, "p99": None, "max": None}
@@ -299,10 +366,7 @@ class _Runner:
                 f"sentiment scorer {self.scorer.name!r} failed in main_parameters() "
                 f"({type(exc).__name__})"
             ) from exc
-        catalogue = load_catalogue(event.catalogue)
-        artist = load_artist_control(event.artist, catalogue, sel.artist_control)
-        self.selector = Selector(catalogue, artist, float(sel.adaptive_flow_threshold),
-                                 scorer_parameters)
+        self.selector = build_selector(event, policy, scorer_parameters)
         self.gates = Gates(policy, event, source.serials)
         self.roster = roster = event.roster()
         self.zones = [roster[s].zone if s in roster else "unregistered" for s in source.serials]
@@ -319,8 +383,7 @@ class _Runner:
         self.latencies: list[float] = []
         self.window_times: list[float] = []
         self.crowd_values: list[float] = []
-        self.last_decision: datetime | None = None
-        self.recovering = False
+        self.pacer = DecisionPacer(self.selector.threshold, event.decision_every)
         self.summary: RunSummary | None = None
         self.run_id = 0
         self.windows = 0
@@ -558,16 +621,9 @@ class _Runner:
     def _maybe_decide(self, window: Window, end: datetime, snapshot: Snapshot) -> Choice | None:
         if snapshot.crowd is None or not self._in_event(window.start_at):
             return None
-        below = snapshot.crowd < self.selector.threshold
-        if not below:
-            self.recovering = False
-        due = self.last_decision is None or end - self.last_decision >= self.event.decision_every
-        if not (due or (below and not self.recovering)):
+        if not self.pacer.due(snapshot.crowd, end):
             return None
-        choice = self.selector.decide(end, snapshot)
-        self.last_decision = end
-        self.recovering = below
-        return choice
+        return self.selector.decide(end, snapshot)
 
     def _store_raw(
         self, tx: StoreTransaction | None, window: Window, gated: GateResult
@@ -635,24 +691,8 @@ class _Runner:
     def _store_crowd(self, tx: StoreTransaction, window: Window, snapshot: Snapshot) -> None:
         if snapshot.crowd_raw is None or snapshot.crowd is None:
             return
-        counts = snapshot.zone_counts
-        tx.put_metadata(
-            event_id=self.event_id,
-            pseudonym=None,
-            kind="crowd_score",
-            start_at=window.start_at,
-            payload={
-                "crowd": round(snapshot.crowd, 2),
-                "crowd_raw": round(snapshot.crowd_raw, 2),
-                "trend_per_min": round(snapshot.trend_per_min, 2),
-                "zones": snapshot.zones,
-                "zone_raw": snapshot.zone_raw,
-                "zone_counts": counts,
-                "active": snapshot.active,
-            },
-            retention=self.meta_retention,
-            anonymised=bool(counts) and min(counts.values()) >= self.k_min,
-        )
+        store_crowd_score(tx, self.event_id, window.start_at, snapshot,
+                          retention=self.meta_retention, k_min=self.k_min)
 
     def _audit_drops(self, tx: StoreTransaction, window: Window, gated: GateResult) -> None:
         counts = {r: int(n.sum()) for r, n in gated.drops.items() if n.sum()}
@@ -780,8 +820,8 @@ class _Runner:
             "mean": round(float(values.mean()), 2) if values.size else None,
             "final": round(float(values[-1]), 2) if values.size else None,
         }
-        s.latency_ms = _percentiles(self.latencies)
-        s.window_ms = _percentiles(self.window_times)
+        s.latency_ms = percentiles(self.latencies)
+        s.window_ms = percentiles(self.window_times)
         s.speech_seconds_stored = round(s.speech_seconds_stored, 2)
         s.wall_seconds = round(wall_seconds, 3)
         s.cpu_seconds = round(cpu_seconds, 3)

@@ -44,6 +44,9 @@ __all__ = [
     "PurgeRun",
     "SubjectRequest",
     "DeviceToken",
+    "LiveWindowRecord",
+    "LiveCrowdWindow",
+    "LiveState",
     "BUCKET_ACTIVE",
     "BUCKET_SHREDDED",
     "BUCKET_DELETED",
@@ -301,3 +304,61 @@ class DeviceToken(Base):
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LiveWindowRecord(Base):
+    """One wristband window a live worker committed (issue 11): the idempotency key.
+
+    The unique (event, wristband, window) index is what makes a redelivered or duplicated
+    JetStream message commit nothing twice. Plaintext holds only counts and record ids: the
+    score and the features are in the sealed ``window_score`` record, the PCM in its raw
+    segment. ``committed_at`` is the worker's wall clock (when the crowd step may run), not the
+    event timeline.
+    """
+
+    __tablename__ = "live_windows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    subject_pseudonym: Mapped[str] = mapped_column(String(64))
+    window: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    frames_received: Mapped[int] = mapped_column(Integer, default=0)
+    frames_stored: Mapped[int] = mapped_column(Integer, default=0)
+    scored: Mapped[bool] = mapped_column(Boolean, default=False)
+    drops: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    raw_segment_id: Mapped[str | None] = mapped_column(String(32))
+    score_record_id: Mapped[str | None] = mapped_column(String(32))
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    worker: Mapped[str] = mapped_column(String(100), default="")
+    __table_args__ = (
+        Index("ux_live_windows_key", "event_id", "subject_pseudonym", "window", unique=True),
+        Index("ix_live_windows_event_window", "event_id", "window"),
+    )
+
+
+class LiveCrowdWindow(Base):
+    """The crowd step of one live window, taken once by one worker (unique per window)."""
+
+    __tablename__ = "live_crowd_windows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    window: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    wristbands: Mapped[int] = mapped_column(Integer, default=0)
+    crowd: Mapped[float | None] = mapped_column(Float)
+    decision_id: Mapped[int | None] = mapped_column(Integer)
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    worker: Mapped[str] = mapped_column(String(100), default="")
+    __table_args__ = (Index("ux_live_crowd_windows_key", "event_id", "window", unique=True),)
+
+
+class LiveState(Base):
+    """What the crowd step carries from window to window (EMA, pacing, played tracks), so any
+    worker can take the next step; the row is locked (``FOR UPDATE``) while one does."""
+
+    __tablename__ = "live_state"
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    crowd_window: Mapped[int] = mapped_column(Integer, default=-1)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -49,6 +49,9 @@ from .models import (
     Decision,
     Event,
     EventRun,
+    LiveCrowdWindow,
+    LiveState,
+    LiveWindowRecord,
     MetadataRecord,
     RawSegment,
     RetentionBucket,
@@ -72,6 +75,8 @@ __all__ = [
     "bucket_id_for",
     "RAW_AUDIO",
     "METADATA",
+    "LiveWindowRow",
+    "LiveStateData",
 ]
 
 RAW_AUDIO = "raw_audio"
@@ -160,6 +165,61 @@ class RunTotals:
     decisions: int
     adaptive_flow: int
     artist_overrides: int
+
+
+@dataclass(frozen=True)
+class LiveWindowRow:
+    """One committed live wristband window: counts and record ids, never content."""
+
+    event_id: str
+    pseudonym: str
+    window: int
+    start_at: datetime
+    frames_received: int
+    frames_stored: int
+    scored: bool
+    drops: Mapping[str, int]
+    raw_segment_id: str | None
+    score_record_id: str | None
+    committed_at: datetime
+    worker: str
+
+
+@dataclass(frozen=True)
+class LiveStateData:
+    """The crowd step's carried state of one live event (see :class:`models.LiveState`)."""
+
+    event_id: str
+    run_id: int
+    crowd_window: int
+    state: Mapping[str, Any]
+
+
+def _live_row(row: LiveWindowRecord) -> LiveWindowRow:
+    return LiveWindowRow(
+        event_id=row.event_id, pseudonym=row.subject_pseudonym, window=row.window,
+        start_at=row.start_at, frames_received=row.frames_received,
+        frames_stored=row.frames_stored, scored=row.scored, drops=dict(row.drops or {}),
+        raw_segment_id=row.raw_segment_id, score_record_id=row.score_record_id,
+        committed_at=row.committed_at, worker=row.worker,
+    )
+
+
+def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING``: ``True`` if this call inserted the row. On
+    PostgreSQL a concurrent insert of the same key waits for the other transaction, then
+    inserts nothing — the unique index decides, not a read before the write."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(model).values(**values).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    result: Any = session.execute(statement)
+    return bool(result.rowcount)
 
 
 def bucket_id_for(event_id: str, category: str, at: datetime, tag: str = "") -> str:
@@ -340,6 +400,35 @@ class EncryptedStore:
                 recorded=recorded,
             ))
         return out
+
+    # -- live windows (issue 11) ---------------------------------------------------------------
+    def live_windows(
+        self, event_id: str, *, window: int | None = None, after: int | None = None
+    ) -> list[LiveWindowRow]:
+        """Committed live wristband windows of an event (one window, or all after one)."""
+        query = select(LiveWindowRecord).where(LiveWindowRecord.event_id == event_id)
+        if window is not None:
+            query = query.where(LiveWindowRecord.window == window)
+        if after is not None:
+            query = query.where(LiveWindowRecord.window > after)
+        query = query.order_by(LiveWindowRecord.window, LiveWindowRecord.id)
+        with self.session() as session:
+            return [_live_row(r) for r in session.scalars(query)]
+
+    def live_crowd_windows(self, event_id: str) -> list[tuple[int, float | None, int | None]]:
+        """``(window, crowd, decision id)`` of every crowd step taken, in window order."""
+        query = (select(LiveCrowdWindow.window, LiveCrowdWindow.crowd,
+                        LiveCrowdWindow.decision_id)
+                 .where(LiveCrowdWindow.event_id == event_id).order_by(LiveCrowdWindow.window))
+        with self.session() as session:
+            return [(int(w), c, d) for w, c, d in session.execute(query).all()]
+
+    def live_state(self, event_id: str) -> LiveStateData | None:
+        with self.session() as session:
+            row = session.get(LiveState, event_id)
+            if row is None:
+                return None
+            return LiveStateData(row.event_id, row.run_id, row.crowd_window, dict(row.state))
 
     def get_raw(self, record_id: str, *, now: datetime) -> RawSegmentData:
         with self.session() as session:
@@ -979,3 +1068,97 @@ class StoreTransaction:
             "latency_ms": latency_ms,
         })
         return int(row.id)
+
+    # -- live windows (issue 11) ---------------------------------------------------------------
+    def claim_live_window(
+        self,
+        *,
+        event_id: str,
+        pseudonym: str,
+        window: int,
+        start_at: datetime,
+        frames_received: int,
+        drops: Mapping[str, int],
+        committed_at: datetime,
+        worker: str,
+    ) -> bool:
+        """Claim (event, wristband, window) for this transaction; ``False`` if it was committed
+        already (a redelivered or duplicated message): then the caller writes nothing else."""
+        return _insert_ignoring_duplicates(self.session, LiveWindowRecord, {
+            "event_id": event_id,
+            "subject_pseudonym": pseudonym,
+            "window": int(window),
+            "start_at": _require_aware(start_at, "start_at"),
+            "frames_received": int(frames_received),
+            "frames_stored": 0,
+            "scored": False,
+            "drops": {k: int(v) for k, v in drops.items()},
+            "committed_at": _require_aware(committed_at, "committed_at"),
+            "worker": worker[:100],
+        })
+
+    def complete_live_window(
+        self,
+        *,
+        event_id: str,
+        pseudonym: str,
+        window: int,
+        frames_stored: int,
+        raw_segment_id: str | None,
+        score_record_id: str | None,
+    ) -> None:
+        """Note what a claimed window stored (in the claiming transaction)."""
+        self.session.execute(
+            update(LiveWindowRecord)
+            .where(LiveWindowRecord.event_id == event_id,
+                   LiveWindowRecord.subject_pseudonym == pseudonym,
+                   LiveWindowRecord.window == int(window))
+            .values(frames_stored=int(frames_stored), raw_segment_id=raw_segment_id,
+                    score_record_id=score_record_id, scored=score_record_id is not None)
+        )
+
+    def open_live_state(self, event_id: str, *, run_id: int) -> None:
+        """Create the event's crowd-step state (no step taken yet), if it does not exist."""
+        _insert_ignoring_duplicates(self.session, LiveState, {
+            "event_id": event_id, "run_id": int(run_id), "crowd_window": -1, "state": {},
+            "updated_at": self.now,
+        })
+
+    def lock_live_state(self, event_id: str) -> LiveStateData | None:
+        """Read the event's crowd-step state and hold its row until this transaction ends
+        (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are single-writer)."""
+        row = self.session.scalar(
+            select(LiveState).where(LiveState.event_id == event_id).with_for_update()
+        )
+        if row is None:
+            return None
+        return LiveStateData(row.event_id, row.run_id, row.crowd_window, dict(row.state))
+
+    def record_live_crowd(
+        self,
+        event_id: str,
+        *,
+        window: int,
+        start_at: datetime,
+        wristbands: int,
+        crowd: float | None,
+        decision_id: int | None,
+        state: Mapping[str, Any],
+        committed_at: datetime,
+        worker: str,
+    ) -> bool:
+        """Take the crowd step of ``window`` and move the carried state on; ``False`` (and
+        nothing written) if that step was taken already."""
+        taken = _insert_ignoring_duplicates(self.session, LiveCrowdWindow, {
+            "event_id": event_id, "window": int(window),
+            "start_at": _require_aware(start_at, "start_at"), "wristbands": int(wristbands),
+            "crowd": crowd, "decision_id": decision_id,
+            "committed_at": _require_aware(committed_at, "committed_at"), "worker": worker[:100],
+        })
+        if not taken:
+            return False
+        self.session.execute(
+            update(LiveState).where(LiveState.event_id == event_id)
+            .values(crowd_window=int(window), state=dict(state), updated_at=self.now)
+        )
+        return True
