@@ -153,11 +153,11 @@ class TransitClient:
     def trim(self, version: int) -> None:
         """Refuse decryption below ``version`` and delete the older versions for good."""
         with self._call("trimming the key"):
-            self._transit.update_key_configuration(
-                name=self.config.key,
-                min_decryption_version=version,
-                min_encryption_version=version,
-                mount_point=self.config.mount,
+            # hvac's update_key_configuration refuses min_encryption == min_decryption, which
+            # the server accepts and trim needs (neither may be 0): the raw config call
+            self._client.adapter.post(
+                f"/v1/{self.config.mount}/keys/{self.config.key}/config",
+                json={"min_decryption_version": version, "min_encryption_version": version},
             )
             self._transit.trim_key(
                 name=self.config.key, min_version=version, mount_point=self.config.mount
