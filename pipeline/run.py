@@ -58,7 +58,8 @@ from .selection import Choice, Selector
 from .sentiment import CrowdSentiment, Scorer, Snapshot, checked_scores, load_scorer
 
 __all__ = ["RunSummary", "run_event", "capture_start", "SPEEDS", "MODES", "TextFilter",
-           "build_selector", "DecisionPacer", "store_crowd_score", "percentiles"]
+           "build_selector", "DecisionPacer", "store_crowd_score", "percentiles",
+           "register_wristband"]
 
 SPEEDS = ("max", "realtime")
 #: what to do about the event's earlier run: none may exist ("start"), or it was interrupted
@@ -298,6 +299,34 @@ def store_crowd_score(
         },
         retention=retention,
         anonymised=bool(counts) and min(counts.values()) >= k_min,
+    )
+
+
+def register_wristband(tx: StoreTransaction, wb: Any, event_id: str, notice_version: str) -> None:
+    """Register one roster wristband and its consent for an event (batch run and live workers).
+
+    Data minimisation: a refusal keeps only its pseudonym; staff keep only the flag."""
+    if wb.consent == "opted_out":
+        pseudonym = tx.register_subject(wb.serial)
+    elif wb.is_staff:
+        pseudonym = tx.register_subject(wb.serial, is_staff=True)
+    else:
+        pseudonym = tx.register_subject(
+            wb.serial,
+            zone=wb.zone,
+            age_band=wb.age_band,
+            ticket_type=wb.ticket_type,
+            device_model=wb.device_model,
+            arrival_at=wb.arrival_at,
+            is_staff=False,
+        )
+    tx.record_consent(
+        event_id,
+        pseudonym,
+        status=wb.consent,
+        given_at=wb.consented_from(),
+        withdrawn_at=wb.withdrawn_at,
+        notice_version=notice_version,
     )
 
 
@@ -548,29 +577,7 @@ class _Runner:
         )
 
     def _register_wristband(self, tx: StoreTransaction, wb: Any) -> None:
-        """Data minimisation: a refusal keeps only its pseudonym; staff keep only the flag."""
-        if wb.consent == "opted_out":
-            pseudonym = tx.register_subject(wb.serial)
-        elif wb.is_staff:
-            pseudonym = tx.register_subject(wb.serial, is_staff=True)
-        else:
-            pseudonym = tx.register_subject(
-                wb.serial,
-                zone=wb.zone,
-                age_band=wb.age_band,
-                ticket_type=wb.ticket_type,
-                device_model=wb.device_model,
-                arrival_at=wb.arrival_at,
-                is_staff=False,
-            )
-        tx.record_consent(
-            self.event_id,
-            pseudonym,
-            status=wb.consent,
-            given_at=wb.consented_from(),
-            withdrawn_at=wb.withdrawn_at,
-            notice_version=self.event.notice_version,
-        )
+        register_wristband(tx, wb, self.event_id, self.event.notice_version)
 
     # -- one window --------------------------------------------------------------------------
     def step(self, window: Window, *, commit: bool = True) -> None:

@@ -1162,3 +1162,22 @@ class StoreTransaction:
             .values(crowd_window=int(window), state=dict(state), updated_at=self.now)
         )
         return True
+
+    def live_windows(self, event_id: str, *, window: int) -> list[LiveWindowRow]:
+        """The committed wristband windows of one live window, read in this transaction."""
+        query = (select(LiveWindowRecord)
+                 .where(LiveWindowRecord.event_id == event_id, LiveWindowRecord.window == window)
+                 .order_by(LiveWindowRecord.id))
+        return [_live_row(r) for r in self.session.scalars(query)]
+
+    def read_metadata(self, record_ids: list[str]) -> list[MetadataData]:
+        """Readable metadata records by id, in this transaction (expired or shredded ones are
+        left out)."""
+        if not record_ids:
+            return []
+        rows = self.session.scalars(select(MetadataRecord).where(MetadataRecord.id.in_(record_ids)))
+        out = []
+        for row in rows:
+            with contextlib.suppress(RetentionError):
+                out.append(self.store._open_metadata(row, self.now))
+        return out

@@ -1,0 +1,300 @@
+"""``flowaudit worker``: N processes share one durable JetStream pull consumer and commit the
+event's live windows to the store.
+
+Per message: decode (:func:`pipeline.live.wire.decode_window`), refuse what is not a window of
+this event's roster (counted by reason, then *terminated* so the broker never redelivers it),
+commit idempotently (:class:`~pipeline.live.commit.WindowCommitter`), and only then ack. A
+worker killed at any point loses nothing — the broker redelivers what was not acked after
+``ack_wait`` — and duplicates nothing: a redelivered window finds its key taken and commits
+nothing. A store that is down gets the message back (``nak`` with a delay, up to
+``max_deliver``). Between batches, and when the stream is idle, the worker takes the crowd
+steps that are due (:class:`~pipeline.live.selector.CrowdStepper`).
+
+SIGTERM or SIGINT: the window in hand is finished and acked, messages fetched but not started
+are handed back (``nak``), and the worker exits 0. The client reconnects to a restarted NATS
+server on its own; the durable consumer (file storage) keeps what was not acked.
+
+Fault hook for the crash tests: ``FLOWAUDIT_WORKER_FAULT=<point>:<n>`` kills the worker with
+SIGKILL at the ``n``-th time it reaches ``point`` (``before_commit``, ``after_commit`` — the
+latter is after the commit and before the ack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retention.errors import FlowauditError, InputError, StoreError
+
+from ..run import percentiles
+from .commit import WindowCommitter
+from .selector import CrowdStepper
+from .wire import decode_window, stream_name, stream_subjects
+
+__all__ = ["WorkerConfig", "WorkerMetrics", "Worker", "FAULT_ENV", "DEFAULT_DURABLE"]
+
+FAULT_ENV = "FLOWAUDIT_WORKER_FAULT"
+FAULT_POINTS = ("before_commit", "after_commit")
+DEFAULT_DURABLE = "flowaudit-workers"
+#: how long a store outage delays a message's redelivery
+STORE_RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How one worker talks to the broker (see ``flowaudit worker --help``)."""
+
+    url: str
+    durable: str = DEFAULT_DURABLE
+    batch: int = 32
+    fetch_timeout: float = 0.5
+    ack_wait: float = 30.0
+    max_deliver: int = 20
+    exit_when_idle: float | None = None
+    max_messages: int | None = None
+    metrics_file: Path | None = None
+
+
+@dataclass
+class WorkerMetrics:
+    """Counts since the worker started; ``latency_ms`` is Flowaudit-Sent → committed."""
+
+    committed: int = 0
+    duplicates: int = 0
+    redeliveries: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    store_retries: int = 0
+    broker_errors: int = 0
+    crowd_steps: int = 0
+    decisions: int = 0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    started: float = field(default_factory=time.monotonic)
+
+    def to_dict(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {
+            "windows_committed": self.committed,
+            "duplicates_skipped": self.duplicates,
+            "redeliveries": self.redeliveries,
+            "refused": dict(sorted(self.refused.items())),
+            "store_retries": self.store_retries,
+            "broker_errors": self.broker_errors,
+            "crowd_steps": self.crowd_steps,
+            "decisions": self.decisions,
+            "latency_ms": percentiles(self.latencies),
+            "seconds": round(elapsed, 3),
+            "windows_per_second": round(self.committed / elapsed, 2),
+        }
+
+
+class _Fault:
+    """The crash tests' kill switch (see the module docstring)."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.point, self.at, self.seen = "", 0, 0
+        if spec:
+            point, _, count = spec.partition(":")
+            if point not in FAULT_POINTS or not count.isdigit():
+                raise InputError(f"{FAULT_ENV}={spec!r}; use before_commit:N or after_commit:N")
+            self.point, self.at = point, int(count)
+
+    def reach(self, point: str) -> None:
+        if point != self.point:
+            return
+        self.seen += 1
+        if self.seen >= self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _quiet(_: Exception) -> None:
+    """The client's default error callback prints tracebacks; a worker counts instead."""
+
+
+def _classify(exc: InputError) -> str:
+    text = str(exc)
+    if "another event" in text:
+        return "wrong_event"
+    if "not on the event's roster" in text:
+        return "unknown_wristband"
+    if "frames; the event's windows" in text:
+        return "wrong_window_size"
+    return "malformed"
+
+
+class Worker:
+    """One worker process's loop; :meth:`run` returns the metrics when it stops."""
+
+    def __init__(
+        self,
+        committer: WindowCommitter,
+        stepper: CrowdStepper,
+        config: WorkerConfig,
+        *,
+        progress: Callable[[WorkerMetrics], None] | None = None,
+    ) -> None:
+        self.committer, self.stepper, self.config = committer, stepper, config
+        self.metrics = WorkerMetrics()
+        self.stop = asyncio.Event()
+        self.progress = progress
+        self.fault = _Fault(os.environ.get(FAULT_ENV))
+        self.event_id = committer.event_id
+        self.stream = stream_name(self.event_id)
+
+    # -- connection --------------------------------------------------------------------------
+    async def _connect(self) -> Any:
+        import nats
+
+        url = self.config.url
+        target = url.split("://", 1)[-1].rsplit("@", 1)[-1].split(",")[0]
+        host, _, port = target.partition(":")
+        try:  # fail fast on a server that is not there; reconnect forever once connected
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host or "127.0.0.1", int(port or 4222)), timeout=3)
+            writer.close()
+            return await asyncio.wait_for(nats.connect(
+                url, connect_timeout=3, allow_reconnect=True, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25, error_cb=_quiet), timeout=10)
+        except (OSError, ValueError, TimeoutError) as exc:
+            raise InputError(f"NATS at {url} is unreachable ({type(exc).__name__}); start the "
+                             "server or fix --nats") from None
+
+    async def _subscribe(self, conn: Any) -> Any:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError
+
+        js = conn.jetstream()
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            raise InputError(
+                f"no JetStream stream {self.stream} at {self.config.url} for event "
+                f"{self.event_id!r}; start the gateway first (it creates the stream) or check "
+                "--event/--event-id"
+            ) from None
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.config.ack_wait, max_deliver=self.config.max_deliver,
+            max_ack_pending=max(1000, 4 * self.config.batch),
+        )
+        return await js.pull_subscribe(stream_subjects(self.event_id)[0],
+                                       durable=self.config.durable, stream=self.stream,
+                                       config=config)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> WorkerMetrics:
+        """Run until SIGTERM/SIGINT, ``exit_when_idle`` or ``max_messages``."""
+        return asyncio.run(self._main())
+
+    async def _main(self) -> WorkerMetrics:
+        import nats
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        conn = await self._connect()
+        try:
+            sub = await self._subscribe(conn)
+            idle_since = time.monotonic()
+            handled = 0
+            while not self.stop.is_set():
+                try:
+                    messages = await sub.fetch(self.config.batch,
+                                               timeout=self.config.fetch_timeout)
+                except nats.errors.TimeoutError:
+                    messages = []
+                except Exception:  # reconnecting, a restarted server: count and go on
+                    self.metrics.broker_errors += 1
+                    await asyncio.sleep(0.2)
+                    messages = []
+                touched = time.monotonic()
+                for i, message in enumerate(messages):
+                    if self.stop.is_set():  # hand back what was fetched but not started
+                        for rest in messages[i:]:
+                            with contextlib.suppress(Exception):
+                                await rest.nak()
+                        break
+                    if time.monotonic() - touched > self.config.ack_wait / 3:
+                        # a slow batch: keep its waiting messages ours, not redelivered
+                        for rest in messages[i:]:
+                            with contextlib.suppress(Exception):
+                                await rest.in_progress()
+                        touched = time.monotonic()
+                    await self._handle(message)
+                    handled += 1
+                self._steps()
+                self._report()
+                if messages:
+                    idle_since = time.monotonic()
+                elif (self.config.exit_when_idle is not None
+                      and time.monotonic() - idle_since >= self.config.exit_when_idle):
+                    break
+                if self.config.max_messages is not None and handled >= self.config.max_messages:
+                    break
+            self._steps()
+        finally:
+            with contextlib.suppress(Exception):  # acks were sent; close, not drain: a
+                await asyncio.wait_for(conn.close(), timeout=5)  # pull sub drains for 30 s
+            self._report()
+        return self.metrics
+
+    async def _handle(self, message: Any) -> None:
+        metadata = getattr(message, "metadata", None)
+        if metadata is not None and getattr(metadata, "num_delivered", 1) > 1:
+            self.metrics.redeliveries += 1
+        try:
+            window = decode_window(message)
+            self.committer.check(window)
+        except InputError as exc:
+            self.metrics.refused[_classify(exc)] += 1
+            with contextlib.suppress(Exception):
+                await message.term()
+            return
+        self.fault.reach("before_commit")
+        try:
+            result = self.committer.commit(window)
+        except StoreError:
+            self.metrics.store_retries += 1
+            with contextlib.suppress(Exception):
+                await message.nak(delay=STORE_RETRY_SECONDS)
+            return
+        except FlowauditError:  # the store refused this window (retention, shredded bucket)
+            self.metrics.refused["refused_by_store"] += 1
+            with contextlib.suppress(Exception):
+                await message.term()
+            return
+        self.fault.reach("after_commit")
+        if result.committed:
+            self.metrics.committed += 1
+            self.metrics.latencies.append((time.time() - window.sent_at) * 1000)
+        else:
+            self.metrics.duplicates += 1
+        try:
+            await message.ack()
+        except Exception:  # lost with the connection: redelivered, then skipped as a duplicate
+            self.metrics.broker_errors += 1
+
+    def _steps(self) -> None:
+        try:
+            self.metrics.crowd_steps += self.stepper.step_all()
+        except StoreError:
+            self.metrics.store_retries += 1
+        self.metrics.decisions = self.stepper.decisions
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.metrics)
+        path = self.config.metrics_file
+        if path is not None:
+            temp = path.with_suffix(path.suffix + ".tmp")
+            temp.write_text(json.dumps(self.metrics.to_dict(), sort_keys=True) + "\n")
+            os.replace(temp, path)
