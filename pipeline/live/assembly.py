@@ -2,8 +2,8 @@
 
 Frames are placed on the event timeline by their time (``t0_ms + 30 ms · j``): slot
 ``round((t - capture_starts) / 30 ms)``, window ``slot // frames_per_window``. A window is
-*final* once a frame of a later window arrives, once all its frames are in, or once the
-gateway clock is ``grace`` past its end; final windows are gated (consent, event window, staff,
+*final* once a frame of a later window arrives, once all its frames are in, or once its
+wristband has sent nothing for it for ``grace`` seconds (gone quiet or away); final windows are gated (consent, event window, staff,
 voice activity — :class:`pipeline.gates.Gates`, one per wristband so webrtcvad's noise model
 and hangover follow that wristband) and their features extracted, in window order.
 
@@ -87,7 +87,7 @@ class WristbandWindows:
         self.capture_ms = _ms(event.capture_starts)
         self.slots = (_ms(event.capture_ends) - self.capture_ms) // FRAME_MS
         self.window_ms = self.fpw * FRAME_MS
-        self.grace_ms = int(grace_seconds * 1000)
+        self.grace_seconds = grace_seconds
         self.pending: dict[int, _Buffer] = {}
         self.next_index = 0  # windows below this are final
         self.held_seq = -1  # newest frame number received
@@ -131,18 +131,17 @@ class WristbandWindows:
         self._late += placed.late
         return placed
 
-    def take_final(self, now_ms: int, *, flush_all: bool = False) -> list[Final]:
-        """Gate and return every window that is final now, oldest first (``flush_all``: the
-        newest too, complete or not)."""
+    def take_final(self, now: float, *, flush_all: bool = False) -> list[Final]:
+        """Gate and return every window that is final at gateway time ``now`` (unix seconds),
+        oldest first (``flush_all``: the newest too, complete or not)."""
         if not self.pending:
             return []
         newest = max(self.pending)
         out = []
         for index in sorted(self.pending):
             buf = self.pending[index]
-            end_ms = self.capture_ms + (index + 1) * self.window_ms
-            if not (index < newest or flush_all or bool(buf.present.all())
-                    or now_ms > end_ms + self.grace_ms):
+            quiet = now - buf.received_at > self.grace_seconds
+            if not (index < newest or flush_all or bool(buf.present.all()) or quiet):
                 break
             del self.pending[index]
             self.next_index = index + 1

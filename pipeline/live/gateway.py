@@ -134,9 +134,9 @@ class Gateway:
             result = closer()
             if asyncio.iscoroutine(result):
                 await result
-        now_ms = int(self.clock() * 1000)
+        now = self.clock()
         for state in self.wristbands.values():
-            self._enqueue(state, state.take_final(now_ms))
+            self._enqueue(state, state.take_final(now))
         self._queue.put_nowait(None)
         publisher, ticker = self._tasks or (None, None)
         if ticker is not None:
@@ -207,7 +207,7 @@ class Gateway:
             stats.drops["late"] += placed.late
         if placed.outside_capture:
             stats.drops["outside_capture"] += placed.outside_capture
-        self._enqueue(state, state.take_final(int(now * 1000)))
+        self._enqueue(state, state.take_final(now))
         return state.ack()
 
     def _enqueue(self, state: WristbandWindows, finals: list[Final]) -> None:
@@ -219,12 +219,12 @@ class Gateway:
 
     # -- tasks ----------------------------------------------------------------------------------
     async def _tick(self) -> None:
-        """Finalise windows of wristbands that went quiet (their end + grace has passed)."""
+        """Finalise windows of wristbands that went quiet (nothing for ``grace`` seconds)."""
         while True:
             await asyncio.sleep(0.5)
-            now_ms = int(self.clock() * 1000)
+            now = self.clock()
             for state in list(self.wristbands.values()):
-                self._enqueue(state, state.take_final(now_ms))
+                self._enqueue(state, state.take_final(now))
 
     async def _publisher(self) -> None:
         deadline: float | None = None

@@ -183,7 +183,7 @@ def serve(gateway: Gateway, host: str, port: int, cors_origins: Sequence[str] = 
     sock = _listen(host, port)
     config = uvicorn.Config(
         build_app(gateway, cors_origins), log_level="warning", access_log=False,
-        ws="websockets", ws_max_size=WS_MAX_BYTES, lifespan="off",
+        ws="websockets-sansio", ws_max_size=WS_MAX_BYTES, lifespan="off",
         timeout_graceful_shutdown=5, server_header=False,
     )
     server = _Server(config)
