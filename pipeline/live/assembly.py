@@ -3,9 +3,10 @@
 Frames are placed on the event timeline by their time (``t0_ms + 30 ms · j``): slot
 ``round((t - capture_starts) / 30 ms)``, window ``slot // frames_per_window``. A window is
 *final* once a frame of a later window arrives, once all its frames are in, or once its
-wristband has sent nothing for it for ``grace`` seconds (gone quiet or away); final windows are gated (consent, event window, staff,
-voice activity — :class:`pipeline.gates.Gates`, one per wristband so webrtcvad's noise model
-and hangover follow that wristband) and their features extracted, in window order.
+wristband has sent nothing for it for ``grace`` seconds (gone quiet or away). Final windows
+are gated (consent, event window, staff, voice activity — :class:`pipeline.gates.Gates`, one
+per wristband so webrtcvad's noise model and hangover follow that wristband) and their
+features extracted, in window order.
 
 Frame numbers (``seq``) make resends harmless: a frame at or below the newest frame of a final
 window is a ``duplicate`` and ignored, as is a second frame for a slot already filled; a frame
