@@ -101,10 +101,10 @@ async def ensure_stream(js: Any, event_id: str, policy: Policy) -> Any:
         info = await js.stream_info(config.name)
     except NotFoundError:
         return await js.add_stream(config)
-    current = info.config.storage
-    if current is not None and current != config.storage:
+    current = str(getattr(info.config.storage, "value", info.config.storage) or "file")
+    if current != config.storage.value:
         raise ConfigError(
-            f"JetStream stream {config.name} exists with {current.value} storage, the policy "
+            f"JetStream stream {config.name} exists with {current} storage, the policy "
             f"needs {config.storage.value}; let the workers drain it, then delete it "
             f"(`nats stream rm {config.name}`) and start the gateway again"
         )
