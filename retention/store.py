@@ -218,8 +218,9 @@ def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, 
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         statement = sqlite_insert(model).values(**values).on_conflict_do_nothing()
-    result: Any = session.execute(statement)
-    return bool(result.rowcount)
+    # RETURNING, not rowcount: drivers report -1 for an INSERT whose count they do not know
+    key = list(model.__table__.primary_key.columns)
+    return session.execute(statement.returning(*key)).first() is not None
 
 
 def bucket_id_for(event_id: str, category: str, at: datetime, tag: str = "") -> str:

@@ -1,0 +1,159 @@
+"""Live workers under faults, against a real nats-server (one per test) and the real store:
+kill -9 between commit and ack and before commit, NATS restarted (SIGTERM and SIGKILL) under a
+running worker, duplicated and redelivered messages, garbage on the subject, two workers
+sharing the consumer. Assertions are on the store's contents (one row per key, one crowd
+step per window), never on timings."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+
+import pytest
+
+from pipeline.live.wire import encode_window
+from tests.live.worker_fixtures import (
+    LiveSetup,
+    all_windows,
+    consumer_pending,
+    live_setup,
+    nats,
+    publish,
+    publish_raw,
+    start_worker,
+    store_view,
+    verified,
+)
+from tests.servers import NatsServer
+
+__all__ = ["live_setup", "nats"]
+
+pytestmark = pytest.mark.nats
+
+WINDOWS = 4  # × 4 wristbands
+
+
+def _exactly_once(setup: LiveSetup, windows: list) -> None:
+    view = store_view(setup)
+    counts = Counter(view.keys)
+    assert set(counts) == {(w.pseudonym, w.window) for w in windows}  # none lost
+    assert max(counts.values()) == 1  # none twice
+    assert view.raw_segments == view.score_records == len(windows)
+    crowd = Counter(view.crowd_windows)
+    assert set(crowd) == {w.window for w in windows} and max(crowd.values()) == 1
+    assert view.decisions >= 1 and view.decisions_without_weights == 0  # DSA Art 27
+
+
+@pytest.mark.parametrize("fault", ["after_commit:3", "before_commit:3"])
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_kill_9_mid_window_then_another_worker(
+    live_setup: LiveSetup, nats: NatsServer, fault: str
+) -> None:
+    windows = all_windows(live_setup, WINDOWS)
+    publish(nats.url, live_setup, windows)
+    first = start_worker(live_setup, nats.url, "--batch", "4", fault=fault, idle=None)
+    assert first.wait() == -signal.SIGKILL
+    second = start_worker(live_setup, nats.url, "--batch", "4", idle=4.0)
+    assert second.wait() == 0, second.stderr
+    _exactly_once(live_setup, windows)
+    metrics = second.metrics()
+    assert metrics["redeliveries"] >= 1  # the killed worker's window came back
+    if fault.startswith("after_commit"):
+        assert metrics["duplicates_skipped"] >= 1  # ... and was not committed again
+    assert consumer_pending(nats.url, live_setup) == (0, 0)
+    assert verified(live_setup) == "ok"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_nats_restart_under_a_running_worker(
+    live_setup: LiveSetup, nats: NatsServer, how: int
+) -> None:
+    windows = all_windows(live_setup, WINDOWS)
+    half = len(windows) // 2
+    publish(nats.url, live_setup, windows[:half])
+    worker = start_worker(live_setup, nats.url, "--batch", "2", idle=None)
+    worker.wait_for(lambda m: m.get("windows_committed", 0) >= 2)
+    nats.restart(how)  # same port, same store directory
+    publish(nats.url, live_setup, windows[half:])
+    deadline = time.monotonic() + 60
+    while len(store_view(live_setup).keys) < len(windows) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    time.sleep(1.0)  # the last window's crowd step settles
+    assert worker.terminate() == 0, worker.stderr
+    assert "Traceback" not in worker.stderr
+    _exactly_once(live_setup, windows)
+    assert verified(live_setup) == "ok"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_duplicates_and_redeliveries_commit_nothing_twice(
+    live_setup: LiveSetup, nats: NatsServer
+) -> None:
+    windows = all_windows(live_setup, 2)
+    # a short de-duplication window lets the broker keep a second copy of every message
+    publish(nats.url, live_setup, windows, duplicate_window=0.2)
+    time.sleep(0.5)
+    publish(nats.url, live_setup, windows)
+    worker = start_worker(live_setup, nats.url, idle=3.0)
+    assert worker.wait() == 0, worker.stderr
+    metrics = worker.metrics()
+    assert metrics["windows_committed"] == len(windows)
+    assert metrics["duplicates_skipped"] == len(windows)
+    # and a worker started again over a consumer replayed from the start skips them all
+    again = start_worker(live_setup, nats.url, "--durable", "replay-all", idle=3.0)
+    assert again.wait() == 0, again.stderr
+    assert again.metrics()["windows_committed"] == 0
+    assert again.metrics()["duplicates_skipped"] == 2 * len(windows)
+    view = store_view(live_setup)
+    assert Counter(view.keys) == Counter({(w.pseudonym, w.window): 1 for w in windows})
+    assert max(Counter(view.crowd_windows).values()) == 1
+    assert verified(live_setup) == "ok"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_garbage_is_refused_counted_and_terminated(
+    live_setup: LiveSetup, nats: NatsServer
+) -> None:
+    good = all_windows(live_setup, 1)
+    subject, headers, payload = encode_window(good[0])
+    stranger = "f" * 64  # a pseudonym no roster wristband has
+    strange = encode_window(type(good[0])(**{**good[0].__dict__, "pseudonym": stranger}))
+    def ids(n: int) -> dict[str, str]:  # own Nats-Msg-Ids: the broker must keep them all
+        return {**headers, "Nats-Msg-Id": f"garbage:{n}"}
+
+    garbage = [
+        (subject, {"Nats-Msg-Id": "garbage:0"}, b"\x00\xffnot json"),
+        (subject, ids(1), b'{"v": 99}'),
+        (subject, {**ids(2), "Flowaudit-Window": "7"}, payload),
+        strange,
+    ]
+    publish(nats.url, live_setup, good)
+    publish_raw(nats.url, live_setup, garbage)
+    worker = start_worker(live_setup, nats.url, idle=3.0)
+    assert worker.wait() == 0, worker.stderr
+    assert "Traceback" not in worker.stderr
+    metrics = worker.metrics()
+    assert metrics["refused"] == {"malformed": 3, "unknown_wristband": 1}
+    assert metrics["windows_committed"] == len(good)
+    assert metrics["redeliveries"] == 0  # terminated, not handed round again
+    assert consumer_pending(nats.url, live_setup) == (0, 0)
+    view = store_view(live_setup)
+    assert sorted(view.keys) == sorted((w.pseudonym, w.window) for w in good)
+    assert stranger not in {p for p, _ in view.keys}
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_workers_share_the_consumer(live_setup: LiveSetup, nats: NatsServer) -> None:
+    windows = all_windows(live_setup, 6)
+    publish(nats.url, live_setup, windows)
+    a = start_worker(live_setup, nats.url, "--batch", "2", name="a", idle=4.0)
+    b = start_worker(live_setup, nats.url, "--batch", "2", name="b", idle=4.0)
+    assert a.wait() == 0, a.stderr
+    assert b.wait() == 0, b.stderr
+    ma, mb = a.metrics(), b.metrics()
+    assert ma["windows_committed"] + mb["windows_committed"] == len(windows)
+    assert ma["windows_committed"] > 0 and mb["windows_committed"] > 0  # the work was split
+    _exactly_once(live_setup, windows)
+    assert verified(live_setup) == "ok"
