@@ -11,14 +11,19 @@ consecutive frames of one wristband::
 
 Frames are placed on the run's virtual timeline by their start time; a window is handed on once
 the stream has moved a full window past it (or is drained), so messages may arrive out of order
-by up to one window. Frames of wristbands that are not on the roster are counted as
-``no_consent`` drops (``Window.unregistered``) and never kept; frames older than the window
-being assembled are counted as ``late``.
+by up to one window. In **follow** mode (``run-event --follow``, a live tail) an idle stream is
+not the end: a window is also handed on once the wall clock is ``grace`` seconds past its end,
+and the source ends when the wall clock passes ``until`` (the event's capture end) or
+:meth:`NatsSource.request_stop` is called (SIGTERM). Frames of wristbands that are not on the
+roster are counted as ``no_consent`` drops (``Window.unregistered``) and never kept; frames
+older than the window being assembled are counted as ``late``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,8 +87,13 @@ class NatsSource:
         subject_prefix: str = SUBJECT_PREFIX,
         idle_timeout: float = 1.0,
         batch: int = 64,
+        follow: bool = False,
+        until: datetime | None = None,
+        grace: float = 2.0,
     ) -> None:
         self.url = url
+        self.follow, self.until, self.grace = follow, until, grace
+        self._stop = threading.Event()
         self.serials = list(serials)
         self.starts_at: datetime | None = None
         self.stream, self.subject = stream, f"{subject_prefix}.>"
@@ -92,6 +102,19 @@ class NatsSource:
 
     def available_windows(self, frames_per_window: int) -> int | None:
         return None
+
+    def request_stop(self) -> None:
+        """End a followed stream after the window being assembled (safe from a signal)."""
+        self._stop.set()
+
+    def _live_window_done(self, assembler: _Assembler, index: int) -> bool:
+        """Follow mode, stream idle: hand the window on (or end) by the wall clock."""
+        now = time.time()
+        if self._stop.is_set() or (self.until is not None and now >= self.until.timestamp()):
+            assembler.drained = True
+            return True
+        span = timedelta(milliseconds=FRAME_MS * assembler.fpw)
+        return now >= (assembler.start_at + (index + 1) * span).timestamp() + self.grace
 
     def check(self) -> None:
         """Fail before anything is stored if the server or the stream is not there."""
@@ -152,11 +175,18 @@ class NatsSource:
         """Read until the stream is a full window past ``index`` or has nothing more."""
         nats = _nats()
         while not assembler.drained and assembler.newest <= index:
+            if self.follow and self._stop.is_set():
+                assembler.drained = True
+                return
             try:
                 messages = await sub.fetch(self.batch, timeout=self.idle_timeout)
             except nats.errors.TimeoutError:
-                assembler.drained = True
-                return
+                if not self.follow:
+                    assembler.drained = True
+                    return
+                if self._live_window_done(assembler, index):
+                    return
+                continue
             for message in messages:
                 self._place(message, assembler)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import typer
 
 from pipeline.event import EventSpec, default_event_file, load_event
 from pipeline.frames import FrameSource
+from pipeline.nats_source import NatsSource
 from pipeline.run import SPEEDS, capture_start, run_event
 from pipeline.sources import open_source
 from pipeline.wavdir import MANIFEST, WavDirectory, window_miss
@@ -104,6 +106,11 @@ def run_event_command(
         typer.Option("--new-run", help="Leave the event's interrupted run as it is and start "
                      "a new run id for the event."),
     ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", help="With --source nats:…, follow the stream live until the "
+                     "event's capture end passes or SIGTERM, then finish the run."),
+    ] = False,
     home: HomeOption = None,
     db: DbOption = None,
     now: NowOption = None,
@@ -128,6 +135,8 @@ def run_event_command(
     chosen = load_policy(policy or settings.policy)
     length = parse_finite_duration(duration, "--duration") if duration is not None else None
     frames = open_source(source, spec, seed=seed)
+    if follow:
+        _follow(frames, spec)
     start = pinned_now(now)  # a pinned time starts the virtual clock; else the source/event do
     if chosen.capture.event_window_only:
         _warn_if_outside_window(frames, spec, start, length)
@@ -153,6 +162,14 @@ def run_event_command(
         return
     for line in summary.lines():
         typer.echo(line)
+
+
+def _follow(frames: FrameSource, spec: EventSpec) -> None:
+    """Make a NATS source a live tail that SIGTERM ends cleanly (summary, signed log)."""
+    if not isinstance(frames, NatsSource):
+        raise InputError("--follow needs --source nats:HOST:PORT (a live stream to follow)")
+    frames.follow, frames.until = True, spec.capture_ends
+    signal.signal(signal.SIGTERM, lambda *_: frames.request_stop())
 
 
 def _warn_if_outside_window(
