@@ -1,6 +1,8 @@
-"""Audit-log cost: append overhead on the pipeline and on bare store writes, and verify speed.
+"""Audit-log cost: append overhead on the pipeline and on bare store writes, verify speed, and
+Merkle proof generation and verification against log size.
 
     .venv/bin/python -P bench/audit.py [--quick] [--entries N] [--windows N] [--wristbands N]
+                                       [--proof-sizes 1000,10000,...]
 
 1. **Append overhead in the pipeline.** ``run_event`` over the bundled demo event (synthetic
    crowd, gates, features, sentiment, selection, encrypted store) with the hash-chained
@@ -13,7 +15,16 @@
 3. **Verify speed.** A log of N entries (default 1M) shaped like the pipeline's is generated
    with the real hash functions, then ``verify_log`` streams and re-hashes it; the baseline is a
    plain ``hashlib.sha256`` loop over the same bytes (prev hash ‖ canonical entry) already in
-   memory. Target ≥ 200k entries/s.
+   memory. Target ≥ 200k entries/s. The verifier also rebuilds the Merkle tree (two more
+   SHA-256 per entry on average) and compares the stored nodes.
+4. **Proofs against log size.** On the same log, at 1k, 10k, 100k and 1M entries (``--quick``:
+   up to 50k), a signed checkpoint per size; for 200 random entries: the inclusion proof from
+   the stored tree (``StoredTree.inclusion``: one indexed query for the stored nodes and one
+   range of <= 16 entries), the full bundle (``inclusion_bundle``: proof, entry bytes, checkpoint
+   note checked, bundle self-verified), its offline verification (``verify_bundle``), and a
+   consistency proof from half the size. Baselines measured in the same run: one bare SHA-256
+   per tree level (the floor of any O(log n) proof check), and recomputing the root from all
+   leaf hashes in memory (what a proof saves). Goal < 1 ms per proof at 1M entries.
 
 CPU time (``time.process_time``) is compared, best of several interleaved runs, because wall
 time on a shared machine mostly measures the neighbours.
@@ -42,7 +53,17 @@ from audit.log.chain import (
     normalise_details,
     read_head,
 )
-from audit.log.checkpoints import attach_signer, checkpoint_after_command, load_signer
+from audit.log.checkpoints import (
+    TREE_ORIGIN,
+    CheckpointSigner,
+    attach_signer,
+    checkpoint_after_command,
+    load_signer,
+)
+from audit.log.merkle import MemoryTree, leaf_hash
+from audit.log.notes import Verifier, key_hash
+from audit.log.proofs import consistency_bundle, inclusion_bundle, verify_bundle
+from audit.log.tree import StoredTree, rebuild_nodes
 from audit.log.verify import verify_log
 from flowaudit.runtime import Runtime, initialise_home, open_runtime
 from pipeline.event import default_event_file
@@ -201,8 +222,11 @@ def pipeline_overhead(policy_name: str, wristbands: int, repeats: int) -> dict[s
 
 
 # -- verify speed ---------------------------------------------------------------------------------
-def build_log(runtime: Runtime, entries: int, chunk: int = 20000) -> list[bytes]:
-    """Insert ``entries`` chained entries (real hash functions); return the hashed bytes."""
+def build_log(
+    runtime: Runtime, entries: int, chunk: int = 20000, bodies: list[bytes] | None = None
+) -> list[bytes]:
+    """Insert ``entries`` chained entries (real hash functions) and build their Merkle tree as
+    migration 0003 does; return the chain-hashed bytes (and the leaves' data in ``bodies``)."""
     prev, hashed = GENESIS_HASH, []
     rows: list[dict[str, Any]] = []
     signer = load_signer(runtime.settings.signing_key_file)
@@ -227,6 +251,8 @@ def build_log(runtime: Runtime, entries: int, chunk: int = 20000) -> list[bytes]
             )
             digest = entry_hash(prev, body)
             hashed.append(prev.encode() + body)
+            if bodies is not None:
+                bodies.append(body)
             rows.append(
                 {
                     "seq": seq,
@@ -246,6 +272,7 @@ def build_log(runtime: Runtime, entries: int, chunk: int = 20000) -> list[bytes]
                 rows = []
         if rows:
             conn.execute(insert(AuditEntry.__table__), rows)
+        rebuild_nodes(conn)
     runtime.now = START + timedelta(days=1)
     checkpoint_after_command(runtime)
     return hashed
@@ -259,13 +286,113 @@ def sha_baseline(hashed: list[bytes]) -> float:
     return time.perf_counter() - began
 
 
-def verify_speed(entries: int, repeats: int) -> dict[str, float]:
+def _median_ms(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return 1000 * ordered[len(ordered) // 2]
+
+
+def _sign_size(conn: Any, signer: CheckpointSigner, size: int) -> Any:
+    """A Merkle checkpoint row of ``size`` (as a command would have signed it)."""
+    from sqlalchemy import text
+
+    from retention.models import AuditCheckpoint
+
+    head = conn.execute(text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": size}).scalar()
+    row = signer.checkpoint(size, head, START + timedelta(days=1), StoredTree(conn, size).root())
+    conn.execute(
+        insert(AuditCheckpoint),
+        [
+            {
+                "seq": row.seq,
+                "head_hash": row.head_hash,
+                "at": row.at,
+                "key_id": row.key_id,
+                "signature": row.signature,
+                "tree_size": row.tree_size,
+                "root_hash": row.root_hash,
+            }
+        ],
+    )
+    return row
+
+
+def proof_speed(
+    runtime: Runtime, bodies: list[bytes], sizes: list[int], samples: int = 200
+) -> list[dict[str, float]]:
+    """Per-proof times (median ms) at each size, with the two baselines."""
+    import random
+
+    signing_key = load_signer(runtime.settings.signing_key_file)
+    assert signing_key is not None
+    public = signing_key.public_key
+    verifier = Verifier(TREE_ORIGIN, key_hash(TREE_ORIGIN, public), public)
+    rng = random.Random(7)
+    leaves = [leaf_hash(b) for b in bodies]
+    out = []
+    with runtime.engine.connect() as conn:
+        for size in sizes:
+            checkpoint = _sign_size(conn, signing_key, size)
+            half = _sign_size(conn, signing_key, max(1, size // 2))
+            conn.commit()
+            checkpoint.id, half.id = 0, 0
+            seqs = [rng.randint(1, size) for _ in range(samples)]
+            gen, bundle_t, check, cons, floor = [], [], [], [], []
+            bundles = []
+            for seq in seqs:
+                t = time.perf_counter()
+                StoredTree(conn, size).inclusion(seq - 1)
+                gen.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                bundles.append(inclusion_bundle(conn, seq, checkpoint, public))
+                bundle_t.append(time.perf_counter() - t)
+            for bundle in bundles:
+                t = time.perf_counter()
+                verify_bundle(bundle, verifier)
+                check.append(time.perf_counter() - t)
+            for _ in range(min(samples, 50)):
+                t = time.perf_counter()
+                StoredTree(conn, size).consistency(max(1, size // 2))
+                cons.append(time.perf_counter() - t)
+            depth = max(1, (size - 1).bit_length())
+            node = bytes(65)
+            for _ in range(samples):
+                t = time.perf_counter()
+                for _level in range(depth):
+                    hashlib.sha256(node).digest()
+                floor.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            tree = MemoryTree()
+            for h in leaves[:size]:
+                tree.append_hash(h)
+            root = tree.root()
+            from_leaves = time.perf_counter() - t
+            assert root.hex() == checkpoint.root_hash
+            consistency_bundle(conn, half, checkpoint, public)  # checks itself
+            out.append(
+                {
+                    "size": size,
+                    "depth": depth,
+                    "gen_ms": _median_ms(gen),
+                    "bundle_ms": _median_ms(bundle_t),
+                    "verify_ms": _median_ms(check),
+                    "consistency_ms": _median_ms(cons),
+                    "floor_ms": _median_ms(floor),
+                    "from_leaves_ms": 1000 * from_leaves,
+                }
+            )
+    return out
+
+
+def verify_speed(
+    entries: int, repeats: int, proof_sizes: list[int] | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = initialise_home(Path(tmp) / "home", environ={})
         runtime = open_runtime(settings, START, environ={})
         try:
             t0 = time.perf_counter()
-            hashed = build_log(runtime, entries)
+            bodies: list[bytes] = []
+            hashed = build_log(runtime, entries, bodies=bodies)
             built = time.perf_counter() - t0
             signer = load_signer(settings.signing_key_file)
             assert signer is not None
@@ -276,9 +403,11 @@ def verify_speed(entries: int, repeats: int) -> dict[str, float]:
                 best_verify = min(best_verify, report.elapsed_s)
                 best_sha = min(best_sha, sha_baseline(hashed))
             size = Path(runtime.engine.url.database or "").stat().st_size
+            proofs = proof_speed(runtime, bodies, [n for n in proof_sizes or [] if n <= entries])
         finally:
             runtime.close()
     return {
+        "proofs": proofs,
         "entries": entries,
         "build_s": built,
         "verify_s": best_verify,
@@ -295,8 +424,13 @@ def main() -> None:
     parser.add_argument("--entries", type=int, help="log size for the verify benchmark")
     parser.add_argument("--windows", type=int, help="windows in the bare-store workload")
     parser.add_argument("--wristbands", type=int, help="wristbands in the pipeline run")
+    parser.add_argument(
+        "--proof-sizes", help="comma-separated log sizes for the proof benchmark (<= --entries)"
+    )
     args = parser.parse_args()
     entries = args.entries or (50_000 if args.quick else 1_000_000)
+    default_sizes = "1000,10000,50000" if args.quick else "1000,10000,100000,1000000"
+    proof_sizes = [int(n) for n in (args.proof_sizes or default_sizes).split(",")]
     windows = args.windows or (20 if args.quick else 120)
     wristbands = 20 if args.quick else 50
     bands = args.wristbands or (24 if args.quick else 60)
@@ -320,12 +454,26 @@ def main() -> None:
             f"({1e6 * (r['cpu_audit'] - r['cpu_none']) / written:.0f} us CPU per entry)"
         )
     print(f"3. verify: {entries:,} entries (SQLite), best of {repeats}")
-    v = verify_speed(entries, repeats)
+    v = verify_speed(entries, repeats, proof_sizes)
     print(
-        f"   built in {v['build_s']:.1f} s ({v['db_mb']:.0f} MB); verify {v['verify_s']:.2f} s = "
-        f"{v['verify_rate']:,.0f} entries/s (target >= 200,000); plain SHA-256 loop over the "
-        f"same bytes {v['sha_rate']:,.0f} entries/s; ratio {v['verify_rate'] / v['sha_rate']:.2f}"
+        f"   built in {v['build_s']:.1f} s ({v['db_mb']:.0f} MB, Merkle nodes included); verify "
+        f"{v['verify_s']:.2f} s = {v['verify_rate']:,.0f} entries/s (target >= 200,000; chain, "
+        f"Merkle root and stored nodes); plain SHA-256 loop over the same bytes "
+        f"{v['sha_rate']:,.0f} entries/s; ratio {v['verify_rate'] / v['sha_rate']:.2f}"
     )
+    print("4. Merkle proofs against log size (median of 200 random entries, SQLite)")
+    print(
+        "   entries    depth  inclusion  bundle  verify  consistency | 1 SHA-256/level  "
+        "root from all leaves"
+    )
+    for p in v["proofs"]:
+        print(
+            f"   {p['size']:>9,}  {p['depth']:>5}  {p['gen_ms']:7.3f} ms {p['bundle_ms']:6.3f} ms "
+            f"{p['verify_ms']:6.3f} ms {p['consistency_ms']:7.3f} ms | {p['floor_ms']:9.4f} ms  "
+            f"{p['from_leaves_ms']:12.1f} ms  (inclusion / floor "
+            f"{p['gen_ms'] / p['floor_ms']:.0f}x; from leaves / inclusion "
+            f"{p['from_leaves_ms'] / p['gen_ms']:,.0f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ class AuditLog:
         self.appended = 0
         # the tree's right edge after the last append through this log, and the chain head it
         # belongs to: reused by the next transaction only if the database's head is that one
-        self._edge: tuple[str, Frontier] | None = None
+        self._edge: Frontier | None = None
 
     def attach_signer(
         self, signer: CheckpointSigner | None, checkpoint_every: int | None = None
@@ -206,10 +206,11 @@ class AuditLog:
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
         seq, head = read_head(session)
         edge = self._edge
-        if edge is None or edge[0] != head or edge[1].size != seq:
+        if edge is None or edge.head != head or edge.size != seq:
             # another writer appended, a transaction rolled back, or a new process: O(log n)
-            edge = (head, load_frontier(session.connection(), seq))
-        session.info[_TREE_KEY] = edge[1]
+            edge = load_frontier(session.connection(), seq)
+            edge.head = head
+        session.info[_TREE_KEY] = edge
         self._edge = edge
         return seq, head
 
@@ -234,12 +235,18 @@ class AuditLog:
         info = session.info
         pending = info.setdefault(_PENDING_KEY, [])
         pending.append((seq, at, actor, action_name, object_type, object_id, body, prev, digest))
+        # the leaf joins the tree's right edge (Frontier.append, inlined: it runs per entry)
         frontier: Frontier = info[_TREE_KEY]
-        closed = frontier.append(_sha256(b"\x00" + canonical).digest())
-        if len(closed) >= STORED_LEVEL:
-            info.setdefault(_NODES_KEY, []).extend(closed[STORED_LEVEL - 1 :])
+        node, n, level, hashes = _sha256(b"\x00" + canonical).digest(), seq - 1, 0, frontier.hashes
+        while n & 1:
+            node = _sha256(b"\x01" + hashes.pop() + node).digest()
+            n >>= 1
+            level += 1
+            if level >= STORED_LEVEL:
+                info.setdefault(_NODES_KEY, []).append((level, (seq >> level) - 1, node))
+        hashes.append(node)
+        frontier.size, frontier.head = seq, digest
         info[_HEAD_KEY] = (seq, digest)
-        self._edge = (digest, frontier)
         self.appended += 1
         if self.signer is not None and seq % self.checkpoint_every == 0:
             session.add(self.signer.checkpoint(seq, digest, at, frontier.root()))

@@ -239,13 +239,14 @@ class Frontier:
     ``(level, index, hash)`` from level 1 up, so a caller can store the ones it keeps.
     """
 
-    __slots__ = ("size", "hashes")
+    __slots__ = ("size", "hashes", "head")
 
     def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         if len(hashes) != size.bit_count():
             raise ValueError(f"a frontier of size {size} holds {size.bit_count()} hashes")
         self.size = size
         self.hashes = list(hashes)  # highest level first, as range_subtrees(0, size) orders
+        self.head = ""  # what the owner ties it to (the audit log: the chain head hash)
 
     def copy(self) -> Frontier:
         return Frontier(self.size, self.hashes)
