@@ -226,7 +226,7 @@ def use_transit(
     """Move this home's keys under a Vault/OpenBao Transit key (token: FLOWAUDIT_TRANSIT_TOKEN).
 
     Every key, tombstone, the pepper (pseudonyms unchanged) and the ledger position carry over;
-    keystore.bin is then deleted, so no copy of the keys stays under the local master key.
+    keystore.bin and master.key are then deleted, so no copy of the keys stays under a local KEK.
     """
     from dataclasses import replace
 
@@ -248,7 +248,12 @@ def use_transit(
         values["transit_address"] = address
     set_config_values(settings.home, values)
     settings.keystore_file.unlink()
-    typer.echo(f"{count} keys now wrapped by {config.where}; keystore.bin deleted")
+    retired = ""
+    if not os.environ.get(MASTER_KEY_ENV) and settings.master_key_file.exists():
+        # the local KEK protected only keystore.bin: destroyed, so no old copy opens again
+        settings.master_key_file.unlink()
+        retired = " and master.key destroyed (old copies of keystore.bin no longer open)"
+    typer.echo(f"{count} keys now wrapped by {config.where}; keystore.bin deleted{retired}")
 
 
 def register(app: typer.Typer) -> None:

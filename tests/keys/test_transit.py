@@ -59,6 +59,7 @@ def test_round_trip_through_the_store_with_transit(
 
     settings = _to_transit(home, bao, transit_key, now)
     assert settings.key_provider == "transit" and not home.keystore_file.exists()
+    assert not home.master_key_file.exists()  # the local KEK is retired with it
     text = settings.transit_keystore_file.read_text()
     assert all(k not in text for k in file_state["buckets"].values())  # only wrapped forms
     assert set(wrapped_versions(_wrapped(settings))) == {1}

@@ -42,6 +42,7 @@ from audit.reports.gather import (
     writes_per_bucket,
 )
 from retention.models import Consent, Decision, Subject
+from retention.shred_bound import rotation_interval, shred_bound
 
 __all__ = ["build", "ropa"]
 
@@ -58,6 +59,7 @@ def _gather(ctx: ReportContext) -> dict[str, Any]:
             "buckets": bucket_evidence(s, ctx.event_id, ctx.now, writes),
             "subject_requests": subject_requests(s, ctx.now),
             "security": security_facts(ctx.runtime, s),
+            "shred_bound": _shred_bound(ctx, s),
             "audit_chain": audit_chain(s),
             "consent_records": int(
                 s.scalar(select(func.count(Consent.id)).where(Consent.event_id == ctx.event_id))
@@ -352,6 +354,14 @@ def _basis_section(ctx: ReportContext, rows: list[dict[str, Any]], pop: dict) ->
     return section
 
 
+def _shred_bound(ctx: ReportContext, session: Any) -> dict[str, Any]:
+    """The bound after which a shred cannot be undone from an old key-store copy (from data)."""
+    settings = ctx.runtime.settings
+    interval = rotation_interval(getattr(settings, "key_rotation_interval", None))
+    provider = str(getattr(ctx.runtime.keys, "provider_name", "file"))
+    return shred_bound(session, provider, interval, ctx.now)
+
+
 def _retention_section(ctx: ReportContext, facts: dict[str, Any]) -> Section:
     buckets = facts["buckets"]
     runs = facts["purge_runs"]
@@ -391,6 +401,7 @@ def _retention_section(ctx: ReportContext, facts: dict[str, Any]) -> Section:
                 ("Last real purge", f.when(runs["last_run_at"])),
                 ("Rows deleted by purges", f.n(runs["rows_deleted"])),
                 ("Bytes freed by purges", f.size(runs["bytes_freed"])),
+                ("Shred irreversible after", facts["shred_bound"]["statement"]),
             ]
         ),
     )
@@ -502,6 +513,7 @@ def build(ctx: ReportContext) -> Report:
             "purge_receipts": facts["purge_receipts"],
             "purge_runs": facts["purge_runs"],
             "buckets": facts["buckets"],
+            "shred_bound": facts["shred_bound"],
         },
         "subject_requests": facts["subject_requests"],
         "security": {**facts["security"], "measures": measures},
