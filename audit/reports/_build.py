@@ -13,11 +13,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from audit.log.chain import iso_utc
+from audit.log.checkpoints import checkpoint_note, load_signer, verify_tree_signature
 from audit.reports import _fmt as f
 from audit.reports._context import ReportContext
 from audit.reports._model import FAIL, PASS, WARN, Para, Report, Section, Status, Table, Verdict
 from audit.reports._verdicts import verdicts
-from retention.models import AuditEntry
+from retention.errors import FlowauditError
+from retention.models import AuditCheckpoint, AuditEntry
 
 __all__ = [
     "finish",
@@ -74,6 +77,7 @@ def finish(
         head = session.execute(
             select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
         ).first()
+        checkpoint = _checkpoint(ctx, session)
     digest = content_hash(data)
     meta: dict[str, Any] = {
         "generated_at": f.iso(ctx.now),
@@ -81,6 +85,7 @@ def finish(
         "event_id": ctx.event_id,
         "policy": {"name": ctx.policy.name, "sha256": ctx.policy.sha256},
         "audit_head": {"seq": head[0] if head else 0, "hash": head[1] if head else None},
+        "checkpoint": checkpoint,
         "content_sha256": digest,
         "flowaudit_version": _version(),
     }
@@ -94,10 +99,56 @@ def finish(
             f"entry {meta['audit_head']['seq']}"
             + (f", hash {head[1][:16]}…" if head else " (empty log)"),
         ),
+        ("Signed checkpoint", _checkpoint_line(checkpoint)),
         ("Content SHA-256", digest),
         ("Generator", f"flowaudit {meta['flowaudit_version']}"),
     ]
     return Report(kind, title, subtitle, meta, data, sections, header)
+
+
+def _checkpoint(ctx: ReportContext, session: Any) -> dict[str, Any] | None:
+    """The latest signed Merkle checkpoint the report was built on: what an auditor checks
+    its receipts and proofs against (`flowaudit audit verify --proof`)."""
+    row = session.scalars(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.root_hash.is_not(None))
+        .order_by(AuditCheckpoint.seq.desc(), AuditCheckpoint.id.desc())
+    ).first()
+    if row is None:
+        return None
+    try:
+        signer = load_signer(ctx.runtime.settings.signing_key_file)
+    except FlowauditError:  # an unreadable key: the checkpoint is named, not checked
+        signer = None
+    note, valid = None, None
+    if signer is not None and signer.key_id == row.key_id:
+        note = checkpoint_note(row, signer.public_key)
+        valid = verify_tree_signature(
+            signer.public_key,
+            int(row.tree_size or 0),
+            bytes.fromhex(row.root_hash or ""),
+            iso_utc(row.at),
+            bytes(row.signature),
+        )
+    return {
+        "tree_size": int(row.tree_size or 0),
+        "root_hash": row.root_hash,
+        "at": iso_utc(row.at),
+        "key_id": row.key_id,
+        "signature_valid": valid,
+        "note": note,
+    }
+
+
+def _checkpoint_line(checkpoint: dict[str, Any] | None) -> str:
+    if checkpoint is None:
+        return "none yet (sign one with `flowaudit audit checkpoint`)"
+    state = {True: "signature valid", False: "SIGNATURE INVALID", None: "signature not checked"}
+    return (
+        f"tree size {f.n(checkpoint['tree_size'])}, Merkle root {checkpoint['root_hash']}, "
+        f"key {checkpoint['key_id']}, signed {checkpoint['at']} "
+        f"({state[checkpoint['signature_valid']]})"
+    )
 
 
 def chain_facts(chain: dict[str, Any]) -> str:
