@@ -6,6 +6,8 @@ A home is a directory made by ``flowaudit init``::
     HOME/master.key       the KEK, base64, mode 0600 (or FLOWAUDIT_MASTER_KEY)
     HOME/signing.key      Ed25519 key for audit checkpoints, separate from the KEK, mode 0600
     HOME/keystore.bin     bucket and subject keys, encrypted under the KEK
+    HOME/keystore.transit.json   instead, with key_provider = "transit": the keys wrapped by a
+                          Vault/OpenBao Transit key (see `flowaudit keys use-transit`)
     HOME/flowaudit.db     the embedded SQLite database (unless FLOWAUDIT_DB_URL says otherwise)
 
 Precedence: command-line option, then environment (FLOWAUDIT_HOME, FLOWAUDIT_DB_URL), then

@@ -143,6 +143,9 @@ def merge_for_restore(
                     reshredded[kind].append(ident)
                 if ident not in out[_TOMB[kind]]:
                     out[_TOMB[kind]][ident] = f"audit entry #{destroyed[(kind, ident)]}"
+        for (dkind, ident), seq in destroyed.items():  # the ledger's word is a tombstone
+            if dkind == kind:
+                out[_TOMB[kind]].setdefault(ident, f"audit entry #{seq}")
         if current is not None:
             added += sum(1 for i in out[kind] if i not in current[kind])
     summary = {
