@@ -50,7 +50,7 @@ test: setup system-deps services lint
 # Every benchmark prints its own baseline, measured in the same run, and the ratio to it.
 # -P keeps bench/ off the import path: bench/audit.py and bench/pipeline.py would otherwise
 # shadow the installed audit and pipeline packages the benches import.
-BENCHES := store pipeline audit purge reid pii
+BENCHES := store pipeline audit purge reid pii live
 bench: setup services
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) -P bench/$$b.py; done
 
