@@ -100,6 +100,10 @@ class WindowCommitter:
         score, features = self.score(window)
         committed_at = now or datetime.now(UTC)
         with self.store.transaction(window.end_at, actor="pipeline") as tx:
+            # one commit of this event at a time: a bucket or subject key is created and made
+            # durable by one worker before another can seal with it (on PostgreSQL the audit
+            # log's lock serialises these transactions from their first entry anyway)
+            tx.lock_live_state(self.event_id)
             fresh = tx.claim_live_window(
                 event_id=self.event_id, pseudonym=window.pseudonym, window=window.window,
                 start_at=window.start_at, frames_received=window.frames_received,

@@ -35,7 +35,7 @@ WINDOWS = 4  # × 4 wristbands
 
 
 def _exactly_once(setup: LiveSetup, windows: list) -> None:
-    view = store_view(setup)
+    view = store_view(setup, readable=True)
     counts = Counter(view.keys)
     assert set(counts) == {(w.pseudonym, w.window) for w in windows}  # none lost
     assert max(counts.values()) == 1  # none twice

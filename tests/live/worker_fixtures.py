@@ -260,7 +260,8 @@ class StoreView:
     score_records: int
 
 
-def store_view(setup: LiveSetup) -> StoreView:
+def store_view(setup: LiveSetup, *, readable: bool = False) -> StoreView:
+    """``readable``: also open every sealed record (only once the workers are done)."""
     from retention.models import MetadataRecord, RawSegment
 
     runtime = open_runtime(setup.settings, READ_AT)
@@ -273,6 +274,11 @@ def store_view(setup: LiveSetup) -> StoreView:
             raw = session.scalar(select(func.count()).select_from(RawSegment)) or 0
             scores = session.scalar(select(func.count()).select_from(MetadataRecord)
                                     .where(MetadataRecord.kind == "window_score")) or 0
+        if readable:  # every sealed record opens (no worker sealed with a key another lost)
+            opened = (sum(1 for _ in runtime.store.iter_raw(now=READ_AT)),
+                      sum(1 for _ in runtime.store.iter_metadata(now=READ_AT,
+                                                                 kind="window_score")))
+            assert opened == (raw, scores)
     finally:
         runtime.close()
     return StoreView(keys, crowd, len(params),
