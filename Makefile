@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_HOME ?= demo-home
 
-.PHONY: setup system-deps services demo test lint bench bench-quick crash clean
+.PHONY: setup system-deps services demo demo-live test lint bench bench-quick crash clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test: setup system-deps services lint
 # -P keeps bench/ off the import path: bench/audit.py and bench/pipeline.py would otherwise
 # shadow the installed audit and pipeline packages the benches import.
 BENCHES := store pipeline audit purge reid pii live
+# A live event on one machine: nats-server, gateway, worker, simulated wristbands (~1 min).
+demo-live: setup
+	$(PY) -m pipeline.live.demo
+
 bench: setup services
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) -P bench/$$b.py; done
 
