@@ -75,7 +75,9 @@ class LiveSetup:
 
 
 @pytest.fixture
-def live_setup(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> LiveSetup:
+def live_setup(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveSetup]:
     """4 wristbands, 6 s windows, a 5 min set at 20:00Z (1 min pre-roll)."""
     for var in ("FLOWAUDIT_HOME", "FLOWAUDIT_DB_URL", "FLOWAUDIT_MASTER_KEY", "FLOWAUDIT_NOW",
                 "FLOWAUDIT_WORKER_FAULT"):
