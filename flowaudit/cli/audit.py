@@ -89,6 +89,13 @@ def _trusted_key(
     )
 
 
+SignUnsignedTailOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unsigned-tail",
+        help="Sign entries after the last signed checkpoint too (review them first).",
+    ),
+]
 AllowUnsignedTailOption = Annotated[
     bool,
     typer.Option(
@@ -263,13 +270,7 @@ def anchor_cmd(
         Path, typer.Option("--out", help="File to write the anchor to (JSON).", dir_okay=False)
     ],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-    allow_unsigned_tail: Annotated[
-        bool,
-        typer.Option(
-            "--allow-unsigned-tail",
-            help="Sign entries after the last signed checkpoint too (review them first).",
-        ),
-    ] = False,
+    allow_unsigned_tail: SignUnsignedTailOption = False,
     home: HomeOption = None,
     db: DbOption = None,
     now: NowOption = None,
@@ -382,13 +383,7 @@ def public_key_cmd(
 
 @audit_app.command("checkpoint")
 def checkpoint_cmd(
-    allow_unsigned_tail: Annotated[
-        bool,
-        typer.Option(
-            "--allow-unsigned-tail",
-            help="Sign entries after the last signed checkpoint too (review them first).",
-        ),
-    ] = False,
+    allow_unsigned_tail: SignUnsignedTailOption = False,
     home: HomeOption = None,
     db: DbOption = None,
     now: NowOption = None,
