@@ -6,7 +6,9 @@ publish, a worker killed between commit and ack) finds the key taken and writes 
 fresh claim stores, in the same transaction, what the batch run stores for a wristband window:
 the PCM the policy keeps (sealed by the store), the window's score and features (a sealed
 ``window_score`` record), and the ``capture.drop`` audit entry of its dropped frames. Only after
-this transaction commits does the worker ack the message.
+this transaction commits does the worker ack the message. The worker commits a fetched batch
+this way in one transaction (:meth:`WindowCommitter.commit_batch`): one lock, one commit and
+one key flush for the burst every wristband sends when its window closes.
 
 The transaction's time is the window's end on the event timeline, as in a batch run, so
 retention and the audit trail read the same whichever way a window arrived.
@@ -96,28 +98,53 @@ class WindowCommitter:
 
     def commit(self, window: LiveWindow, *, now: datetime | None = None) -> CommitResult:
         """Store one window unless it was stored already; see the module docstring."""
-        self.check(window)
-        score, features = self.score(window)
+        return self.commit_batch([window], now=now)[0]
+
+    def commit_batch(
+        self, windows: list[LiveWindow], *, now: datetime | None = None
+    ) -> list[CommitResult]:
+        """Store a fetched batch in one transaction, each window unless it was stored already
+        (one result per window, in order). All or nothing: a window the store refuses raises
+        and rolls back the whole batch, so the caller can retry its windows one by one."""
+        if not windows:
+            return []
+        scored = []
+        for window in windows:
+            self.check(window)
+            scored.append(self.score(window))
         committed_at = now or datetime.now(UTC)
-        with self.store.transaction(window.end_at, actor="pipeline") as tx:
+        results: list[CommitResult] = []
+        with self.store.transaction(windows[0].end_at, actor="pipeline") as tx:
             # one commit of this event at a time: a bucket or subject key is created and made
             # durable by one worker before another can seal with it (on PostgreSQL the audit
             # log's lock serialises these transactions from their first entry anyway)
             tx.lock_live_state(self.event_id)
-            fresh = tx.claim_live_window(
-                event_id=self.event_id, pseudonym=window.pseudonym, window=window.window,
-                start_at=window.start_at, frames_received=window.frames_received,
-                drops=window.drops, committed_at=committed_at, worker=self.worker,
-            )
-            if not fresh:
-                return CommitResult(False, score, 0)
-            raw_id, stored = self._store_raw(tx, window)
-            score_id = self._store_score(tx, window, score, features)
-            self._audit_drops(tx, window)
-            tx.complete_live_window(
-                event_id=self.event_id, pseudonym=window.pseudonym, window=window.window,
-                frames_stored=stored, raw_segment_id=raw_id, score_record_id=score_id,
-            )
+            for window, (score, features) in zip(windows, scored, strict=True):
+                # each window's rows and audit entries carry its own end on the event
+                # timeline, as if it had its own transaction
+                tx.now = window.end_at
+                results.append(self._commit_in(tx, window, score, features, committed_at))
+        return results
+
+    def _commit_in(
+        self, tx: StoreTransaction, window: LiveWindow, score: float | None,
+        features: FeatureSet, committed_at: datetime,
+    ) -> CommitResult:
+        # the claim decides: a key taken earlier, or earlier in this batch, writes nothing
+        fresh = tx.claim_live_window(
+            event_id=self.event_id, pseudonym=window.pseudonym, window=window.window,
+            start_at=window.start_at, frames_received=window.frames_received,
+            drops=window.drops, committed_at=committed_at, worker=self.worker,
+        )
+        if not fresh:
+            return CommitResult(False, score, 0)
+        raw_id, stored = self._store_raw(tx, window)
+        score_id = self._store_score(tx, window, score, features)
+        self._audit_drops(tx, window)
+        tx.complete_live_window(
+            event_id=self.event_id, pseudonym=window.pseudonym, window=window.window,
+            frames_stored=stored, raw_segment_id=raw_id, score_record_id=score_id,
+        )
         return CommitResult(True, score, stored)
 
     def _store_raw(self, tx: StoreTransaction, window: LiveWindow) -> tuple[str | None, int]:

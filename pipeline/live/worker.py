@@ -1,17 +1,20 @@
 """``flowaudit worker``: N processes share one durable JetStream pull consumer and commit the
 event's live windows to the store.
 
-Per message: decode (:func:`pipeline.live.wire.decode_window`), refuse what is not a window of
-this event's roster (counted by reason, then *terminated* so the broker never redelivers it),
-commit idempotently (:class:`~pipeline.live.commit.WindowCommitter`), and only then ack. A
-worker killed at any point loses nothing — the broker redelivers what was not acked after
-``ack_wait`` — and duplicates nothing: a redelivered window finds its key taken and commits
-nothing. A store that is down gets the message back (``nak`` with a delay, up to
-``max_deliver``). Between batches, and when the stream is idle, the worker takes the crowd
-steps that are due (:class:`~pipeline.live.selector.CrowdStepper`).
+Per fetched batch: decode each message (:func:`pipeline.live.wire.decode_window`), refuse what
+is not a window of this event's roster (counted by reason, then *terminated* so the broker never
+redelivers it), commit the rest idempotently in one transaction
+(:meth:`~pipeline.live.commit.WindowCommitter.commit_batch`), and only then ack them. A window
+the store refuses (retention, a shredded bucket) rolls the batch back; its windows are then
+committed one transaction each, so only the refused one is terminated. A worker killed at any
+point loses nothing — the broker redelivers what was not acked after ``ack_wait`` — and
+duplicates nothing: a redelivered window finds its key taken and commits nothing. A store
+that is down gets the batch back (``nak`` with a delay, up to ``max_deliver``). Between
+batches, and when the stream is idle, the worker takes the crowd steps that are due
+(:class:`~pipeline.live.selector.CrowdStepper`).
 
-SIGTERM or SIGINT: the window in hand is finished and acked, messages fetched but not started
-are handed back (``nak``), and the worker exits 0. The client reconnects to a restarted NATS
+SIGTERM or SIGINT: the batch in hand is finished and acked, a batch fetched but not started is
+handed back (``nak``), and the worker exits 0. The client reconnects to a restarted NATS
 server on its own; the durable consumer (file storage) keeps what was not acked.
 
 Fault hook for the crash tests: ``FLOWAUDIT_WORKER_FAULT=<point>:<n>`` kills the worker with
@@ -36,9 +39,9 @@ from typing import Any
 from retention.errors import FlowauditError, InputError, StoreError
 
 from ..run import percentiles
-from .commit import WindowCommitter
+from .commit import CommitResult, WindowCommitter
 from .selector import CrowdStepper
-from .wire import decode_window, stream_name, stream_subjects
+from .wire import LiveWindow, decode_window, stream_name, stream_subjects
 
 __all__ = ["WorkerConfig", "WorkerMetrics", "Worker", "FAULT_ENV", "DEFAULT_DURABLE"]
 
@@ -216,21 +219,13 @@ class Worker:
                     self.metrics.broker_errors += 1
                     await asyncio.sleep(0.2)
                     messages = []
-                touched = time.monotonic()
-                for i, message in enumerate(messages):
-                    if self.stop.is_set():  # hand back what was fetched but not started
-                        for rest in messages[i:]:
-                            with contextlib.suppress(Exception):
-                                await rest.nak()
-                        break
-                    if time.monotonic() - touched > self.config.ack_wait / 3:
-                        # a slow batch: keep its waiting messages ours, not redelivered
-                        for rest in messages[i:]:
-                            with contextlib.suppress(Exception):
-                                await rest.in_progress()
-                        touched = time.monotonic()
-                    await self._handle(message)
-                    handled += 1
+                if messages and self.stop.is_set():  # hand back what was fetched
+                    for rest in messages:
+                        with contextlib.suppress(Exception):
+                            await rest.nak()
+                    break
+                await self._handle_batch(messages)
+                handled += len(messages)
                 self._steps()
                 self._report()
                 if messages:
@@ -247,19 +242,43 @@ class Worker:
             self._report()
         return self.metrics
 
-    async def _handle(self, message: Any) -> None:
-        metadata = getattr(message, "metadata", None)
-        if metadata is not None and getattr(metadata, "num_delivered", 1) > 1:
-            self.metrics.redeliveries += 1
-        try:
-            window = decode_window(message)
-            self.committer.check(window)
-        except InputError as exc:
-            self.metrics.refused[_classify(exc)] += 1
-            with contextlib.suppress(Exception):
-                await message.term()
+    async def _handle_batch(self, messages: list[Any]) -> None:
+        """Refuse what is not a window of this event (each message on its own), commit the
+        rest in one transaction, then ack them all; a store that is down gets the batch back."""
+        accepted: list[tuple[Any, LiveWindow]] = []
+        for message in messages:
+            metadata = getattr(message, "metadata", None)
+            if metadata is not None and getattr(metadata, "num_delivered", 1) > 1:
+                self.metrics.redeliveries += 1
+            try:
+                window = decode_window(message)
+                self.committer.check(window)
+            except InputError as exc:
+                self.metrics.refused[_classify(exc)] += 1
+                with contextlib.suppress(Exception):
+                    await message.term()
+                continue
+            accepted.append((message, window))
+        if not accepted:
             return
-        self.fault.reach("before_commit")
+        for _ in accepted:
+            self.fault.reach("before_commit")
+        try:
+            results = self.committer.commit_batch([window for _, window in accepted])
+        except StoreError:
+            self.metrics.store_retries += len(accepted)
+            for message, _ in accepted:
+                with contextlib.suppress(Exception):
+                    await message.nak(delay=STORE_RETRY_SECONDS)
+            return
+        except FlowauditError:  # one window the store refuses: the batch rolled back whole;
+            for message, window in accepted:  # one transaction per window finds which
+                await self._commit_one(message, window)
+            return
+        for (message, window), result in zip(accepted, results, strict=True):
+            await self._settle(message, window, result)
+
+    async def _commit_one(self, message: Any, window: LiveWindow) -> None:
         try:
             result = self.committer.commit(window)
         except StoreError:
@@ -272,6 +291,10 @@ class Worker:
             with contextlib.suppress(Exception):
                 await message.term()
             return
+        await self._settle(message, window, result)
+
+    async def _settle(self, message: Any, window: LiveWindow, result: CommitResult) -> None:
+        """Count a committed (or duplicate) window and ack it; only ever after its commit."""
         self.fault.reach("after_commit")
         if result.committed:
             self.metrics.committed += 1
