@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from conftest import CONSENTING, GatewayProcess, aligned_t0_ms, stream_messages
+from conftest import CONSENTING, OPTED_OUT, GatewayProcess, aligned_t0_ms, stream_messages
 
 from pipeline.event import EventSpec
 from pipeline.frames import FRAME_SAMPLES
@@ -112,7 +112,6 @@ def test_broker_disk_holds_no_serial_no_speech_no_non_consenting_audio(
     then every file of the broker's store is searched for their bytes (raw and base64)."""
     import base64
 
-    from conftest import OPTED_OUT
 
     rng = np.random.default_rng(3)
     fpw = live_spec.frames_per_window
