@@ -379,13 +379,20 @@ def differences(
     for key in sorted(set(reference) | set(state)):
         want, got = reference.get(key), state.get(key)
         if want != got:
-            out.append(f"{key}: expected {_short(want, limit)}, got {_short(got, limit)}")
+            a, b = repr(want), repr(got)
+            at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), 0)
+            out.append(f"{key}: expected {_short(a, at, limit)}, got {_short(b, at, limit)}")
     return out
 
 
-def _short(value: Any, limit: int) -> str:
-    text_ = repr(value)
-    return text_ if len(text_) <= limit else text_[: limit - 1] + "…"
+def _short(text_: str, at: int, limit: int) -> str:
+    """``limit`` characters of ``text_`` around ``at``, where the two values first differ."""
+    if len(text_) <= limit:
+        return text_
+    start = max(0, min(at - limit // 4, len(text_) - limit))
+    head = "…" if start else ""
+    tail = "…" if start + limit < len(text_) else ""
+    return head + text_[start : start + limit] + tail
 
 
 def _argv(argv: Sequence[str], home: Home) -> list[str]:
