@@ -128,10 +128,15 @@ def purge_state(home: Home, last: Finished) -> dict[str, Any]:
                 ),
                 "runs.rows_deleted": sum(r.rows_deleted for r in runs),
                 "runs.bytes_freed": sum(r.bytes_freed for r in runs),
+                # how the runs that did work ended: a killed run whose work a later receipt
+                # names counts as done (the kill may land after its last batch, leaving the
+                # rerun nothing to do); an unreceipted one shows under interrupted_unreceipted
                 "runs.statuses_with_work": sorted(
-                    r.status
-                    for r in runs
-                    if r.status != RUN_INTERRUPTED and (r.rows_deleted or r.buckets_shredded)
+                    {
+                        "done" if r.status == RUN_INTERRUPTED and r.id in resumed else r.status
+                        for r in runs
+                        if r.rows_deleted or r.buckets_shredded
+                    }
                 ),
                 # a repeated shred *intent* is allowed (documented); a missing one is not
                 "shred_entries.buckets": sorted(
