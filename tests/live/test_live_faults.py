@@ -160,7 +160,5 @@ def test_two_workers_share_the_consumer(live_setup: LiveSetup, nats: NatsServer)
     assert b.wait() == 0, b.stderr
     ma, mb = a.metrics(), b.metrics()
     assert ma["windows_committed"] + mb["windows_committed"] == len(windows)
-    # with batch commits one worker may take every batch: the split itself is not guaranteed
-    assert ma["windows_committed"] + mb["windows_committed"] > 0
     _exactly_once(live_setup, windows)
     assert verified(live_setup) == "ok"
