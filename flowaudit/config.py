@@ -8,6 +8,8 @@ A home is a directory made by ``flowaudit init``::
     HOME/keystore.bin     bucket and subject keys, encrypted under the KEK
     HOME/keystore.transit.json   instead, with key_provider = "transit": the keys wrapped by a
                           Vault/OpenBao Transit key (see `flowaudit keys use-transit`)
+    (no key file)         with key_provider = "shared": the wrapped keys live in OpenBao KV v2,
+                          so homes on several machines share them (`flowaudit keys use-shared`)
     HOME/flowaudit.db     the embedded SQLite database (unless FLOWAUDIT_DB_URL says otherwise)
 
 Precedence: command-line option, then environment (FLOWAUDIT_HOME, FLOWAUDIT_DB_URL), then
@@ -36,6 +38,8 @@ _KEY_SETTINGS = {
     "transit_address",
     "transit_mount",
     "transit_key",
+    "shared_kv_mount",  # key_provider = "shared": the KV v2 mount holding the wrapped keys
+    "shared_kv_path",  # … and the path of this home's entries in it
 }
 _ALLOWED_KEYS = {"database_url", "policy", *_KEY_SETTINGS}
 TRANSIT_ADDR_ENV = "FLOWAUDIT_TRANSIT_ADDR"
@@ -62,6 +66,8 @@ class Settings:
     transit_address: str | None = None
     transit_mount: str = "transit"
     transit_key: str = "flowaudit"
+    shared_kv_mount: str = "secret"
+    shared_kv_path: str | None = None
 
     @property
     def config_file(self) -> Path:
@@ -117,8 +123,10 @@ def resolve_settings(
     url = db_url or env.get(DB_ENV) or str(config.get("database_url") or sqlite_url_for(home))
     policy = str(config.get("policy") or "privacy-by-default")
     provider = str(config.get("key_provider") or "file")
-    if provider not in ("file", "transit"):
-        raise ConfigError(f"'{config_file}': key_provider {provider!r}; use file or transit")
+    if provider not in ("file", "transit", "shared"):
+        raise ConfigError(
+            f"'{config_file}': key_provider {provider!r}; use file, transit or shared"
+        )
     interval = config.get("key_rotation_interval")
     return Settings(
         home=home,
@@ -129,6 +137,8 @@ def resolve_settings(
         transit_address=env.get(TRANSIT_ADDR_ENV) or _opt(config.get("transit_address")),
         transit_mount=str(config.get("transit_mount") or "transit"),
         transit_key=str(config.get("transit_key") or "flowaudit"),
+        shared_kv_mount=str(config.get("shared_kv_mount") or "secret"),
+        shared_kv_path=_opt(config.get("shared_kv_path")),
     )
 
 

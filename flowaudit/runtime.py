@@ -45,6 +45,7 @@ from .config import (
 )
 
 if TYPE_CHECKING:
+    from retention.shared_keys import KvLocation
     from retention.transit import TransitConfig
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "open_runtime",
     "open_key_store",
     "transit_config",
+    "kv_location",
     "initialise_home",
     "pii_text_filter",
     "signing",
@@ -112,11 +114,16 @@ def open_runtime(
 
 
 def open_key_store(settings: Settings, environ: Mapping[str, str] | None = None) -> KeyFileStore:
-    """The home's key provider: keystore.bin under the master key, or Transit (see config)."""
+    """The home's key provider: keystore.bin under the master key, Transit, or the shared
+    store in KV (see config)."""
     if settings.key_provider == "transit":
         from retention.transit import open_transit_store
 
         return open_transit_store(settings.transit_keystore_file, transit_config(settings, environ))
+    if settings.key_provider == "shared":
+        from retention.shared_keys import open_shared_store
+
+        return open_shared_store(transit_config(settings, environ), kv_location(settings))
     master_key = load_master_key(settings.master_key_file, environ)
     try:
         return FileKeyStore(settings.keystore_file, master_key)
@@ -145,6 +152,18 @@ def transit_config(settings: Settings, environ: Mapping[str, str] | None = None)
     return TransitConfig(
         address=address, token=token, mount=settings.transit_mount, key=settings.transit_key
     )
+
+
+def kv_location(settings: Settings) -> KvLocation:
+    """Where a shared home's wrapped keys live in KV v2 (``shared_kv_mount``/``_path``)."""
+    from retention.shared_keys import KvLocation
+
+    if not settings.shared_kv_path:
+        raise ConfigError(
+            f"'{settings.config_file}' says key_provider = \"shared\" but has no shared_kv_path; "
+            "copy flowaudit.toml from the home that ran `flowaudit keys use-shared`"
+        )
+    return KvLocation(mount=settings.shared_kv_mount, path=settings.shared_kv_path)
 
 
 def initialise_home(

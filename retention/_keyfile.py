@@ -224,6 +224,10 @@ class KeyFileStore:
         return done
 
     # -- state access for rotation, backup and restore ---------------------------------------------
+    def exists(self) -> bool:
+        """Whether the store's state exists yet (a restore into a new home makes it)."""
+        return self.path.exists()
+
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the state as on disk, with the ledger position this process reached."""
         with self._locked():
@@ -265,8 +269,7 @@ class KeyFileStore:
     def _forget(self, kind: str, ident: str) -> None:
         """Drop any unwrapped copy held in memory (a subclass's cache)."""
 
-    def _get(self, kind: str, ident: str, create: bool) -> bytes:
-        self._reload()
+    def _refuse_quarantined(self, kind: str, ident: str) -> None:
         if (kind, ident) in self._quarantine:
             seq = self._quarantine[(kind, ident)]
             raise ResurrectedKeyError(
@@ -274,6 +277,10 @@ class KeyFileStore:
                 f"says it was destroyed (an older copy of the key store?); it is refused — "
                 f"{REPLAY_HINT}"
             )
+
+    def _get(self, kind: str, ident: str, create: bool) -> bytes:
+        self._reload()
+        self._refuse_quarantined(kind, ident)
         pending = self._pending[kind]
         if ident in pending:
             return pending[ident]

@@ -129,7 +129,7 @@ def restore(store: EncryptedStore, path: Any, *, now: datetime, actor: str) -> d
     if not isinstance(keys, KeyFileStore):
         raise InputError("this home's key provider has no key-store file to restore")
     info, backup_state = read_backup(keys, path)
-    current = keys.snapshot() if keys.path.exists() else None
+    current = keys.snapshot() if keys.exists() else None
     if current is not None and not any(current[k] for k in _STATE_SETS):
         current = None  # an empty store made to restore into: the backup is the whole truth
     since = info.ledger_seq

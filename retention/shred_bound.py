@@ -4,8 +4,10 @@ A shredded key can come back only from a copy of the key store made before the s
 ``keys backup``, a snapshot, keystore.bin copied aside) opened with the wrapping key in use
 then. Inside flowaudit the shred ledger refuses such a copy at once; outside it, only retiring
 that wrapping key ends it: a file KEK rotation destroys the old KEK, a Transit rotation with
-``--trim`` deletes the old key versions. So the bound is the rotation interval configured
-(``key_rotation_interval``), counted from the last retirement the audit log records.
+``--trim`` deletes the old key versions. The shared provider (KV v2 entries) is bounded the
+same way: a destroyed entry's versions are removed from KV, but a storage snapshot of the
+server taken before the shred unwraps until the trim. So the bound is the rotation interval
+configured (``key_rotation_interval``), counted from the last retirement the audit log records.
 """
 
 from __future__ import annotations
@@ -76,10 +78,12 @@ def shred_bound(
     start = since or first
     due = start + interval if interval is not None and start is not None else None
     retire = "a KEK rotation" if provider == "file" else "a Transit rotation with --trim"
+    # shared: a destroyed entry's versions leave KV, but a server snapshot taken before keeps them
+    also = " (a keys backup, a storage snapshot of OpenBao/Vault)" if provider == "shared" else ""
     if interval is None:
         statement = (
-            f"no bound: no key_rotation_interval is configured, so a copy of the key store made "
-            f"before a shred stays able to restore its key outside flowaudit until {retire} "
+            f"no bound: no key_rotation_interval is configured, so a copy of the key store{also} "
+            f"made before a shred stays able to restore its key outside flowaudit until {retire} "
             "(inside flowaudit the shred ledger refuses it at once)"
         )
     else:
@@ -87,7 +91,8 @@ def shred_bound(
         statement = (
             f"every shred is irreversible everywhere at most {format_duration(interval)} after "
             f"it happened (key_rotation_interval; each {retire} retires the key that older "
-            f"copies need); {pending} shred entries and {backups} key-store backups are still "
+            f"copies{also} need); "
+            f"{pending} shred entries and {backups} key-store backups are still "
             "under the current wrapping key"
             + (f"; the next rotation was due {iso_utc(due)}: OVERDUE" if late and due else "")
             + (f"; next rotation due {iso_utc(due)}" if due and not late else "")

@@ -308,6 +308,7 @@ class EncryptedStore:
     def session(self) -> Iterator[Session]:
         """A read session (no commit)."""
         with map_db_errors(), self._sessions() as session:
+            self._follow_key_ledger(session)
             yield session
 
     @contextlib.contextmanager
@@ -317,6 +318,7 @@ class EncryptedStore:
         with map_db_errors():
             session = self._sessions()
             try:
+                self._follow_key_ledger(session)
                 tx = StoreTransaction(self, session, now, actor)
                 yield tx
                 session.flush()
@@ -345,6 +347,13 @@ class EncryptedStore:
         key = _crypto.derive(bucket_key + subject_key, f"record|{bucket_id}|{subject}".encode())
         self._record_keys[cache_key] = key
         return key
+
+    def _follow_key_ledger(self, session: Session) -> None:
+        """A shared key store learns which keys other machines destroyed since it last looked
+        (:meth:`retention.shared_keys.SharedKeyStore.follow_ledger`); theirs are then refused."""
+        follow = getattr(self.keys, "follow_ledger", None)
+        if follow is not None and follow(session):
+            self.forget_cached_keys()
 
     def forget_cached_keys(self) -> None:
         """Drop derived keys from memory (done after every shred)."""

@@ -62,7 +62,7 @@ def key_rotation_overdue(ctx: CheckContext) -> Iterator[tuple]:
             f"(key_rotation_interval {bound['rotation_interval']}); "
             f"{bound['shreds_under_current_key']} shreds stay reversible from an old key-store "
             "copy until `flowaudit keys rotate`"
-            + (" --trim" if provider == "transit" else ""),
+            + (" --trim" if provider != "file" else ""),
             {key: bound[key] for key in ("provider", "rotation_interval", "last_retirement",
                                          "next_rotation_due", "shreds_under_current_key")},
         )

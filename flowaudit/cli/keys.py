@@ -1,6 +1,7 @@
-"""`flowaudit keys`: status, rotate, replay, backup, restore, use-transit.
+"""`flowaudit keys`: status, rotate, replay, backup, restore, use-transit, use-shared, join.
 
-Who writes what: ``rotate``, ``replay``, ``restore`` and ``use-transit`` write an audit entry
+Who writes what: ``rotate``, ``replay``, ``restore``, ``use-transit``, ``use-shared`` and
+``join`` write an audit entry
 (fingerprints, key ids and counts — never key material) before they act. ``status`` and
 ``backup`` write nothing to the database (a backup is recorded as ``keys.backup``, with its
 ledger position, because an auditor must know a copy exists).
@@ -22,7 +23,7 @@ from retention.ledger import describe, reshred, restore
 from retention.rotation import finish_interrupted, rotate_file_kek
 
 from ..config import Settings, set_config_values
-from ..runtime import Runtime, transit_config
+from ..runtime import Runtime, kv_location, transit_config
 from ._common import (
     DbOption,
     FormatOption,
@@ -51,13 +52,21 @@ def _refuse_env_kek(settings: Settings) -> None:
         )
 
 
+def _is_transit(keys: object) -> bool:
+    from retention.transit import TransitKeyStore
+
+    return isinstance(keys, TransitKeyStore)
+
+
 def _wrapping(rt: Runtime) -> dict[str, Any]:
     keys: Any = rt.keys
-    if rt.keys.provider_name == "transit":
+    if _is_transit(keys):
         from retention.transit import wrapped_versions
 
         info = keys.client.key_info()
+        where = {"kv": keys.where} if rt.keys.provider_name == "shared" else {}
         return {
+            **where,
             "transit_key": keys.key_name,
             "latest_version": int(info["latest_version"]),
             "min_decryption_version": int(info.get("min_decryption_version") or 1),
@@ -132,11 +141,12 @@ def rotate(
                              "the old KEK anyway")
     with runtime_from(home, db, now) as rt:
         keys: Any = rt.keys
-        if rt.keys.provider_name == "transit":
+        if _is_transit(keys):
             from retention.transit import rotate_transit
 
             before = _wrapping(rt)
-            _audit(rt, Action.KEYS_ROTATE, {"provider": "transit", "transit_key": keys.key_name,
+            _audit(rt, Action.KEYS_ROTATE, {"provider": keys.provider_name,
+                                            "transit_key": keys.key_name,
                                             "from_version": before["latest_version"],
                                             "trim": trim})
             result = rotate_transit(keys, rt.now, trim=trim)
@@ -233,8 +243,8 @@ def use_transit(
     from retention.transit import create_transit_store
 
     settings = settings_from(home, db)
-    if settings.key_provider == "transit":
-        raise InputError(f"'{settings.home}' already uses the Transit provider")
+    if settings.key_provider != "file":
+        raise InputError(f"'{settings.home}' already uses the {settings.key_provider} provider")
     target = replace(settings, key_provider="transit", transit_mount=mount, transit_key=key,
                      transit_address=address or settings.transit_address)
     config = transit_config(target)
@@ -254,6 +264,117 @@ def use_transit(
         settings.master_key_file.unlink()
         retired = " and master.key destroyed (old copies of keystore.bin no longer open)"
     typer.echo(f"{count} keys now wrapped by {config.where}; keystore.bin deleted{retired}")
+
+
+_LOCAL_KEY_FILES = ("keystore.bin", "master.key", "keystore.transit.json")
+
+
+@keys_app.command("use-shared")
+def use_shared(
+    address: Annotated[str | None, typer.Option("--address", help="OpenBao/Vault URL.")] = None,
+    mount: Annotated[str, typer.Option("--mount", help="Transit mount path.")] = "transit",
+    key: Annotated[str, typer.Option("--key", help="Transit key name.")] = "flowaudit",
+    kv_mount: Annotated[str, typer.Option("--kv-mount", help="KV v2 mount path.")] = "secret",
+    kv_path: Annotated[
+        str | None,
+        typer.Option("--kv-path", help="Path of the entries in KV (default flowaudit/<random>)."),
+    ] = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Move this home's keys into OpenBao/Vault KV v2, wrapped by Transit, so that homes on
+    several machines share them (token: VAULT_TOKEN, BAO_TOKEN or FLOWAUDIT_TRANSIT_TOKEN).
+
+    One KV entry per key, the pepper (pseudonyms unchanged), tombstones and the ledger position
+    carry over; the home's key files are then deleted. Another machine joins with a copy of
+    flowaudit.toml and signing.key, then `flowaudit keys join`.
+    """
+    import secrets
+    from dataclasses import replace
+
+    from retention.shared_keys import create_shared_store
+
+    settings = settings_from(home, db)
+    if settings.key_provider == "shared":
+        raise InputError(f"'{settings.home}' already uses the shared provider")
+    path = kv_path or f"flowaudit/{secrets.token_hex(6)}"
+    target = replace(settings, key_provider="shared", transit_mount=mount, transit_key=key,
+                     transit_address=address or settings.transit_address,
+                     shared_kv_mount=kv_mount, shared_kv_path=path)
+    config, location = transit_config(target), kv_location(target)
+    with runtime_from(home, db, now) as rt:
+        keys: Any = rt.keys
+        wrapped = _is_transit(keys)
+        if wrapped and keys.client.config.where != config.where:
+            raise InputError(
+                f"this home's keys are wrapped by {keys.client.config.where}; move them with "
+                "the same --address, --mount and --key"
+            )
+        state = keys.snapshot()
+        _audit(rt, Action.KEYS_PROVIDER, {"from": keys.provider_name, "to": "shared",
+                                          "transit_key": key, "kv_mount": kv_mount,
+                                          "kv_path": path,
+                                          "keys": len(state["buckets"]) + len(state["subjects"])})
+        count = create_shared_store(config, location, state, wrapped=wrapped)
+    values = {"key_provider": "shared", "transit_mount": mount, "transit_key": key,
+              "shared_kv_mount": kv_mount, "shared_kv_path": path}
+    if address:
+        values["transit_address"] = address
+    set_config_values(settings.home, values)
+    gone = []
+    for name in _LOCAL_KEY_FILES:
+        if name == "master.key" and os.environ.get(MASTER_KEY_ENV):
+            continue
+        if (settings.home / name).exists():
+            (settings.home / name).unlink()  # no copy of the keys stays under a local key
+            gone.append(name)
+    typer.echo(
+        f"{count} keys now in {location.where(config.address)}, wrapped by Transit key "
+        f"'{key}'; deleted {', '.join(gone) or 'nothing'}. Another machine joins with a copy "
+        "of flowaudit.toml and signing.key, then `flowaudit keys join`"
+    )
+
+
+@keys_app.command("join")
+def join(
+    address: Annotated[str | None, typer.Option("--address", help="OpenBao/Vault URL.")] = None,
+    kv_path: Annotated[str | None, typer.Option("--kv-path", help="The store's KV path.")] = None,
+    home: HomeOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Check that this home (a copy of a shared home's flowaudit.toml and signing.key, no key
+    files) opens the shared key store, and record that it joined.
+
+    --address and --kv-path, when given, are written to flowaudit.toml first.
+    """
+    settings = settings_from(home, db)
+    values = {"transit_address": address, "shared_kv_path": kv_path}
+    if any(values.values()):
+        set_config_values(settings.home, {k: v for k, v in values.items() if v})
+        settings = settings_from(home, db)
+    if settings.key_provider != "shared":
+        raise InputError(
+            f"'{settings.home}' is not a shared home (key_provider = {settings.key_provider!r}); "
+            "run `flowaudit keys use-shared` on the home that holds the keys and copy its "
+            "flowaudit.toml here"
+        )
+    local = [name for name in _LOCAL_KEY_FILES if (settings.home / name).exists()]
+    if local:
+        raise InputError(
+            f"'{settings.home}' holds its own key file '{local[0]}', which a shared home never "
+            "reads; move it out of the home (its keys are not merged), then rerun"
+        )
+    with runtime_from(home, db, now) as rt:
+        keys: Any = rt.keys
+        counts = keys.counts()
+        _audit(rt, Action.KEYS_PROVIDER, {"to": "shared", "joined": True,
+                                          "kv_path": settings.shared_kv_path})
+    typer.echo(
+        f"joined the shared key store at {keys.where}: {counts['bucket_keys']} bucket keys, "
+        f"{counts['subject_keys']} subject keys, ledger position {keys.ledger_seq}"
+    )
 
 
 def register(app: typer.Typer) -> None:
