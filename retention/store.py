@@ -626,6 +626,33 @@ class StoreTransaction:
         self.now = now
         self.actor = actor
         self._buckets: dict[str, RetentionBucket] = {}
+        # entries held inside audit_last(): (at, action, object_type, object_id, details)
+        self._held: list[tuple[datetime, Action, str, str, dict[str, Any]]] | None = None
+
+    @contextlib.contextmanager
+    def audit_last(self) -> Iterator[None]:
+        """Hold the audit entries recorded in the block; on leaving it, flush the rows and
+        append them (before the commit; an error in the block rolls everything back).
+
+        The audit chain's lock (PostgreSQL: from the first append to the commit) then covers
+        the appends and the commit only, not the sealing and inserts before them, so writers
+        of one log overlap their work (the live workers). Same entries, same order, same
+        transaction; each keeps the time it was recorded at."""
+        if self._held is not None:
+            yield
+            return
+        self._held = []
+        try:
+            yield
+            self.session.flush()
+            held = self._held
+        finally:
+            self._held = None
+        for at, action, object_type, object_id, details in held:
+            self.store.recorder.record(
+                self.session, at=at, actor=self.actor, action=action,
+                object_type=object_type, object_id=object_id, details=details,
+            )
 
     def audit(
         self,
@@ -634,7 +661,10 @@ class StoreTransaction:
         object_id: str,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Append an audit entry in this transaction."""
+        """Append an audit entry in this transaction (or hold it, see :meth:`audit_last`)."""
+        if self._held is not None:
+            self._held.append((self.now, action, object_type, object_id, details or {}))
+            return
         self.store.recorder.record(
             self.session,
             at=self.now,
@@ -804,15 +834,17 @@ class StoreTransaction:
         retention: Duration,
         speech_frames: int = 0,
         bytes_per_sample: int = 2,
+        record_id: str | None = None,
     ) -> str:
-        """Seal and store one raw PCM segment (mono int16 by default); return its id."""
+        """Seal and store one raw PCM segment (mono int16 by default); return its id
+        (``record_id``: an id the caller chose beforehand, a fresh random one otherwise)."""
         start_at = _require_aware(start_at, "start_at")
         if sample_rate <= 0 or len(pcm) % bytes_per_sample:
             raise InputError("raw segment is not whole int16 samples at a positive sample rate")
         expires = self._expiry(start_at, retention, RAW_AUDIO)
         bucket = self._bucket(event_id, RAW_AUDIO, start_at, retention)
         row = RawSegment(
-            id=uuid.uuid4().hex,
+            id=record_id or uuid.uuid4().hex,
             event_id=event_id,
             subject_pseudonym=pseudonym,
             start_at=start_at,
@@ -852,8 +884,10 @@ class StoreTransaction:
         retention: Duration,
         anonymised: bool = False,
         bucket_tag: str = "",
+        record_id: str | None = None,
     ) -> str:
-        """Seal and store one metadata record (a JSON object); return its id."""
+        """Seal and store one metadata record (a JSON object); return its id (``record_id``
+        as in :meth:`put_raw`)."""
         start_at = _require_aware(start_at, "start_at")
         if not kind or "|" in kind or ":" in kind:
             raise InputError(f"metadata kind {kind!r} must be a non-empty word")
@@ -864,7 +898,7 @@ class StoreTransaction:
         expires = self._expiry(start_at, retention, METADATA)
         bucket = self._bucket(event_id, METADATA, start_at, retention, bucket_tag)
         row = MetadataRecord(
-            id=uuid.uuid4().hex,
+            id=record_id or uuid.uuid4().hex,
             event_id=event_id,
             subject_pseudonym=pseudonym,
             kind=kind,
@@ -1106,6 +1140,37 @@ class StoreTransaction:
             "committed_at": _require_aware(committed_at, "committed_at"),
             "worker": worker[:100],
         })
+
+    def claim_live_windows(self, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
+        """Claim many windows in one statement (``INSERT … ON CONFLICT DO NOTHING RETURNING``,
+        the rows complete: counts and the ids of the records the caller stores next); return
+        the ``(pseudonym, window)`` keys this call inserted. Keys taken earlier — or twice in
+        ``rows`` — are not returned, and the caller writes nothing for them. Rows go in key
+        order, so two transactions claiming overlapping keys wait for each other in one
+        order (no deadlock)."""
+        if not rows:
+            return set()
+        values = []
+        seen: set[tuple[str, int]] = set()
+        for row in sorted(rows, key=lambda r: (r["subject_pseudonym"], int(r["window"]))):
+            key = (row["subject_pseudonym"], int(row["window"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            values.append({**row, "window": int(row["window"]), "worker": row["worker"][:100],
+                           "start_at": _require_aware(row["start_at"], "start_at"),
+                           "committed_at": _require_aware(row["committed_at"], "committed_at")})
+        if self.session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            statement: Any = pg_insert(LiveWindowRecord).values(values)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(LiveWindowRecord).values(values)
+        statement = statement.on_conflict_do_nothing().returning(
+            LiveWindowRecord.subject_pseudonym, LiveWindowRecord.window)
+        return {(str(p), int(w)) for p, w in self.session.execute(statement)}
 
     def complete_live_window(
         self,

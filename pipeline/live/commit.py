@@ -19,14 +19,16 @@ from __future__ import annotations
 import math
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from retention.errors import InputError
 from retention.policy import Policy
-from retention.store import EncryptedStore, StoreTransaction
+from retention.store import METADATA, RAW_AUDIO, EncryptedStore, StoreTransaction, bucket_id_for
 
 from ..event import EventSpec
 from ..features import FEATURE_NAMES, FeatureSet
@@ -76,6 +78,9 @@ class WindowCommitter:
         self.meta_retention = policy.retention.metadata
         roster = event.roster()
         self.known = {store.pseudonym(serial) for serial in roster}
+        # keys this process made durable (a shredded one still raises when a row is sealed)
+        self._durable_buckets: set[str] = set()
+        self._durable_subjects: set[str] = set()
 
     def check(self, window: LiveWindow) -> None:
         """Refuse a window that is not this event's or not a roster wristband's."""
@@ -112,52 +117,90 @@ class WindowCommitter:
         for window in windows:
             self.check(window)
             scored.append(self.score(window))
+        self._make_keys_durable(windows)
         committed_at = now or datetime.now(UTC)
-        results: list[CommitResult] = []
-        with self.store.transaction(windows[0].end_at, actor="pipeline") as tx:
-            # one commit of this event at a time: a bucket or subject key is created and made
-            # durable by one worker before another can seal with it (on PostgreSQL the audit
-            # log's lock serialises these transactions from their first entry anyway)
-            tx.lock_live_state(self.event_id)
-            for window, (score, features) in zip(windows, scored, strict=True):
+        # ids chosen here, so one statement claims every window with its complete row
+        ids = [(uuid.uuid4().hex if self.keep_raw and w.pcm_frames else None,
+                None if score is None else uuid.uuid4().hex)
+               for w, (score, _) in zip(windows, scored, strict=True)]
+        # no per-event lock: windows of different wristbands commit side by side (the claim's
+        # unique key decides between two copies of one window); the keys they seal with were
+        # made durable above, and the audit entries are appended last, so the audit chain's
+        # lock covers only the appends and the commit
+        with self.store.transaction(windows[0].end_at, actor="pipeline") as tx, tx.audit_last():
+            fresh = tx.claim_live_windows([
+                self._claim_row(w, raw_id, score_id, committed_at)
+                for w, (raw_id, score_id) in zip(windows, ids, strict=True)])
+            results: list[CommitResult] = []
+            done: list[LiveWindow] = []
+            for window, (score, features), (raw_id, score_id) in zip(
+                    windows, scored, ids, strict=True):
+                key = (window.pseudonym, window.window)
+                if key not in fresh:  # taken earlier, or earlier in this batch
+                    results.append(CommitResult(False, score, 0))
+                    continue
+                fresh.discard(key)
                 # each window's rows and audit entries carry its own end on the event
                 # timeline, as if it had its own transaction
                 tx.now = window.end_at
-                results.append(self._commit_in(tx, window, score, features, committed_at))
+                stored = self._store_raw(tx, window, raw_id)
+                self._store_score(tx, window, score, features, score_id)
+                results.append(CommitResult(True, score, stored))
+                done.append(window)
+            self._audit_drops(tx, done)
         return results
 
-    def _commit_in(
-        self, tx: StoreTransaction, window: LiveWindow, score: float | None,
-        features: FeatureSet, committed_at: datetime,
-    ) -> CommitResult:
-        # the claim decides: a key taken earlier, or earlier in this batch, writes nothing
-        fresh = tx.claim_live_window(
-            event_id=self.event_id, pseudonym=window.pseudonym, window=window.window,
-            start_at=window.start_at, frames_received=window.frames_received,
-            drops=window.drops, committed_at=committed_at, worker=self.worker,
-        )
-        if not fresh:
-            return CommitResult(False, score, 0)
-        raw_id, stored = self._store_raw(tx, window)
-        score_id = self._store_score(tx, window, score, features)
-        self._audit_drops(tx, window)
-        tx.complete_live_window(
-            event_id=self.event_id, pseudonym=window.pseudonym, window=window.window,
-            frames_stored=stored, raw_segment_id=raw_id, score_record_id=score_id,
-        )
-        return CommitResult(True, score, stored)
+    def _claim_row(self, window: LiveWindow, raw_id: str | None, score_id: str | None,
+                   committed_at: datetime) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id, "subject_pseudonym": window.pseudonym,
+            "window": window.window, "start_at": window.start_at,
+            "frames_received": window.frames_received,
+            "frames_stored": len(window.pcm_frames) if raw_id else 0,
+            "scored": score_id is not None,
+            "drops": {k: int(v) for k, v in window.drops.items()},
+            "raw_segment_id": raw_id, "score_record_id": score_id,
+            "committed_at": committed_at, "worker": self.worker,
+        }
 
-    def _store_raw(self, tx: StoreTransaction, window: LiveWindow) -> tuple[str | None, int]:
+    def _make_keys_durable(self, windows: list[LiveWindow]) -> None:
+        """Create and persist the bucket and subject keys a batch seals with, before its
+        transaction and without a common lock: when two workers create one key at once, the
+        key store keeps the copy flushed first and the other worker reads that one back, so
+        every row is sealed with the key the store keeps."""
+        buckets: set[str] = set()
+        subjects: set[str] = set()
+        for window in windows:
+            if self.keep_raw and window.pcm_frames:
+                buckets.add(bucket_id_for(self.event_id, RAW_AUDIO,
+                                          window.start_at + window.pcm_frames[0] * FRAME))
+            buckets.add(bucket_id_for(self.event_id, METADATA, window.start_at))
+            subjects.add(window.pseudonym)
+        new_buckets = buckets - self._durable_buckets
+        new_subjects = subjects - self._durable_subjects
+        if not new_buckets and not new_subjects:
+            return
+        keys = self.store.keys
+        for bucket_id in sorted(new_buckets):
+            keys.bucket_key(bucket_id, create=True)
+        for pseudonym in sorted(new_subjects):
+            keys.subject_key(pseudonym, create=True)
+        keys.flush()  # writes only the keys the store does not hold yet
+        self._durable_buckets |= new_buckets
+        self._durable_subjects |= new_subjects
+
+    def _store_raw(self, tx: StoreTransaction, window: LiveWindow, raw_id: str | None) -> int:
         """The storable frames as one span (gaps muted, as a batch run mutes withheld
-        speech); nothing when the policy keeps no raw audio."""
-        if not self.keep_raw or not window.pcm_frames:
-            return None, 0
+        speech); nothing when the policy keeps no raw audio. Returns the frames stored."""
+        if raw_id is None:
+            return 0
         first, last = window.pcm_frames[0], window.pcm_frames[-1]
         span = bytearray((last - first + 1) * FRAME_BYTES)
         for i, offset in enumerate(window.pcm_frames):
             at = (offset - first) * FRAME_BYTES
             span[at : at + FRAME_BYTES] = window.pcm[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]
-        raw_id = tx.put_raw(
+        tx.put_raw(
+            record_id=raw_id,
             event_id=self.event_id,
             pseudonym=window.pseudonym,
             start_at=window.start_at + first * FRAME,
@@ -166,14 +209,16 @@ class WindowCommitter:
             retention=self.raw_retention,
             speech_frames=window.speech_frames,
         )
-        return raw_id, len(window.pcm_frames)
+        return len(window.pcm_frames)
 
     def _store_score(
-        self, tx: StoreTransaction, window: LiveWindow, score: float | None, features: FeatureSet
-    ) -> str | None:
-        if score is None:
-            return None
-        return tx.put_metadata(
+        self, tx: StoreTransaction, window: LiveWindow, score: float | None,
+        features: FeatureSet, score_id: str | None,
+    ) -> None:
+        if score is None or score_id is None:
+            return
+        tx.put_metadata(
+            record_id=score_id,
             event_id=self.event_id,
             pseudonym=window.pseudonym,
             kind="window_score",
@@ -190,16 +235,29 @@ class WindowCommitter:
             retention=self.meta_retention,
         )
 
-    def _audit_drops(self, tx: StoreTransaction, window: LiveWindow) -> None:
-        counts = {reason: int(n) for reason, n in window.drops.items() if n}
-        if not counts:
-            return
-        wristbands = {reason: [window.pseudonym] for reason in PER_SUBJECT_REASONS
-                      if counts.get(reason)}
-        tx.record_drops(
-            self.event_id,
-            window_start=window.start_at,
-            frames=window.frames_received,
-            counts=counts,
-            wristbands=wristbands,
-        )
+    def _audit_drops(self, tx: StoreTransaction, windows: list[LiveWindow]) -> None:
+        """One ``capture.drop`` entry per window of the batch, as a batch run writes one per
+        window: the counts summed over its wristbands, the pseudonyms named per reason. A
+        window split over several batches (or workers) has one entry per part; together they
+        count every dropped frame once (only freshly claimed windows are passed in)."""
+        by_window: dict[int, list[LiveWindow]] = {}
+        for window in windows:
+            if any(window.drops.values()):
+                by_window.setdefault(window.window, []).append(window)
+        for part in by_window.values():
+            counts: dict[str, int] = {}
+            wristbands: dict[str, list[str]] = {}
+            for window in part:
+                for reason, n in window.drops.items():
+                    if n:
+                        counts[reason] = counts.get(reason, 0) + int(n)
+                        if reason in PER_SUBJECT_REASONS:
+                            wristbands.setdefault(reason, []).append(window.pseudonym)
+            tx.now = part[0].end_at
+            tx.record_drops(
+                self.event_id,
+                window_start=part[0].start_at,
+                frames=sum(w.frames_received for w in part),
+                counts=counts,
+                wristbands={r: sorted(p) for r, p in sorted(wristbands.items())},
+            )

@@ -80,6 +80,10 @@ class WorkerMetrics:
     crowd_steps: int = 0
     decisions: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
+    # where a worker's time goes (ms per batch / per crowd step), for the profile in the bench
+    commit_ms: list[float] = field(default_factory=list, repr=False)
+    step_ms: list[float] = field(default_factory=list, repr=False)
+    batch_sizes: list[int] = field(default_factory=list, repr=False)
     started: float = field(default_factory=time.monotonic)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +98,11 @@ class WorkerMetrics:
             "crowd_steps": self.crowd_steps,
             "decisions": self.decisions,
             "latency_ms": percentiles(self.latencies),
+            "commit_ms": percentiles(self.commit_ms),
+            "step_ms": percentiles(self.step_ms),
+            "batches": len(self.batch_sizes),
+            "batch_mean": round(sum(self.batch_sizes) / max(len(self.batch_sizes), 1), 2),
+            "cpu_seconds": round(time.process_time(), 3),
             "seconds": round(elapsed, 3),
             "windows_per_second": round(self.committed / elapsed, 2),
         }
@@ -263,6 +272,7 @@ class Worker:
             return
         for _ in accepted:
             self.fault.reach("before_commit")
+        tick = time.perf_counter()
         try:
             results = self.committer.commit_batch([window for _, window in accepted])
         except StoreError:
@@ -275,6 +285,8 @@ class Worker:
             for message, window in accepted:  # one transaction per window finds which
                 await self._commit_one(message, window)
             return
+        self.metrics.commit_ms.append((time.perf_counter() - tick) * 1000)
+        self.metrics.batch_sizes.append(len(accepted))
         for (message, window), result in zip(accepted, results, strict=True):
             await self._settle(message, window, result)
 
@@ -307,8 +319,12 @@ class Worker:
             self.metrics.broker_errors += 1
 
     def _steps(self) -> None:
+        tick = time.perf_counter()
         try:
-            self.metrics.crowd_steps += self.stepper.step_all()
+            taken = self.stepper.step_all()
+            self.metrics.crowd_steps += taken
+            if taken:
+                self.metrics.step_ms.append((time.perf_counter() - tick) * 1000)
         except StoreError:
             self.metrics.store_retries += 1
         self.metrics.decisions = self.stepper.decisions
