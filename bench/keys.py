@@ -1,6 +1,6 @@
 """Key-management cost: KEK rotation against key count, and the shred-ledger check on open.
 
-    .venv/bin/python -P bench/keys.py [--quick]
+    .venv/bin/python -P bench/keys.py [--quick] [--pg postgresql+psycopg://…/test]
 
 1. **File KEK rotation** of a key store holding N keys (1k, 10k, 100k; ``--quick``: 1k, 10k):
    ``rotate_file_kek`` (snapshot, new key file, keystore.bin re-sealed, rename). Baseline in the
@@ -18,7 +18,8 @@
    store doing the same (one key-store write each) in the same run; the first use of a key in a
    process (KV read + Transit decrypt); the destroy check every store transaction and read
    session runs (``follow_ledger`` on the SQLite log of part 2, nothing new) against a bare
-   ``SELECT 1`` on the same session and the file store's per-use check; a whole-store read
+   ``SELECT 1`` on the same session and the file store's per-use check (``--pg URL``: on
+   PostgreSQL too); a whole-store read
    and a rotation (rewrap entry by entry).
 
 CPU time would miss the server's share, so wall time (best of 3) is reported; the machine is
@@ -93,9 +94,9 @@ def _rotation_times(master: Path, store: FileKeyStore) -> tuple[float, float]:
     return best(write), best(lambda: rotate_file_kek(master, store, NOW))
 
 
-def _ledger_engine(entries: int, tmp: Path) -> Engine:
-    """A SQLite audit log of ``entries`` entries, 1 % of them ``bucket.shred``."""
-    url = f"sqlite:///{tmp / 'ledger.db'}"
+def _ledger_engine(entries: int, tmp: Path, url: str | None = None) -> Engine:
+    """An audit log (SQLite unless ``url``) of ``entries`` entries, 1 % ``bucket.shred``."""
+    url = url or f"sqlite:///{tmp / 'ledger.db'}"
     db.upgrade(url)
     engine = db.make_engine(url)
     rows = []
@@ -203,7 +204,9 @@ def _per_op(fn: Callable[[int], object], ops: int = 20, runs: int = 3) -> float:
     return best(loop, runs) / ops
 
 
-def bench_shared(n: int, tmp: Path, server: tuple[str, str] | None, engine: Engine) -> None:
+def bench_shared(
+    n: int, tmp: Path, server: tuple[str, str] | None, engine: Engine, pg_url: str | None
+) -> None:
     if server is None:
         print("4. shared: skipped (no bao binary; run `make setup`)")
         return
@@ -238,10 +241,21 @@ def bench_shared(n: int, tmp: Path, server: tuple[str, str] | None, engine: Engi
     first_use = _per_op(cold)
     listing = best(shared.snapshot, runs=1)  # status, backup: list + read every entry
     rotation = best(lambda: rotate_transit(shared, NOW, trim=False), runs=1)
-    with Session(engine) as session:
-        shared.follow_ledger(session)  # from its position to the head once
-        follow = _per_op(lambda _i: shared.follow_ledger(session), ops=200)
-        round_trip = _per_op(lambda _i: session.execute(text("SELECT 1")), ops=200)
+    def check(on: Engine) -> tuple[float, float]:
+        shared._seen_seq = 0
+        with Session(on) as session:
+            shared.follow_ledger(session)  # from 0 to the head once
+            follow = _per_op(lambda _i: shared.follow_ledger(session), ops=200)
+            round_trip = _per_op(lambda _i: session.execute(text("SELECT 1")), ops=200)
+        return follow, round_trip
+
+    follow, round_trip = check(engine)
+    pg = None
+    if pg_url:
+        with _pg_schema(pg_url) as url:
+            pg_engine = _ledger_engine(100000, tmp, url)
+            pg = check(pg_engine)
+            pg_engine.dispose()
     stat_check = _per_op(lambda i: file_store.is_bucket_destroyed(f"x{i}"), ops=200)
     print(f"4. shared key store (KV v2 + Transit, OpenBao dev server), {n} keys, wall per op")
     print(f"   create a key      file {create_file * 1e3:7.2f} ms  shared "
@@ -256,11 +270,36 @@ def bench_shared(n: int, tmp: Path, server: tuple[str, str] | None, engine: Engi
           f"{follow * 1e3:.3f} ms = {follow / round_trip:.1f}x a bare SELECT 1 "
           f"({round_trip * 1e3:.3f} ms); the file store's per-use check (stat) "
           f"{stat_check * 1e3:.4f} ms")
+    if pg is not None:
+        print(f"   the same check on PostgreSQL (log of 100000 entries) {pg[0] * 1e3:.3f} ms "
+              f"= {pg[0] / pg[1]:.1f}x a bare SELECT 1 ({pg[1] * 1e3:.3f} ms)")
+
+
+@contextlib.contextmanager
+def _pg_schema(base: str) -> Iterator[str]:
+    """A fresh schema on ``base`` (dropped afterwards): its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--pg", metavar="URL", default=os.environ.get("FLOWAUDIT_BENCH_PG"),
+                        help="also measure part 4's destroy check on this PostgreSQL database "
+                        "(a fresh schema, dropped after)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -268,7 +307,7 @@ def main() -> None:
         engine = bench_ledger(20000 if args.quick else 100000, root)
         with _bao() as server:
             bench_transit(1000, root, server)
-            bench_shared(1000, root, server, engine)
+            bench_shared(1000, root, server, engine, args.pg)
         engine.dispose()
 
 
