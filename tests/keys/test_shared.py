@@ -7,6 +7,7 @@ flowaudit.toml and signing.key and no key file. Cross-process tests run real pro
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -14,20 +15,29 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hvac
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowaudit.config import Settings, set_config_values
 from flowaudit.runtime import open_runtime
 from retention.errors import RecordShreddedError
 from retention.ground.actions import Action
 from retention.purge import purge
-from retention.shared_keys import SharedKeyStore, entry_name
+from retention.shared_keys import (
+    KvLocation,
+    SharedKeyStore,
+    create_shared_store,
+    entry_name,
+    open_shared_store,
+)
 from retention.shred_bound import shred_bound
 from retention.subject_requests import erase_subject
+from retention.transit import TransitConfig
 from tests.retention_ops._data import seed_crowd
 
 from ._helpers import cli, copy_raw_rows, entries, put_back
@@ -35,6 +45,7 @@ from ._shared import joining_home, kv_entries, to_shared
 from .conftest import Bao, start_bao
 
 ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 6, 21, 20, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -324,3 +335,48 @@ def test_not_shared_missing_mount_refused_token_and_server_down_are_one_line(
     down = cli("keys", "status", *args)
     line = _one_line(down.output)
     assert down.exit_code != 0 and "unreachable" in line and server.token not in down.output
+
+
+OPS = st.lists(
+    st.tuples(st.integers(0, 1), st.sampled_from(["create", "read", "destroy"]),
+              st.sampled_from([f"fete:raw_audio:2026062{i}" for i in range(4)])),
+    min_size=1, max_size=14,
+)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_any_interleaving_of_two_machines_gives_one_key_per_id_and_never_a_destroyed_one(
+    bao: Bao, ops: list[tuple[int, str, str]]
+) -> None:
+    """Two processes' stores on one KV path, any order of create / read / destroy: every key
+    handed out for an id is the same, a destroyed id gives no key to a machine that did not
+    already hold it, and a destroy reports whether a live key existed. (A machine that holds a
+    key in memory keeps it until it follows the ledger: that is the other tests' business.)"""
+    config = TransitConfig(address=bao.address, token=bao.token, key="prop")
+    location = KvLocation(path=f"flowaudit/p{secrets.token_hex(6)}")
+    empty = {"buckets": {}, "subjects": {}, "destroyed_buckets": {}, "destroyed_subjects": {},
+             "ledger_seq": 0, "pepper": base64.b64encode(bytes(32)).decode()}
+    create_shared_store(config, location, empty, wrapped=False)
+    machines = [open_shared_store(config, location) for _ in range(2)]
+    key: dict[str, bytes] = {}
+    destroyed: set[str] = set()
+    held: list[set[str]] = [set(), set()]
+    for m, op, ident in ops:
+        store = machines[m]
+        if op == "destroy":
+            assert store.destroy_bucket_keys([ident], NOW) == (
+                [ident] if ident in key and ident not in destroyed else [])
+            destroyed.add(ident)
+            held[m].discard(ident)
+            continue
+        if ident in held[m]:
+            assert store.bucket_key(ident, create=op == "create") == key[ident]
+        elif ident in destroyed or (op == "read" and ident not in key):
+            with pytest.raises(RecordShreddedError):
+                store.bucket_key(ident, create=op == "create")
+        else:
+            got = store.bucket_key(ident, create=op == "create")
+            assert key.setdefault(ident, got) == got
+            held[m].add(ident)
