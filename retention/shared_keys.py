@@ -58,6 +58,8 @@ __all__ = [
     "SharedKeyStore",
     "open_shared_store",
     "create_shared_store",
+    "entry_name",
+    "ident_of",
 ]
 
 SHARED_FORMAT = "flowaudit-shared-keystore/1"
@@ -313,9 +315,12 @@ class SharedKeyStore(TransitKeyStore):
         raise ConfigError(f"{self.where}: the meta entry kept changing; run again")
 
     # -- whole-store views (status, backup, rotation, restore) ------------------------------------
-    def _entries(self) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
-        """(kind, id, version, data) of every key entry, listed then read one by one."""
-        for kind in (BUCKETS, SUBJECTS):
+    def _entries(
+        self, kinds: tuple[str, ...] = (BUCKETS, SUBJECTS)
+    ) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
+        """(kind, id, version, data) of every key entry, listed then read one by one (a LIST
+        names entries but says nothing of them; reading in threads was no faster here)."""
+        for kind in kinds:
             for name in self.kv.list(_DIR[kind]):
                 found = self.kv.read(f"{_DIR[kind]}/{name}")
                 if found is not None:
@@ -345,7 +350,11 @@ class SharedKeyStore(TransitKeyStore):
         }
 
     def bucket_ids(self) -> list[str]:
-        return sorted(self.snapshot_unlocked()[BUCKETS])
+        """Ids of live bucket keys (the subject entries are not read)."""
+        return sorted(
+            ident for _k, ident, _v, data in self._entries((BUCKETS,))
+            if isinstance(data.get("wrapped"), str)
+        )
 
     def install(self, state: Mapping[str, Any], ledger_head: int) -> None:
         """A restore: put back every live key KV lacks, tombstone every destroyed one."""

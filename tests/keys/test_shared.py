@@ -33,6 +33,7 @@ from retention.shared_keys import (
     SharedKeyStore,
     create_shared_store,
     entry_name,
+    ident_of,
     open_shared_store,
 )
 from retention.shred_bound import shred_bound
@@ -124,6 +125,9 @@ def test_use_shared_then_another_home_joins_and_both_read_and_write(
     try:
         for rid, (pcm, _exp) in more.raw.items():
             assert rt_a.store.get_raw(rid, now=now).pcm == pcm
+        live = {ident_of(k.split("/", 1)[1]) for k, v in kv_entries(bao, kv_path).items()
+                if k.startswith("buckets/") and "wrapped" in v}
+        assert rt_a.keys.bucket_ids() == sorted(live) and len(live) >= 3
         moves = entries(rt_a, Action.KEYS_PROVIDER)
         assert [e.details.get("joined", False) for e in moves] == [False, True]
         assert token not in json.dumps([e.details for e in moves])
