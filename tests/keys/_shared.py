@@ -7,6 +7,8 @@ in its own directory, nothing else — no key file, no shared filesystem.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -53,3 +55,32 @@ def kv_entries(bao: Bao, kv_path: str) -> dict[str, dict[str, object]]:
                                              raise_on_deleted_version=True)
             out[f"{folder}{name}"] = got["data"]["data"]
     return out
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child(*args: str) -> subprocess.Popen[str]:
+    """A long-running process of its own (tests/keys/_shared_child.py), driven over stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.keys._shared_child", *args], cwd=ROOT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def ask(process: subprocess.Popen[str], line: str | None = None) -> str:
+    """Send a command line (if any) and read the child's one-line answer."""
+    assert process.stdin is not None and process.stdout is not None
+    if line is not None:
+        process.stdin.write(line + "\n")
+        process.stdin.flush()
+    return process.stdout.readline().strip()
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,10 +40,9 @@ from retention.transit import TransitConfig
 from tests.retention_ops._data import seed_crowd
 
 from ._helpers import cli, copy_raw_rows, entries, put_back
-from ._shared import joining_home, kv_entries, to_shared
+from ._shared import ask, child, joining_home, kv_entries, stop, to_shared
 from .conftest import Bao, start_bao
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 6, 21, 20, tzinfo=UTC)
 
 
@@ -61,32 +58,12 @@ def kv_path() -> str:
     return f"flowaudit/t{secrets.token_hex(4)}"
 
 
-def _child(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.keys._shared_child", *args], cwd=ROOT, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ},
-    )  # fmt: skip
-
-
-def _ask(child: subprocess.Popen[str], line: str | None = None) -> str:
-    assert child.stdin is not None and child.stdout is not None
-    if line is not None:
-        child.stdin.write(line + "\n")
-        child.stdin.flush()
-    return child.stdout.readline().strip()
-
-
 @pytest.fixture
 def children() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
-    for child in started:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
-        for pipe in (child.stdin, child.stdout):
-            if pipe is not None:
-                pipe.close()
+    for process in started:
+        stop(process)
 
 
 def test_use_shared_then_another_home_joins_and_both_read_and_write(
@@ -142,13 +119,13 @@ def test_two_processes_racing_for_the_same_keys_end_with_one_each(
     a = to_shared(sqlite_home, bao, transit_key, now, kv_path)
     b = joining_home(a, tmp_path / "machine-b")
     count = 40
-    children += [_child("race", str(h.home), str(count)) for h in (a, b)]
-    assert [_ask(c) for c in children] == ["ready", "ready"]
-    for child in children:  # both start at once: each create is a cas=0 write
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
-    first, second = (_ask(c).split() for c in children)
+    children += [child("race", str(h.home), str(count)) for h in (a, b)]
+    assert [ask(c) for c in children] == ["ready", "ready"]
+    for racer in children:  # both start at once: each create is a cas=0 write
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    first, second = (ask(c).split() for c in children)
     assert len(first) == count and first == second  # one key per id, whoever won
     rt = open_runtime(a, now)
     try:
@@ -177,12 +154,12 @@ def test_a_destroy_on_one_machine_is_seen_by_a_process_that_cached_the_key(
     by_owner = {owner: rid for rid, owner in seeded.raw_owner.items()}
     victim_rid = next(r for r, o in seeded.raw_owner.items() if o == victim)
     other_rid = by_owner[seeded.pseudonyms[seeded.serials[1]]]
-    reader = _child("reader", str(b.home), now.isoformat())
+    reader = child("reader", str(b.home), now.isoformat())
     children.append(reader)
-    assert _ask(reader) == "ready"
+    assert ask(reader) == "ready"
     digest = hashlib.sha256(seeded.raw[victim_rid][0]).hexdigest()
-    assert _ask(reader, f"read {victim_rid}") == f"ok {digest}"  # cached in machine B now
-    assert _ask(reader, f"read {other_rid}").startswith("ok ")
+    assert ask(reader, f"read {victim_rid}") == f"ok {digest}"  # cached in machine B now
+    assert ask(reader, f"read {other_rid}").startswith("ok ")
 
     # the rows come back from a database backup after each shred: only the keys decide
     rt_a = open_runtime(a, now)
@@ -192,8 +169,8 @@ def test_a_destroy_on_one_machine_is_seen_by_a_process_that_cached_the_key(
         put_back(rt_a, [r for r in old_rows if r["subject_pseudonym"] == victim])
     finally:
         rt_a.close()
-    assert _ask(reader, f"read {victim_rid}") == "refused RecordShreddedError"
-    assert _ask(reader, f"read {other_rid}").startswith("ok ")  # only that key is gone
+    assert ask(reader, f"read {victim_rid}") == "refused RecordShreddedError"
+    assert ask(reader, f"read {other_rid}").startswith("ok ")  # only that key is gone
 
     rt_a = open_runtime(a, now + timedelta(hours=5))  # the purge, on machine A
     try:
@@ -202,8 +179,8 @@ def test_a_destroy_on_one_machine_is_seen_by_a_process_that_cached_the_key(
         put_back(rt_a, [r for r in old_rows if r["id"] == other_rid])
     finally:
         rt_a.close()
-    assert _ask(reader, f"read {other_rid}") == "refused RecordShreddedError"
-    _ask(reader, "quit")
+    assert ask(reader, f"read {other_rid}") == "refused RecordShreddedError"
+    ask(reader, "quit")
     stored = kv_entries(bao, kv_path)
     assert stored[f"subjects/{entry_name(victim)}"].keys() == {"destroyed_at"}
     assert all(stored[f"buckets/{entry_name(b)}"].keys() == {"destroyed_at"} for b in shredded)

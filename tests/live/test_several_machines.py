@@ -16,8 +16,6 @@ records, and no home can open them.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -32,7 +30,7 @@ from flowaudit.config import Settings, resolve_settings
 from flowaudit.runtime import initialise_home, open_runtime
 from retention.errors import RecordShreddedError
 from tests.keys._helpers import copy_raw_rows, put_back
-from tests.keys._shared import joining_home
+from tests.keys._shared import ask, child, joining_home, stop
 from tests.keys.conftest import Bao, start_bao
 from tests.live.worker_fixtures import (
     LIVE_POLICY,
@@ -51,7 +49,6 @@ from tests.servers import NatsServer
 __all__ = ["nats"]
 
 pytestmark = pytest.mark.nats
-ROOT = Path(__file__).resolve().parents[2]
 WINDOWS = 5  # × 4 wristbands
 
 
@@ -102,22 +99,6 @@ def _machines(tmp: Path, pg_url: str, bao: Bao, monkeypatch: pytest.MonkeyPatch
     base = LiveSetup(a.home, a, event_file, event, load_policy(LIVE_POLICY), pseudonyms,
                      [w.zone for w in event.wristbands], tmp)
     return [replace(base, home=h.home, settings=h, workers=[]) for h in homes]
-
-
-def _reader(setup: LiveSetup) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.keys._shared_child", "reader", str(setup.home),
-         READ_AT.isoformat()],
-        cwd=ROOT, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-    )  # fmt: skip
-
-
-def _ask(child: subprocess.Popen[str], line: str | None = None) -> str:
-    assert child.stdin is not None and child.stdout is not None
-    if line is not None:
-        child.stdin.write(line + "\n")
-        child.stdin.flush()
-    return child.stdout.readline().strip()
 
 
 def _unreadable_everywhere(setups: list[LiveSetup], rid: str) -> None:
@@ -171,11 +152,11 @@ def test_gateway_two_workers_and_a_reader_on_four_machines_share_one_key_store(
         runtime.close()
     victim_rid = next(r["id"] for r in rows if r["subject_pseudonym"] == victim)
     other_rid = next(r["id"] for r in rows if r["subject_pseudonym"] == gateway.pseudonyms[1])
-    reader = _reader(machine_d)
+    reader = child("reader", str(machine_d.home), READ_AT.isoformat())
     try:
-        assert _ask(reader) == "ready"
-        assert _ask(reader, f"read {victim_rid}").startswith("ok ")
-        assert _ask(reader, f"read {other_rid}").startswith("ok ")
+        assert ask(reader) == "ready"
+        assert ask(reader, f"read {victim_rid}").startswith("ok ")
+        assert ask(reader, f"read {other_rid}").startswith("ok ")
 
         # erasure on machine C; the rows come back from a database backup: only keys decide
         cli("dsr", "erase", serial, "--home", str(machine_c.home), "--now", READ_AT.isoformat())
@@ -184,8 +165,8 @@ def test_gateway_two_workers_and_a_reader_on_four_machines_share_one_key_store(
             put_back(runtime, [r for r in rows if r["subject_pseudonym"] == victim])
         finally:
             runtime.close()
-        assert _ask(reader, f"read {victim_rid}") == "refused RecordShreddedError"
-        assert _ask(reader, f"read {other_rid}").startswith("ok ")
+        assert ask(reader, f"read {victim_rid}") == "refused RecordShreddedError"
+        assert ask(reader, f"read {other_rid}").startswith("ok ")
         _unreadable_everywhere(setups, victim_rid)
 
         # the 72 h purge on machine B
@@ -197,14 +178,9 @@ def test_gateway_two_workers_and_a_reader_on_four_machines_share_one_key_store(
             put_back(runtime, [r for r in rows if r["id"] == other_rid])
         finally:
             runtime.close()
-        assert _ask(reader, f"read {other_rid}") == "refused RecordShreddedError"
+        assert ask(reader, f"read {other_rid}") == "refused RecordShreddedError"
         _unreadable_everywhere(setups, other_rid)
-        _ask(reader, "quit")
+        ask(reader, "quit")
     finally:
-        if reader.poll() is None:
-            reader.kill()
-        reader.wait()
-        for pipe in (reader.stdin, reader.stdout):
-            if pipe is not None:
-                pipe.close()
+        stop(reader)
     assert verified(gateway) == "ok"  # erasure and purge receipts, signed on B and C
