@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,7 +49,7 @@ from retention.store import (
 )
 
 from .artist import load_artist_control
-from .catalogue import load_catalogue
+from .catalogue import Catalogue, load_catalogue
 from .event import EventSpec, TrackRequest
 from .features import FEATURE_NAMES, FeatureSet, extract
 from .frames import FRAME, FRAME_MS, SAMPLE_RATE, FrameSource, Window
@@ -237,12 +237,14 @@ def run_event(
 
 
 def build_selector(
-    event: EventSpec, policy: Policy, scorer_parameters: dict[str, Any]
+    event: EventSpec, policy: Policy, scorer_parameters: dict[str, Any],
+    catalogue: Catalogue | None = None,
 ) -> Selector:
     """The event's track selector under the policy (catalogue, artist control, threshold):
-    the batch run and the live crowd step make their decisions with the same one."""
+    the batch run and the live crowd step make their decisions with the same one.
+    ``catalogue``: the event's catalogue already loaded (a live step builds one per step)."""
     sel = policy.selection
-    catalogue = load_catalogue(event.catalogue)
+    catalogue = catalogue or load_catalogue(event.catalogue)
     artist = load_artist_control(event.artist, catalogue, sel.artist_control)
     return Selector(catalogue, artist, float(sel.adaptive_flow_threshold), scorer_parameters)
 
@@ -278,8 +280,10 @@ def store_crowd_score(
     *,
     retention: Any,
     k_min: int,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """The window's ``crowd_score`` record (anonymised when every zone counts ≥ k_min)."""
+    """The window's ``crowd_score`` record (anonymised when every zone counts ≥ k_min);
+    ``extra``: more counts for the payload (a live step's late windows)."""
     if snapshot.crowd_raw is None or snapshot.crowd is None:
         return
     counts = snapshot.zone_counts
@@ -296,6 +300,7 @@ def store_crowd_score(
             "zone_raw": snapshot.zone_raw,
             "zone_counts": counts,
             "active": snapshot.active,
+            **(extra or {}),
         },
         retention=retention,
         anonymised=bool(counts) and min(counts.values()) >= k_min,

@@ -11,8 +11,14 @@ the schema and the event id, so homes sharing one server do not see each other's
 a run is live is read from ``pg_locks`` without taking the lock.
 
 SQLite: an ``flock`` on a small file next to the database file, one per event (named by a
-digest, not the event id). An in-memory database lives and dies with its process, so a set in
-this process stands in for the file.
+digest, not the event id).
+
+A live event's workers each hold the lock *shared* (``RunLock(…, shared=True)``): the run is
+live while any of them is, on any machine (PostgreSQL), and a batch run of the event, which
+takes it exclusively, is refused meanwhile.
+
+An in-memory database lives and dies with its process, so a set in this process stands in
+for the file.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import hashlib
 import os
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +43,7 @@ __all__ = ["RunLock", "run_is_live"]
 
 _NAMESPACE = b"flowaudit/v1/event-run/"
 _memory_held: set[tuple[int, str]] = set()
+_memory_shared: Counter[tuple[int, str]] = Counter()
 _memory_guard = threading.Lock()
 
 
@@ -63,9 +71,10 @@ class RunLock:
     :meth:`acquire` returns False when another live process holds it.
     """
 
-    def __init__(self, engine: Engine, event_id: str) -> None:
+    def __init__(self, engine: Engine, event_id: str, *, shared: bool = False) -> None:
         self.engine = engine
         self.event_id = event_id
+        self.shared = shared  # live workers: each holds it shared, a batch run exclusively
         self._conn: Connection | None = None
         self._key: int | None = None
         self._fd: int | None = None
@@ -91,14 +100,17 @@ class RunLock:
         if path is None:
             token = (id(self.engine), self.event_id)
             with _memory_guard:
-                if token in _memory_held:
+                if token in _memory_held or (not self.shared and _memory_shared[token]):
                     return False
-                _memory_held.add(token)
+                if self.shared:
+                    _memory_shared[token] += 1
+                else:
+                    _memory_held.add(token)
             self._memory = token
             return True
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
@@ -111,14 +123,16 @@ class RunLock:
         if self._conn is None:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._key = _pg_key(self._conn, self.event_id)
-        got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
+        how = "pg_try_advisory_lock_shared" if self.shared else "pg_try_advisory_lock"
+        got = self._conn.execute(text(f"SELECT {how}(:k)"), {"k": self._key})
         return bool(got.scalar())
 
     def release(self) -> None:
         """Let go (idempotent); closing the connection would free the lock as well."""
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                how = "pg_advisory_unlock_shared" if self.shared else "pg_advisory_unlock"
+                self._conn.execute(text(f"SELECT {how}(:k)"), {"k": self._key})
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
@@ -128,7 +142,10 @@ class RunLock:
             self._fd = None
         if self._memory is not None:
             with _memory_guard:
-                _memory_held.discard(self._memory)
+                if self.shared:
+                    _memory_shared[self._memory] -= 1
+                else:
+                    _memory_held.discard(self._memory)
             self._memory = None
 
     def __enter__(self) -> RunLock:
@@ -163,7 +180,8 @@ def run_is_live(engine: Engine, event_id: str) -> bool:
     path = _sqlite_file(engine, event_id)
     if path is None:
         with _memory_guard:
-            return (id(engine), event_id) in _memory_held
+            token = (id(engine), event_id)
+            return token in _memory_held or _memory_shared[token] > 0
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

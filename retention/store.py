@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +73,8 @@ __all__ = [
     "RUN_FAILED",
     "RUN_INTERRUPTED",
     "bucket_id_for",
+    "live_run_totals",
+    "LIVE_RUN_SOURCE",
     "RAW_AUDIO",
     "METADATA",
     "LiveWindowRow",
@@ -183,6 +185,7 @@ class LiveWindowRow:
     score_record_id: str | None
     committed_at: datetime
     worker: str
+    row_id: int = 0  # the row's id: which rows a crowd step folded (late windows)
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,7 @@ def _live_row(row: LiveWindowRecord) -> LiveWindowRow:
         start_at=row.start_at, frames_received=row.frames_received,
         frames_stored=row.frames_stored, scored=row.scored, drops=dict(row.drops or {}),
         raw_segment_id=row.raw_segment_id, score_record_id=row.score_record_id,
-        committed_at=row.committed_at, worker=row.worker,
+        committed_at=row.committed_at, worker=row.worker, row_id=int(row.id),
     )
 
 
@@ -221,6 +224,40 @@ def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, 
     # RETURNING, not rowcount: drivers report -1 for an INSERT whose count they do not know
     key = list(model.__table__.primary_key.columns)
     return session.execute(statement.returning(*key)).first() is not None
+
+
+#: the source a live event's run is registered with (its workers' crowd steps)
+LIVE_RUN_SOURCE = "live:nats"
+
+
+def live_run_totals(session: Session, event_id: str, run_id: int) -> dict[str, Any]:
+    """What a live run committed, in the keys a batch run's summary uses: wristband windows,
+    frames received, scored (received less the frames dropped before analysis; speech is
+    analysed, only withheld from the raw store) and stored, drops by reason, raw segments,
+    window scores and decisions. A live run's closing summary, and a report of one that is
+    still running, are built from it."""
+    drops: dict[str, int] = {}
+    frames_in = frames_stored = raw = scored = windows = 0
+    query = select(LiveWindowRecord.frames_received, LiveWindowRecord.frames_stored,
+                   LiveWindowRecord.drops, LiveWindowRecord.raw_segment_id,
+                   LiveWindowRecord.scored).where(LiveWindowRecord.event_id == event_id)
+    for received, stored, dropped, raw_id, has_score in session.execute(query):
+        windows += 1
+        frames_in += int(received or 0)
+        frames_stored += int(stored or 0)
+        raw += raw_id is not None
+        scored += bool(has_score)
+        for reason, n in (dropped or {}).items():
+            drops[reason] = drops.get(reason, 0) + int(n)
+    decided = session.execute(
+        select(Decision.adaptive_flow, Decision.artist_override)
+        .where(Decision.event_id == event_id, Decision.run_id == run_id)).all()
+    not_analysed = sum(n for reason, n in drops.items() if reason != "speech")
+    return {"wristband_windows": windows, "frames_in": frames_in,
+            "frames_scored": max(0, frames_in - not_analysed), "frames_stored": frames_stored,
+            "dropped": drops, "raw_segments": raw, "window_scores": scored,
+            "decisions": len(decided), "adaptive_flow": sum(bool(a) for a, _ in decided),
+            "artist_overrides": sum(bool(o) for _, o in decided)}
 
 
 def bucket_id_for(event_id: str, category: str, at: datetime, tag: str = "") -> str:
@@ -372,9 +409,10 @@ class EncryptedStore:
         return EventStatus(policy_name, policy_sha256, bool(runs), runs[-1] if runs else None)
 
     # -- runs -----------------------------------------------------------------------------------
-    def run_lock(self, event_id: str) -> RunLock:
-        """The lock a live run of ``event_id`` holds (see :mod:`retention._runlock`)."""
-        return RunLock(self.engine, event_id)
+    def run_lock(self, event_id: str, *, shared: bool = False) -> RunLock:
+        """The lock a live run of ``event_id`` holds (see :mod:`retention._runlock`);
+        ``shared`` for each worker of a live event."""
+        return RunLock(self.engine, event_id, shared=shared)
 
     def runs(self, event_id: str | None = None) -> list[RunState]:
         """Runs (of one event, or all), oldest first, with dead ``running`` rows shown as
@@ -1199,11 +1237,16 @@ class StoreTransaction:
             "updated_at": self.now,
         })
 
-    def lock_live_state(self, event_id: str) -> LiveStateData | None:
+    def lock_live_state(
+        self, event_id: str, *, skip_locked: bool = False
+    ) -> LiveStateData | None:
         """Read the event's crowd-step state and hold its row until this transaction ends
-        (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are single-writer)."""
+        (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are single-writer).
+        ``skip_locked``: ``None`` at once if another transaction holds it (another worker is
+        taking a step), instead of waiting for it."""
         row = self.session.scalar(
-            select(LiveState).where(LiveState.event_id == event_id).with_for_update()
+            select(LiveState).where(LiveState.event_id == event_id)
+            .with_for_update(skip_locked=skip_locked)
         )
         if row is None:
             return None
@@ -1238,12 +1281,35 @@ class StoreTransaction:
         )
         return True
 
-    def live_windows(self, event_id: str, *, window: int) -> list[LiveWindowRow]:
-        """The committed wristband windows of one live window, read in this transaction."""
-        query = (select(LiveWindowRecord)
-                 .where(LiveWindowRecord.event_id == event_id, LiveWindowRecord.window == window)
-                 .order_by(LiveWindowRecord.id))
+    def live_windows(
+        self, event_id: str, *, window: int | None = None, after: int | None = None
+    ) -> list[LiveWindowRow]:
+        """The committed wristband windows of one live window (or of all after one), read
+        in this transaction, in window order."""
+        query = select(LiveWindowRecord).where(LiveWindowRecord.event_id == event_id)
+        if window is not None:
+            query = query.where(LiveWindowRecord.window == window)
+        if after is not None:
+            query = query.where(LiveWindowRecord.window > after)
+        query = query.order_by(LiveWindowRecord.window, LiveWindowRecord.id)
         return [_live_row(r) for r in self.session.scalars(query)]
+
+    def run_status(self, run_id: int) -> str | None:
+        """The status a run's row says (``running`` even if its process died), or ``None``."""
+        run = self.session.get(EventRun, run_id)
+        if run is None:
+            return None
+        summary = run.summary if isinstance(run.summary, dict) else {}
+        return str(summary.get("status") or RUN_RUNNING)
+
+    def live_crowd_count(self, event_id: str) -> int:
+        """How many crowd steps of a live event are stored."""
+        return int(self.session.scalar(select(func.count()).select_from(LiveCrowdWindow)
+                                       .where(LiveCrowdWindow.event_id == event_id)) or 0)
+
+    def live_totals(self, event_id: str, run_id: int) -> dict[str, Any]:
+        """What a live run committed so far (see :func:`live_run_totals`)."""
+        return live_run_totals(self.session, event_id, run_id)
 
     def read_metadata(self, record_ids: list[str]) -> list[MetadataData]:
         """Readable metadata records by id, in this transaction (expired or shredded ones are

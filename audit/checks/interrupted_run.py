@@ -6,7 +6,9 @@ built from it (sentiment, drops, decisions) describe an event that did not end t
 controller must be able to show what was processed (GDPR Art 5(2)) and the system's logs must
 cover its operation (AI Act Art 12(1)). A run is *interrupted* when its process ended without
 finishing (kill -9, power loss, Ctrl-C) — also when it still says ``running`` but no live process
-holds its run lock. A run resumed to its end is not a finding; one left behind by
+holds its run lock (a live event's run: while none of its workers, which hold it shared, is
+alive before its capture ended and every window was stepped). A run resumed to its end is not
+a finding; one left behind by
 ``--new-run`` stays one, so the partial run remains visible.
 """
 
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 
 from audit.checks._common import iso
 from audit.checks._registry import WARNING, CheckContext, rule
-from retention.store import RUN_INTERRUPTED
+from retention.store import LIVE_RUN_SOURCE, RUN_INTERRUPTED
 
 __all__ = ["interrupted_run"]
 
@@ -34,10 +36,13 @@ def interrupted_run(ctx: CheckContext) -> Iterator[tuple[str, dict]]:
             continue
         later = [r.run_id for r in runs if r.event_id == run.event_id and r.run_id > run.run_id]
         planned = f" of {run.windows}" if run.windows is not None else ""
-        follow = (
-            f"run {later[-1]} followed it" if later
-            else "continue it with `flowaudit run-event --resume`, or start another with --new-run"
-        )
+        if later:
+            follow = f"run {later[-1]} followed it"
+        elif run.plan.get("source") == LIVE_RUN_SOURCE:
+            follow = "no live worker is running: start `flowaudit worker` again to go on"
+        else:
+            follow = ("continue it with `flowaudit run-event --resume`, or start another with "
+                      "--new-run")
         yield (
             f"event {run.event_id}: run {run.run_id} stopped after {run.windows_done}{planned} "
             f"windows and never finished; its data covers part of the event ({follow})",

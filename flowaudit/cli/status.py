@@ -9,7 +9,7 @@ import typer
 
 from retention import db as dbmod
 from retention.inventory import take_inventory
-from retention.store import RUN_FINISHED, RunState
+from retention.store import LIVE_RUN_SOURCE, RUN_FINISHED, RunState
 
 from ._common import (
     DbOption,
@@ -37,6 +37,12 @@ def _run_line(run: RunState) -> str:
     """One unfinished run, and what to do about it."""
     planned = f" of {run.windows}" if run.windows is not None else ""
     done = f"{run.windows_done}{planned} windows committed"
+    if run.plan.get("source") == LIVE_RUN_SOURCE:
+        done = f"{run.windows_done}{planned} windows stepped"
+        if run.stopped:
+            return (f"{run.event_id}: live run {run.status} after {done}: no worker is "
+                    "running; start `flowaudit worker` again to go on")
+        return f"{run.event_id}: live run {run.status} (workers alive), {done}"
     if run.stopped:
         return (f"{run.event_id}: {run.status} after {done}; continue it with `flowaudit "
                 "run-event --resume` (the first run's options) or start another with --new-run")
@@ -51,7 +57,9 @@ def status(
 ) -> None:
     """Show the home, database revision, policy, key store, stored counts and event runs.
 
-    A run whose process died without finishing (kill -9, power loss) shows as interrupted.
+    A run whose process died without finishing (kill -9, power loss) shows as interrupted. A
+    live event's run is running while one of its workers is alive, finished once the capture
+    is over and every window is stepped, and interrupted when no worker is left before that.
     """
     fmt = check_format(format)
     with runtime_from(home, db, now) as rt:

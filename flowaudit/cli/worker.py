@@ -112,7 +112,16 @@ def worker_command(
         stepper = CrowdStepper(runtime.store, spec, chosen, dict(scorer.main_parameters()),
                                scorer.name, event_id=event_id, settle=settle)
         stepper.register()
-        metrics = Worker(committer, stepper, config).run()
+        # held shared by every worker: the live run shows as running while one is alive
+        lock = runtime.store.run_lock(committer.event_id, shared=True)
+        if not lock.acquire(wait_seconds=2):
+            lock.release()
+            raise InputError(f"a batch run of event {committer.event_id!r} holds it; wait for "
+                             "it to end or give the live event another --event-id")
+        try:
+            metrics = Worker(committer, stepper, config).run()
+        finally:
+            lock.release()
     data = metrics.to_dict()
     if fmt == "json":
         print_json(data)

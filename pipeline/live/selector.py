@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,15 @@ import numpy as np
 from retention.errors import InputError, StoreError
 from retention.ground.times import parse_utc
 from retention.policy import Policy
-from retention.store import EncryptedStore, LiveStateData, LiveWindowRow, StoreTransaction
+from retention.store import (
+    LIVE_RUN_SOURCE,
+    RUN_RUNNING,
+    EncryptedStore,
+    LiveStateData,
+    LiveWindowRow,
+    RunTotals,
+    StoreTransaction,
+)
 
 from ..event import EventSpec
 from ..run import DecisionPacer, build_selector, register_wristband, store_crowd_score
@@ -39,12 +47,62 @@ from .commit import worker_name
 
 __all__ = ["CrowdStepper", "LIVE_SOURCE", "DEFAULT_SETTLE_SECONDS"]
 
-LIVE_SOURCE = "live:nats"
+LIVE_SOURCE = LIVE_RUN_SOURCE
 DEFAULT_SETTLE_SECONDS = 2.0
+#: how many windows back a late wristband window is still folded into the next step
+LATE_HORIZON = 16
+#: after the capture ends, how long without a commit before a worker closes the live run
+FINISH_GRACE = 60.0
 
 
 class _Conflict(Exception):
     """Another worker took this step meanwhile: roll the attempt back."""
+
+
+class _Folded:
+    """Which committed rows the steps folded, for the last ``LATE_HORIZON`` windows: row ids
+    as ``[first, last]`` ranges per window (a window's rows are committed together, so a few
+    ranges hold them). A row of a stepped window that is not in them arrived after its step:
+    it is *late*, and the next step folds it in and counts it. Counters: ``rows_folded`` (on
+    time or late) and ``late``; a state from before this bookkeeping starts it at its step."""
+
+    def __init__(self, windows: dict[int, list[list[int]]], rows: int, late: int,
+                 tracking: bool) -> None:
+        self.windows, self.rows, self.late, self.tracking = windows, rows, late, tracking
+
+    @classmethod
+    def of(cls, state: Mapping[str, Any], stepped: int) -> _Folded:
+        raw = state.get("folded")
+        windows = {int(k): [list(map(int, r)) for r in v] for k, v in (raw or {}).items()}
+        return cls(windows, int(state.get("rows_folded") or 0), int(state.get("late") or 0),
+                   tracking=isinstance(raw, dict) or stepped < 0)
+
+    def has(self, row: LiveWindowRow) -> bool:
+        if not self.tracking:
+            return True  # stepped before late windows were tracked: taken as folded
+        return any(lo <= row.row_id <= hi for lo, hi in self.windows.get(row.window, ()))
+
+    def after(self, window: int, rows: list[LiveWindowRow], late: list[LiveWindowRow]
+              ) -> dict[str, Any]:
+        """The bookkeeping once ``window``'s step folded ``rows`` and the ``late`` ones."""
+        windows = dict(self.windows)
+        for row in [*rows, *late]:
+            windows[row.window] = _add(windows.get(row.window, []), row.row_id)
+        keep = {k: v for k, v in windows.items() if k > window - LATE_HORIZON}
+        return {"folded": {str(k): v for k, v in sorted(keep.items())},
+                "rows_folded": self.rows + len(rows) + len(late),
+                "late": self.late + len(late)}
+
+
+def _add(ranges: list[list[int]], value: int) -> list[list[int]]:
+    """``ranges`` (sorted, disjoint, inclusive) with ``value`` in them, merged."""
+    out: list[list[int]] = []
+    for lo, hi in sorted([*ranges, [value, value]]):
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
 
 
 @dataclass
@@ -78,7 +136,9 @@ class CrowdStepper:
         self.meta_retention = policy.retention.metadata
         self.steps = 0
         self.decisions = 0
-        build_selector(event, policy, scorer_parameters)  # a bad catalogue fails at start-up
+        # a bad catalogue fails at start-up; loaded once, a fresh selector is built per step
+        self.catalogue = build_selector(event, policy, scorer_parameters).catalogue
+        self._more = False  # the last step saw committed windows past its own
 
     # -- registration ------------------------------------------------------------------------
     def register(self) -> int:
@@ -133,30 +193,36 @@ class CrowdStepper:
         taken = 0
         while taken < limit and self.step():
             taken += 1
+            if not self._more:  # nothing committed past it: the next look finds nothing due
+                break
         return taken
 
     def step(self) -> bool:
-        """Take the next step if it is due; ``False`` if none is (or another worker took it)."""
-        state = self.store.live_state(self.event_id)
-        if state is None:
-            return False
-        due = self._due(state)
-        if due is None:
-            return False
-        start = due.rows[0].start_at
-        end = start + self.event.window
+        """Take the next step if it is due; ``False`` if none is (or another worker is taking
+        one right now: the state row is locked with SKIP LOCKED, so nobody waits for it)."""
         tick = time.perf_counter()
+        decision_id = None
         try:
-            with self.store.transaction(end, actor="pipeline") as tx:
-                locked = tx.lock_live_state(self.event_id)
-                if locked is None or locked.crowd_window != state.crowd_window:
+            with self.store.transaction(self.event.capture_starts, actor="pipeline") as tx, \
+                    tx.audit_last():
+                locked = tx.lock_live_state(self.event_id, skip_locked=True)
+                if locked is None:
                     raise _Conflict
-                # what committed while we waited for the lock counts too
-                due.rows = tx.live_windows(self.event_id, window=due.window) or due.rows
+                recent = tx.live_windows(self.event_id,
+                                         after=locked.crowd_window - LATE_HORIZON)
+                folded = _Folded.of(locked.state, locked.crowd_window)
+                late = [r for r in recent if r.window <= locked.crowd_window
+                        and not folded.has(r)]
+                due = self._due(recent, locked.crowd_window)
+                if due is None:  # nothing to step; the run may be over (that commits)
+                    self._finish_if_over(tx, locked, recent)
+                    return False
+                start = due.rows[0].start_at
+                end = start + self.event.window
+                tx.now = end
                 crowd, pacer, selector = self._restore(locked)
-                scores, zones = self._scores(tx, due)
+                scores, zones = self._scores(tx, due.rows + late)
                 snapshot = crowd.update(scores, zones)
-                decision_id = None
                 in_event = self.event.starts_at <= start < self.event.ends_at
                 if snapshot.crowd is not None and in_event and pacer.due(snapshot.crowd, end):
                     choice = selector.decide(end, snapshot)
@@ -170,42 +236,104 @@ class CrowdStepper:
                         latency_ms=round(latency, 4),
                     )
                 store_crowd_score(tx, self.event_id, start, snapshot,
-                                  retention=self.meta_retention, k_min=self.k_min)
+                                  retention=self.meta_retention, k_min=self.k_min,
+                                  extra={"late_windows": len(late)} if late else None)
+                state = {**self._dump(crowd, pacer, selector),
+                         **folded.after(due.window, due.rows, late)}
                 taken = tx.record_live_crowd(
                     self.event_id, window=due.window, start_at=start,
                     wristbands=int(snapshot.active),
                     crowd=None if snapshot.crowd is None else round(snapshot.crowd, 2),
-                    decision_id=decision_id, state=self._dump(crowd, pacer, selector),
+                    decision_id=decision_id, state=state,
                     committed_at=datetime.fromtimestamp(self.clock(), UTC), worker=self.worker,
                 )
                 if not taken:
                     raise _Conflict
+                tx.record_progress(locked.run_id, windows_done=due.window + 1)
+                self._more = any(r.window > due.window for r in recent)
         except _Conflict:
             return False
         self.steps += 1
         self.decisions += int(decision_id is not None)
         return True
 
-    def _due(self, state: LiveStateData) -> _Due | None:
-        rows = self.store.live_windows(self.event_id, after=state.crowd_window)
-        if not rows:
+    def _due(self, recent: list[LiveWindowRow], stepped: int) -> _Due | None:
+        """The next window to step, if it is settled (module docstring); ``recent`` are the
+        committed rows from a few windows before the last step on, read under the lock."""
+        ahead = [r for r in recent if r.window > stepped]
+        if not ahead:
             return None
-        k = rows[0].window
-        this = [r for r in rows if r.window == k]
-        if rows[-1].window >= k + 2:
+        k = ahead[0].window
+        this = [r for r in ahead if r.window == k]
+        if ahead[-1].window >= k + 2:
             return _Due(k, this)
         oldest = min(r.committed_at for r in this).timestamp()
         if self.clock() - oldest >= self.settle:
             return _Due(k, this)
-        before = {r.pseudonym for r in self.store.live_windows(self.event_id, window=k - 1)}
+        before = {r.pseudonym for r in recent if r.window == k - 1}
         if before and before <= {r.pseudonym for r in this}:
             return _Due(k, this)
         return None
 
+    # -- the run's end -----------------------------------------------------------------------
+    def _finish_if_over(self, tx: StoreTransaction, locked: LiveStateData,
+                        recent: list[LiveWindowRow], *, stopping: bool = False) -> bool:
+        """Close the live run once the event's capture is over and every window is stepped:
+        the last window of the capture was stepped, or the capture ended and nothing was
+        committed for ``FINISH_GRACE`` seconds (or this worker is stopping: nobody is
+        streaming an event that is over). Runs in the caller's locked transaction, once."""
+        if tx.run_status(locked.run_id) != RUN_RUNNING:
+            return False
+        planned = int((self.event.capture_ends - self.event.capture_starts) / self.event.window)
+        now = self.clock()
+        if any(r.window > locked.crowd_window for r in recent):
+            return False
+        if locked.crowd_window < planned - 1:
+            if now < self.event.capture_ends.timestamp() + self.settle:
+                return False
+            newest = max((r.committed_at.timestamp() for r in recent), default=0.0)
+            if not stopping and now - newest < FINISH_GRACE:
+                return False
+        tx.now = self.event.capture_ends  # the event timeline, as a batch run closes
+        totals = tx.live_totals(self.event_id, locked.run_id)
+        state = locked.state
+        summary = {
+            "event_id": self.event_id, "run_id": locked.run_id, "policy": self.policy.name,
+            "source": LIVE_SOURCE, "windows": planned,
+            "windows_done": min(planned, locked.crowd_window + 1),
+            "wristbands": len(self.event.wristbands), "scorer": self.scorer_name,
+            **totals,
+            "live": {"crowd_steps": tx.live_crowd_count(self.event_id),
+                     "late_windows_folded": int(state.get("late") or 0),
+                     "windows_not_folded": max(0, totals["wristband_windows"]
+                                               - int(state.get("rows_folded") or 0))},
+        }
+        run_totals = RunTotals(
+            frames_in=totals["frames_in"], dropped=totals["dropped"],
+            raw_segments=totals["raw_segments"], speech_seconds_stored=0.0,
+            decisions=totals["decisions"], adaptive_flow=totals["adaptive_flow"],
+            artist_overrides=totals["artist_overrides"])
+        tx.finish_run(locked.run_id, event_id=self.event_id, totals=run_totals,
+                      summary=summary)
+        return True
+
+    def finish_if_over(self) -> bool:
+        """On a worker's way out: close the live run if the capture is over and every
+        committed window is stepped (see :meth:`_finish_if_over`)."""
+        try:
+            with self.store.transaction(self.event.capture_ends, actor="pipeline") as tx:
+                locked = tx.lock_live_state(self.event_id, skip_locked=True)
+                if locked is None:
+                    return False
+                recent = tx.live_windows(self.event_id, after=locked.crowd_window)
+                return self._finish_if_over(tx, locked, recent, stopping=True)
+        except StoreError:
+            return False
+
     @staticmethod
-    def _scores(tx: StoreTransaction, due: _Due) -> tuple[np.ndarray, np.ndarray]:
-        """The window's scores and zones from its sealed ``window_score`` records."""
-        wanted = [r.score_record_id for r in due.rows if r.score_record_id]
+    def _scores(tx: StoreTransaction, rows: list[LiveWindowRow]) -> tuple[np.ndarray, np.ndarray]:
+        """The rows' scores and zones from their sealed ``window_score`` records."""
+        wanted = [r.score_record_id for r in rows if r.score_record_id]
         records = tx.read_metadata(wanted)
         scores = [float(r.payload["score"]) for r in records]
         zones = [str(r.payload["zone"]) for r in records]
@@ -218,7 +346,8 @@ class CrowdStepper:
         crowd.crowd = s.get("crowd")
         crowd.zones = {str(k): float(v) for k, v in (s.get("zones") or {}).items()}
         crowd._history = deque(float(v) for v in s.get("history") or [])
-        selector = build_selector(self.event, self.policy, self.scorer_parameters)
+        selector = build_selector(self.event, self.policy, self.scorer_parameters,
+                                  self.catalogue)
         pacer = DecisionPacer(selector.threshold, self.event.decision_every)
         last = s.get("last_decision")
         pacer.last = parse_utc(last) if isinstance(last, str) else None

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from audit.reports._fmt import iso
 from audit.reports.gather.store import FRAME_MS
 from retention.models import Decision, EventRun
+from retention.store import LIVE_RUN_SOURCE, RUN_FINISHED, live_run_totals
 
 __all__ = [
     "decision_stats",
@@ -132,7 +133,9 @@ def decision_stats(session: Session, event_id: str) -> dict[str, Any]:
 
 
 def run_summaries(session: Session, event_id: str) -> list[dict[str, Any]]:
-    """The pipeline runs of an event with their stored summaries, oldest first."""
+    """The pipeline runs of an event with their stored summaries, oldest first. A live run
+    that has not closed yet has no totals in its summary: they are read from what its
+    workers committed so far."""
     return [
         {
             "id": run.id,
@@ -140,12 +143,19 @@ def run_summaries(session: Session, event_id: str) -> list[dict[str, Any]]:
             "source": run.source,
             "started_at": iso(run.started_at),
             "finished_at": iso(run.finished_at),
-            "summary": run.summary or {},
+            "summary": _summary(session, run),
         }
         for run in session.scalars(
             select(EventRun).where(EventRun.event_id == event_id).order_by(EventRun.id)
         )
     ]
+
+
+def _summary(session: Session, run: EventRun) -> dict[str, Any]:
+    summary = dict(run.summary or {})
+    if run.source == LIVE_RUN_SOURCE and summary.get("status") != RUN_FINISHED:
+        summary = {**live_run_totals(session, run.event_id, run.id), **summary}
+    return summary
 
 
 _REASON_KEYS = ("speech", "window", "staff", "consent", "withdrawn")
