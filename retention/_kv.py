@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .transit import _first_error as _first
+from .transit import server_errors
 
 __all__ = ["KvLocation", "KvClient", "CasConflict"]
 
@@ -48,20 +49,10 @@ class KvClient:
     @contextlib.contextmanager
     def _call(self, what: str) -> Iterator[None]:
         import hvac.exceptions as hx
-        import requests
 
         try:
-            yield
-        except requests.exceptions.RequestException:
-            raise ConfigError(
-                f"{self.where} is unreachable ({what}); start the server or fix "
-                "transit_address / FLOWAUDIT_TRANSIT_ADDR"
-            ) from None
-        except (hx.Forbidden, hx.Unauthorized):
-            raise ConfigError(
-                f"the token was refused for {what} on {self.where}; set VAULT_TOKEN (or "
-                "BAO_TOKEN, FLOWAUDIT_TRANSIT_TOKEN) to a token whose policy allows it"
-            ) from None
+            with server_errors(self.where, what):
+                yield
         except hx.InvalidRequest as exc:
             if "check-and-set" in str(exc).lower():
                 raise CasConflict() from None

@@ -85,21 +85,11 @@ class TransitClient:
     @contextlib.contextmanager
     def _call(self, what: str) -> Iterator[None]:
         import hvac.exceptions as hx
-        import requests
 
         where = self.config.where
         try:
-            yield
-        except requests.exceptions.RequestException:
-            raise ConfigError(
-                f"{where} is unreachable ({what}); start the server or fix transit_address / "
-                "FLOWAUDIT_TRANSIT_ADDR"
-            ) from None
-        except (hx.Forbidden, hx.Unauthorized):
-            raise ConfigError(
-                f"the Transit token was refused for {what} on {where}; set "
-                "FLOWAUDIT_TRANSIT_TOKEN to a token allowed to use that key"
-            ) from None
+            with server_errors(where, what):
+                yield
         except hx.InvalidPath:
             raise ConfigError(
                 f"{where} does not exist ({what}); create it with "
@@ -199,6 +189,27 @@ class TransitClient:
             results = data["data"]["batch_results"]
             out += [_batch_field(r, "ciphertext", self.config) for r in results]
         return out
+
+
+@contextlib.contextmanager
+def server_errors(where: str, what: str) -> Iterator[None]:
+    """The two failures every Vault/OpenBao call shares, as one line: server down, token
+    refused (the token itself is never shown)."""
+    import hvac.exceptions as hx
+    import requests
+
+    try:
+        yield
+    except requests.exceptions.RequestException:
+        raise ConfigError(
+            f"{where} is unreachable ({what}); start the server or fix transit_address / "
+            "FLOWAUDIT_TRANSIT_ADDR"
+        ) from None
+    except (hx.Forbidden, hx.Unauthorized):
+        raise ConfigError(
+            f"the token was refused for {what} on {where}; set FLOWAUDIT_TRANSIT_TOKEN (or "
+            "VAULT_TOKEN, BAO_TOKEN) to a token whose policy allows it"
+        ) from None
 
 
 def _batch_field(result: Mapping[str, Any], name: str, config: TransitConfig) -> str:
