@@ -29,6 +29,8 @@ def key_store_file(ctx: CheckContext) -> Path | None:
     legal_ref="GDPR Art 32(1)(a)",
 )
 def key_store_in_database(ctx: CheckContext) -> Iterator[tuple]:
+    if getattr(ctx.runtime.keys, "provider_name", "") == "shared":
+        return  # its keys are entries on the Vault/OpenBao server: never a database file
     keystore = key_store_file(ctx)
     engine = ctx.runtime.engine
     database = engine.url.database if engine.dialect.name == "sqlite" else None

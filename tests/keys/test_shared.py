@@ -223,8 +223,13 @@ def test_a_destroyed_key_is_never_made_again_and_a_restored_entry_is_refused(
             rt.store.get_raw(rid, now=now)
     finally:
         rt.close()
+    rules = ["audit", "check", "--only", "key-store-holds-destroyed-keys", "--only",
+             "key-store-in-database", "--home", str(a.home), "--now", now.isoformat()]
+    found = cli(*rules)
+    assert found.exit_code == 1 and "keys replay" in found.output
     replay = cli("keys", "replay", "--home", str(a.home), "--now", now.isoformat())
     assert replay.exit_code == 0 and "1 subject keys destroyed again" in replay.output
+    assert cli(*rules).exit_code == 0  # both rules pass on a shared home once replayed
     assert kv_entries(bao, kv_path)[f"subjects/{entry_name(victim)}"].keys() == {"destroyed_at"}
 
 
