@@ -47,6 +47,8 @@ __all__ = [
     "LiveWindowRecord",
     "LiveCrowdWindow",
     "LiveState",
+    "ConsoleKey",
+    "ConsoleControl",
     "BUCKET_ACTIVE",
     "BUCKET_SHREDDED",
     "BUCKET_DELETED",
@@ -362,3 +364,42 @@ class LiveState(Base):
     crowd_window: Mapped[int] = mapped_column(Integer, default=-1)
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsoleKey(Base):
+    """An API key of the console and /v1 API (issue 12): only the SHA-256 of its secret.
+
+    ``role`` is artist, scorer or viewer; ``pseudonym_salt`` keys the per-key pseudonyms a
+    scorer sees, so two scorers' feeds cannot be joined on the wristband."""
+
+    __tablename__ = "console_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(64))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    pseudonym_salt: Mapped[str] = mapped_column(String(64))
+    rate_per_second: Mapped[float] = mapped_column(Float)
+    burst: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConsoleControl(Base):
+    """An override, veto or pin asked for through the console, accepted or refused, with who
+    asked (key id, label, role); the live crowd step applies the accepted ones."""
+
+    __tablename__ = "console_controls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # override | veto | pin
+    track_id: Mapped[str | None] = mapped_column(String(64))
+    artist: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # accepted | refused
+    reason: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    by_label: Mapped[str] = mapped_column(String(64))
+    by_role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    __table_args__ = (Index("ix_console_controls_event_id", "event_id", "id"),)
