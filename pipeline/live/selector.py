@@ -44,6 +44,7 @@ from ..event import EventSpec
 from ..run import DecisionPacer, build_selector, register_wristband, store_crowd_score
 from ..sentiment import CrowdSentiment
 from .commit import worker_name
+from .controls import apply_live_controls
 
 __all__ = ["CrowdStepper", "LIVE_SOURCE", "DEFAULT_SETTLE_SECONDS"]
 
@@ -221,6 +222,8 @@ class CrowdStepper:
                 end = start + self.event.window
                 tx.now = end
                 crowd, pacer, selector = self._restore(locked)
+                apply_live_controls(tx, self.event_id, selector.artist, end,
+                                    catalogue=selector.catalogue)
                 scores, zones = self._scores(tx, due.rows + late)
                 snapshot = crowd.update(scores, zones)
                 in_event = self.event.starts_at <= start < self.event.ends_at
