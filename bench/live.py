@@ -373,12 +373,15 @@ def main() -> None:
         lat = latency_run(tmp, db_url, url, live_n, live_w, args.batch)
         print(f"latency   {lat['wristbands']} aiortc wristbands at real time, {lat['windows']}/"
               f"{lat['expected']} windows committed (worker --batch {lat['batch']}):")
-        print(f"          frame sent → window committed p50 {lat['p50']:.1f} ms, p99 "
-              f"{lat['p99']:.1f} ms ({lat['p99'] / pct(rtt, 99):.0f}× the bare NATS p99)")
+        print(f"          frame sent → window's commit begins (its row's committed_at) p50 "
+              f"{lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
+              f"({lat['p99'] / pct(rtt, 99):.0f}× the bare NATS p99)")
         wm = lat["worker_ms"]
         if wm:
-            print(f"          of it the worker's share, Flowaudit-Sent → committed: p50 "
-                  f"{wm.get('p50', float('nan')):.1f} ms, p99 {wm.get('p99', float('nan')):.1f} ms")
+            print(f"          gateway has the last frame (Flowaudit-Sent) → commit done (the "
+                  f"worker's count): p50 {wm.get('p50', float('nan')):.1f} ms, p99 "
+                  f"{wm.get('p99', float('nan')):.1f} ms")
+            lat["p99"] = max(lat["p99"], wm.get("p99") or 0.0)  # the goal: the larger of both
             prof = lat["worker"]
             print(f"          worker profile: {prof.get('batches')} batches of "
                   f"{prof.get('batch_mean')} windows, commit ms {prof.get('commit_ms')}, "

@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
+import os
 import sys
 import tempfile
 import threading
@@ -30,6 +32,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +97,19 @@ async def _publish(url: str, event, policy, windows: list[LiveWindow], rate: flo
     await conn.close()
 
 
+async def _flood(url: str, windows: list[LiveWindow]) -> None:
+    """Publish without waiting for each PubAck (core NATS into the stream's subjects, then
+    one flush): far faster than the workers drain, so the publisher never sets the pace."""
+    import nats
+
+    conn = await nats.connect(url)
+    for window in windows:
+        subject, headers, payload = encode_window(window)
+        await conn.publish(subject, payload, headers=headers)
+    await conn.flush(timeout=30)
+    await conn.close()
+
+
 async def _bare_loop(url: str, event_id: str, count: int) -> float:
     """Fetch, decode and ack ``count`` messages on a fresh durable; seconds taken."""
     import nats
@@ -115,12 +131,104 @@ async def _bare_loop(url: str, event_id: str, count: int) -> float:
     return elapsed
 
 
+def _cpu_busy() -> tuple[float, float]:
+    """``(busy, total)`` jiffies of every core since boot (/proc/stat): how loaded the
+    machine was while the workers ran, whoever loaded it."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return sum(fields) - idle, sum(fields)
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every ``postgres`` process on this machine so far (its load from
+    everyone, not only these workers; 0 when PostgreSQL runs elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or (proc / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _scaling(tmp: Path, settings: Any, url: str, n_workers: int,
+             wristbands: int, windows: int, run: int = 0) -> dict[str, Any]:
+    """``n_workers`` ``flowaudit worker`` processes on one consumer drain a backlog published
+    once they are all up; windows/s from the first to the last commit, and per worker
+    CPU-second (each worker's CPU from its first to its last batch)."""
+    import subprocess
+
+    from sqlalchemy import select
+
+    from retention.models import LiveWindowRecord
+
+    name = f"bench-scale-{run}-{n_workers}"
+    event_file = tmp / f"{name}.toml"
+    event_file.write_text(to_toml(event_doc(**{
+        "event__id": name, "wristbands__generate__count": wristbands})))
+    event, policy = load_event(event_file), load_policy(POLICY)
+    home = settings.home
+    runtime = open_runtime(settings, datetime.now(UTC))
+    bands = [(runtime.store.pseudonym(w.serial), w.zone) for w in event.wristbands]
+    runtime.close()
+    asyncio.run(_publish(url, event, policy, [], None))  # the stream, empty
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWAUDIT_")}
+    procs, files = [], []
+    for i in range(n_workers):
+        files.append(tmp / f"{name}-{i}.json")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "flowaudit", "worker", "--home", str(home), "--event",
+             str(event_file), "--policy", POLICY, "--nats", url, "--settle", "0.5",
+             "--exit-when-idle", "3", "--metrics-file", str(files[-1]), "--format", "json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT))
+    deadline = time.monotonic() + 120
+    while not all(f.exists() for f in files) and time.monotonic() < deadline:
+        time.sleep(0.1)  # every worker is up and pulling
+    rng = np.random.default_rng(11)
+    backlog = [_window(event, p, z, k, rng) for k in range(10, 10 + windows) for p, z in bands]
+    busy0, pg0 = _cpu_busy(), _postgres_cpu()
+    asyncio.run(_flood(url, backlog))
+    runtime = open_runtime(settings, datetime.now(UTC))
+
+    def committed() -> list[float]:
+        with runtime.store.session() as session:
+            return sorted(at.timestamp() for at in session.scalars(
+                select(LiveWindowRecord.committed_at).where(LiveWindowRecord.event_id == name)))
+
+    times = committed()
+    while len(times) < len(backlog) and time.monotonic() < deadline + 600:
+        time.sleep(0.2)
+        times = committed()
+    busy1, pg1 = _cpu_busy(), _postgres_cpu()  # the machine's load during the drain
+    for proc in procs:
+        proc.wait(600)
+    runtime.close()
+    metrics = [json.loads(f.read_text()) for f in files]
+    cpu = sum(m.get("busy_cpu_seconds") or 0.0 for m in metrics)
+    span = times[-1] - times[0] if len(times) > 1 else float("nan")
+    return {"workers": n_workers, "windows": len(times), "expected": len(backlog),
+            "rate": (len(times) - 1) / span, "cpu": cpu, "per_cpu": len(times) / cpu,
+            "split": [m["windows_committed"] for m in metrics],
+            "machine_busy": (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1.0),
+            "postgres_cpu": pg1 - pg0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--db", default=None, help="PostgreSQL URL (default: SQLite)")
     parser.add_argument("--wristbands", type=int, default=20)
     parser.add_argument("--windows", type=int, default=0)
+    parser.add_argument("--scaling", action="store_true",
+                        help="also 1 vs 2 worker processes (flowaudit worker) on one consumer")
+    parser.add_argument("--scale-wristbands", type=int, default=40)
+    parser.add_argument("--scale-windows", type=int, default=20)
+    parser.add_argument("--scale-order", default="1,2,2,1",
+                        help="worker counts of the scaling runs, in order")
     args = parser.parse_args()
     windows_per_band = args.windows or (5 if args.quick else 15)
     tmp = Path(tempfile.mkdtemp(prefix="flowaudit-bench-live-"))
@@ -184,6 +292,26 @@ def main() -> None:
               "worker runs")
         print(f"  Flowaudit-Sent -> committed      p50 {lat['p50']:.1f} ms, p99 "
               f"{lat['p99']:.1f} ms, max {lat['max']:.1f} ms ({m2.committed} committed)")
+        if args.scaling:
+            runtime.close()
+            order = [int(n) for n in args.scale_order.split(",")]
+            runs = [_scaling(tmp, settings, server.url, n, args.scale_wristbands,
+                             args.scale_windows, run=i) for i, n in enumerate(order)]
+            print(f"scaling     flowaudit worker processes on one consumer, "
+                  f"{args.scale_wristbands} wristbands x {args.scale_windows} windows each run")
+            for r in runs:
+                print(f"  {r['workers']} worker(s)  {r['windows']}/{r['expected']} windows, "
+                      f"{r['rate']:7.1f} windows/s wall, {r['per_cpu']:6.1f} windows per worker "
+                      f"CPU-second ({r['cpu']:.1f} CPU s; split {r['split']}); PostgreSQL "
+                      f"{r['postgres_cpu']:.1f} CPU s; machine {100 * r['machine_busy']:.0f}% "
+                      f"busy ({os.cpu_count()} cores)")
+            def mean(n: int, key: str) -> float:
+                values = [r[key] for r in runs if r["workers"] == n]
+                return sum(values) / len(values)
+
+            print(f"  2 workers / 1 worker (means over the runs): "
+                  f"{mean(2, 'rate') / mean(1, 'rate'):.2f}x wall, "
+                  f"{mean(2, 'per_cpu') / mean(1, 'per_cpu'):.2f}x per CPU-second")
     finally:
         runtime.close()
         server.stop()

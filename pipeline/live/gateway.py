@@ -6,7 +6,8 @@ send back what it returns. Everything runs on one asyncio loop; gating a finishe
 few milliseconds of numpy and webrtcvad, done in order per wristband so the voice detector's
 state follows the stream.
 
-Publishing is one task that sends final windows to JetStream in order, with
+Publishing is one task that sends final windows to JetStream (what is queued together goes out
+together, its acks awaited at once), with
 ``Nats-Msg-Id = <pseudonym>:<window>``: a window re-sent after a reconnect, a gateway restart or
 a publish retry is stored once. A wristband's ``published`` ack moves only when the broker has
 acknowledged, so a wristband that resends from ``published + 1`` after any failure loses
@@ -227,28 +228,47 @@ class Gateway:
                 self._enqueue(state, state.take_final(now))
 
     async def _publisher(self) -> None:
-        deadline: float | None = None
+        """Publish the final windows: what is queued together (the burst every wristband sends
+        when a window of the event timeline closes) goes out together, the broker's acks
+        awaited at once rather than one after another; a wristband's ``published`` moves
+        only once every window of the group is acknowledged."""
         while True:
             item = await self._queue.get()
-            if item is None:
+            group = [item]
+            while item is not None and not self._queue.empty():
+                item = self._queue.get_nowait()
+                group.append(item)
+            done = [g for g in group if g is not None]
+            outcomes = await asyncio.gather(*(self._publish_one(final) for _, final in done))
+            gave_up: set[int] = set()
+            for (state, final), outcome in zip(done, outcomes, strict=True):
+                if outcome is None or id(state) in gave_up:
+                    # gave up while stopping: the band resends from here to the next gateway
+                    gave_up.add(id(state))
+                    continue
+                if outcome:
+                    self.stats.windows_deduplicated += 1
+                else:
+                    self.stats.windows_published += 1
+                state.published_seq = max(state.published_seq, final.max_seq)
+            if len(done) < len(group):
                 return
-            state, final = item
-            subject, headers, payload = encode_window(final.window)
-            while True:
-                try:
-                    ack = await self.js.publish(subject, payload, headers=headers, timeout=2)
-                    break
-                except Exception as exc:  # broker down or restarting: retry, Msg-Id dedups
-                    self.stats.publish_retries += 1
-                    log.warning("publish to %s failed (%s); retrying", self.stream,
-                                type(exc).__name__)
-                    if self.stopping:
-                        deadline = deadline or time.monotonic() + STOP_TIMEOUT
-                        if time.monotonic() > deadline:
-                            return
-                    await asyncio.sleep(0.25)
-            if getattr(ack, "duplicate", False):
-                self.stats.windows_deduplicated += 1
-            else:
-                self.stats.windows_published += 1
-            state.published_seq = max(state.published_seq, final.max_seq)
+
+    async def _publish_one(self, final: Final) -> bool | None:
+        """Publish one window until the broker has it (Msg-Id dedups retries); ``True`` if it
+        was a duplicate, ``None`` if the gateway stopped before the broker took it."""
+        subject, headers, payload = encode_window(final.window)
+        deadline: float | None = None
+        while True:
+            try:
+                ack = await self.js.publish(subject, payload, headers=headers, timeout=2)
+                return bool(getattr(ack, "duplicate", False))
+            except Exception as exc:  # broker down or restarting: retry, Msg-Id dedups
+                self.stats.publish_retries += 1
+                log.warning("publish to %s failed (%s); retrying", self.stream,
+                            type(exc).__name__)
+                if self.stopping:
+                    deadline = deadline or time.monotonic() + STOP_TIMEOUT
+                    if time.monotonic() > deadline:
+                        return None
+                await asyncio.sleep(0.25)

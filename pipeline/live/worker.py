@@ -95,6 +95,10 @@ class WorkerMetrics:
     step_ms: list[float] = field(default_factory=list, repr=False)
     batch_sizes: list[int] = field(default_factory=list, repr=False)
     started: float = field(default_factory=time.monotonic)
+    # process CPU seconds at the first and after the latest batch: the CPU a drain cost,
+    # start-up (imports, connecting) left out
+    cpu_first: float | None = None
+    cpu_last: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -114,6 +118,8 @@ class WorkerMetrics:
             "batches": len(self.batch_sizes),
             "batch_mean": round(sum(self.batch_sizes) / max(len(self.batch_sizes), 1), 2),
             "cpu_seconds": round(time.process_time(), 3),
+            "busy_cpu_seconds": (None if self.cpu_first is None or self.cpu_last is None
+                                 else round(self.cpu_last - self.cpu_first, 3)),
             "seconds": round(elapsed, 3),
             "windows_per_second": round(self.committed / elapsed, 2),
         }
@@ -290,6 +296,8 @@ class Worker:
             accepted.append((message, window))
         if not accepted:
             return
+        if self.metrics.cpu_first is None:
+            self.metrics.cpu_first = time.process_time()
         for _ in accepted:
             self.fault.reach("before_commit")
         tick = time.perf_counter()
@@ -309,6 +317,7 @@ class Worker:
         self.metrics.batch_sizes.append(len(accepted))
         for (message, window), result in zip(accepted, results, strict=True):
             await self._settle(message, window, result)
+        self.metrics.cpu_last = time.process_time()
 
     async def _commit_one(self, message: Any, window: LiveWindow) -> None:
         try:
