@@ -1,0 +1,149 @@
+"""The console's one multiplexed stream (server-sent events) of a live or replayed event.
+
+Each poll (every ``poll`` seconds, no busy loop) reads what was committed since the stream's
+cursor and sends, in this order: ``sentiment`` per crowd window, ``decision`` per decision
+(then ``adaptive_flow`` when it was one, and ``control`` with status ``applied`` when it was a
+console override), ``control`` per control stored, and ``privacy`` when its counts changed
+(read at most every ``privacy_every`` seconds). A ``: keep-alive`` comment goes out after
+``keepalive`` quiet seconds.
+
+The cursor is ``W.D.C``: the last crowd window, decision id and control id sent; each event's
+``id:`` is the cursor after it, so ``Last-Event-ID`` resumes exactly after the last event the
+client saw. A new stream without one starts with the last ``BACKLOG`` crowd windows and the
+last decision (what the chart needs). The generator ends when the client goes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from .reader import EventView, Reader
+
+__all__ = ["Cursor", "BACKLOG", "event_stream", "parse_cursor", "frame"]
+
+BACKLOG = 100
+_CURSOR_RE = re.compile(r"(-?\d{1,12})\.(\d{1,15})\.(\d{1,15})")
+
+
+@dataclass
+class Cursor:
+    window: int
+    decision: int
+    control: int
+
+    def __str__(self) -> str:
+        return f"{self.window}.{self.decision}.{self.control}"
+
+
+def parse_cursor(value: str) -> Cursor | None:
+    """A ``Last-Event-ID`` cursor, or ``None`` if it is not one."""
+    match = _CURSOR_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    w, d, c = (int(g) for g in match.groups())
+    return Cursor(max(w, -1), d, c)
+
+
+def frame(kind: str, data: dict[str, Any], cursor: Cursor | None) -> bytes:
+    head = f"id: {cursor}\n" if cursor is not None else ""
+    body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return f"{head}event: {kind}\ndata: {body}\n\n".encode()
+
+
+def start_cursor(reader: Reader, event_id: str, horizon: datetime | None) -> Cursor:
+    """Where a new stream starts: the chart's backlog, the last decision, new controls."""
+    crowd = reader.last_crowd(event_id, horizon)
+    decision = reader.last_decision(event_id, horizon)
+    controls = reader.controls(event_id, horizon=horizon, limit=100000)
+    return Cursor(-1 if crowd is None else max(-1, crowd["window"] - BACKLOG),
+                  0 if decision is None else decision["id"] - 1,
+                  controls[-1]["id"] if controls else 0)
+
+
+def _poll(reader: Reader, event: EventView, cursor: Cursor, horizon: datetime | None
+          ) -> list[bytes]:
+    out: list[bytes] = []
+    for row in reader.crowd_windows(event.id, cursor.window, horizon):
+        cursor.window = row["window"]
+        out.append(frame("sentiment", row, cursor))
+    for decision in reader.decisions(event.id, cursor.decision, horizon):
+        cursor.decision = decision["id"]
+        out.append(frame("decision", decision, cursor))
+        if decision["adaptive_flow"]:
+            out.append(frame("adaptive_flow", {
+                "at": decision["at"], "decision_id": decision["id"],
+                "sentiment": decision["crowd_sentiment"],
+                "threshold": decision["parameters"].get("adaptive_flow_threshold"),
+                "track_id": decision["track_id"]}, cursor))
+        if decision["artist_override"]:
+            applied = _applied(reader, event.id, decision)
+            if applied is not None:
+                out.append(frame("control", applied, cursor))
+    for control in reader.controls(event.id, cursor.control, horizon):
+        cursor.control = control["id"]
+        out.append(frame("control", control, cursor))
+    return out
+
+
+def _applied(reader: Reader, event_id: str, decision: dict[str, Any]) -> dict[str, Any] | None:
+    """The console override a decision applied (its explanation names the control)."""
+    match = re.search(r"console #(\d+)", decision.get("explanation") or "")
+    if match is None:
+        return None
+    rows = reader.controls(event_id, int(match.group(1)) - 1, limit=1)
+    if not rows:
+        return None
+    return {**rows[0], "status": "applied", "decision_id": decision["id"],
+            "applied_at": decision["at"]}
+
+
+def _privacy_key(snapshot: dict[str, Any]) -> str:
+    """The snapshot without its countdowns: a change worth sending."""
+    stored = [{k: v for k, v in s.items() if k != "expires_in_seconds"}
+              for s in snapshot["stored"]]
+    return json.dumps({**snapshot, "stored": stored}, sort_keys=True)
+
+
+async def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, *,
+                       horizon: Callable[[], datetime | None],
+                       privacy: Callable[[EventView, datetime | None], dict[str, Any]],
+                       disconnected: Callable[[], Awaitable[bool]],
+                       poll: float, keepalive: float, sleep: Callable[[float], Awaitable[None]],
+                       on_open: Callable[[], None], on_close: Callable[[], None],
+                       privacy_every: float = 2.0) -> AsyncIterator[bytes]:
+    """The stream's bytes (module docstring)."""
+    on_open()
+    try:
+        yield b"retry: 2000\n\n"
+        if cursor is None:
+            cursor = await run_in_threadpool(start_cursor, reader, event.id, horizon())
+        last_sent, last_privacy, privacy_at = time.monotonic(), "", 0.0
+        while not await disconnected():
+            at = horizon()
+            frames = await run_in_threadpool(_poll, reader, event, cursor, at)
+            now = time.monotonic()
+            if now - privacy_at >= privacy_every:
+                privacy_at = now
+                snapshot = await run_in_threadpool(privacy, event, at)
+                key = _privacy_key(snapshot)
+                if key != last_privacy:
+                    last_privacy = key
+                    frames.append(frame("privacy", snapshot, cursor))
+            for chunk in frames:
+                yield chunk
+            if frames:
+                last_sent = now
+            elif now - last_sent >= keepalive:
+                last_sent = now
+                yield b": keep-alive\n\n"
+            await sleep(poll)
+    finally:
+        on_close()
