@@ -51,7 +51,7 @@ from .replay import Replay
 from .scorers import feature_windows, store_scores
 from .stream import event_stream, parse_cursor
 
-__all__ = ["create_app", "ApiError", "SECURITY_HEADERS", "API_VERSION"]
+__all__ = ["create_app", "build_app", "Service", "ApiError", "SECURITY_HEADERS", "API_VERSION"]
 
 API_VERSION = "1.0.0"
 HERE = Path(__file__).resolve().parent
@@ -338,13 +338,19 @@ def create_app(settings: Settings, *, event_files: Iterable[Path | str] = (),
         replay.start(datetime.fromisoformat(first[0]["at"]) if first else view.starts_at)
     service = Service(runtime, reader, ConsoleKeys(runtime.store), RateLimiter(clock),
                       replay, poll_interval, keepalive, clock)
+    return build_app(service)
+
+
+def build_app(service: Service | None) -> FastAPI:
+    """The app's routes over ``service`` (``None``: only to write the OpenAPI document)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
         try:
             yield
         finally:
-            service.close()
+            if service is not None:
+                service.close()
 
     app = FastAPI(
         title="flowaudit console API", version=API_VERSION, lifespan=lifespan,

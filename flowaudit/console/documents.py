@@ -1,0 +1,252 @@
+"""The API's two documents, generated from the code and checked into the repository.
+
+``openapi.json`` (OpenAPI 3.1) is FastAPI's description of the /v1 routes; ``asyncapi.yaml``
+(AsyncAPI 3.0) describes the streaming channels: the console's server-sent-events stream and
+the scorer feature feed. The message payload schemas are pydantic models here, so the stream
+tests validate what the stream sends against the very schemas the document carries.
+``flowaudit console docs --write`` rewrites both; the tests fail with a diff when the files
+drift from the code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .app import API_VERSION, build_app
+
+__all__ = ["OPENAPI_FILE", "ASYNCAPI_FILE", "MESSAGES", "openapi_text", "asyncapi_text",
+           "asyncapi_document", "drift", "write_documents"]
+
+HERE = Path(__file__).resolve().parent
+OPENAPI_FILE = HERE / "openapi.json"
+ASYNCAPI_FILE = HERE / "asyncapi.yaml"
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sentiment(_Msg):
+    """The crowd and zone sentiment of one crowd window (EMA, 0-100; null: nobody scored)."""
+
+    window: int
+    at: str
+    sentiment: float | None
+    zones: dict[str, float]
+    wristbands: int
+
+
+class DecisionMsg(_Msg):
+    """A next-track decision with its explanation and main parameters (DSA Art 27)."""
+
+    id: int
+    at: str
+    track_id: str
+    title: str | None
+    artist: str | None
+    crowd_sentiment: float
+    adaptive_flow: bool
+    artist_override: bool
+    explanation: str
+    parameters: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+class AdaptiveFlow(_Msg):
+    """An Adaptive Flow trigger: the crowd fell below the threshold, a recovery pick."""
+
+    at: str
+    decision_id: int
+    sentiment: float
+    threshold: float | None
+    track_id: str
+
+
+class Stored(_Msg):
+    category: str
+    records: int | None
+    retention: str | None
+    next_expiry: str | None
+    expires_in_seconds: float | None
+
+
+class Wristbands(_Msg):
+    registered: int
+    consenting: int
+    streaming: int
+
+
+class Privacy(_Msg):
+    """Wristbands consenting and streaming, frames dropped by reason, what is stored and when
+    its next record expires."""
+
+    wristbands: Wristbands
+    drops: dict[str, int]
+    stored: list[Stored]
+    policy: str
+
+
+class ControlMsg(_Msg):
+    """An override, veto or pin: stored (accepted or refused) or applied by a decision."""
+
+    id: int
+    kind: Literal["override", "veto", "pin"]
+    track_id: str | None
+    artist: str | None
+    by: str
+    role: str
+    at: str
+    status: Literal["accepted", "applied", "refused"]
+    reason: str | None
+    applied_at: str | None
+    decision_id: int | None = None
+
+
+class FeatureWindow(_Msg):
+    """One wristband window's features, under this key's own pseudonym of the wristband."""
+
+    window: int
+    start_at: str
+    subject: str = Field(pattern=r"^[0-9a-f]{24}$")
+    zone: str | None
+    features: dict[str, float]
+    frames: int
+
+
+class FeaturePage(_Msg):
+    """One page of the scorer feed; ask again with ``after=cursor``."""
+
+    cursor: int
+    stepped: int
+    windows: list[FeatureWindow]
+
+
+#: SSE ``event:`` name -> payload model
+MESSAGES: dict[str, type[BaseModel]] = {
+    "sentiment": Sentiment, "decision": DecisionMsg, "adaptive_flow": AdaptiveFlow,
+    "privacy": Privacy, "control": ControlMsg,
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    doc = build_app(None).openapi()
+    doc["info"]["description"] = (
+        "The /v1 API of the flowaudit DJ console. Every route takes `Authorization: Bearer "
+        "<key>` (keys: `flowaudit console key issue`; roles artist, viewer, scorer). Errors "
+        "are `{\"error\": {\"code\", \"message\"}}`. The stream's messages are described by "
+        "the AsyncAPI document (asyncapi.yaml).")
+    return doc
+
+
+def _schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        defs[name] = sub
+    return schema
+
+
+def asyncapi_document() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for name, model in MESSAGES.items():
+        defs[model.__name__] = _schema(model, defs)
+        messages[name] = {
+            "name": name, "title": name, "summary": (model.__doc__ or "").strip(),
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+            "headers": {"type": "object", "properties": {
+                "id": {"type": "string", "pattern": r"^-?\d+\.\d+\.\d+$",
+                       "description": "the cursor after this event (W.D.C); send it back as "
+                                      "Last-Event-ID to resume"}}},
+        }
+    defs["FeaturePage"] = _schema(FeaturePage, defs)
+    messages["feature_page"] = {
+        "name": "feature_page", "title": "feature page",
+        "summary": (FeaturePage.__doc__ or "").strip(), "contentType": "application/json",
+        "payload": {"$ref": "#/components/schemas/FeaturePage"}}
+    stream_refs = {n: {"$ref": f"#/components/messages/{n}"} for n in MESSAGES}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": "flowaudit console streams", "version": API_VERSION,
+                 "description": "The live channels of the flowaudit console: the multiplexed "
+                                "server-sent-events stream of one event, and the gated, "
+                                "pseudonymous feature feed third-party scorers poll."},
+        "defaultContentType": "application/json",
+        "servers": {"console": {"host": "127.0.0.1:8780", "protocol": "http",
+                                "description": "`flowaudit console` (default --host/--port)",
+                                "security": [{"$ref": "#/components/securitySchemes/key"}]}},
+        "channels": {
+            "eventStream": {
+                "address": "/v1/events/{event_id}/stream",
+                "title": "live stream of one event (text/event-stream)",
+                "description": "One SSE stream per console: the `event:` field names the "
+                               "message, `data:` is its JSON payload, `id:` the cursor; a "
+                               "`: keep-alive` comment after 15 quiet seconds.",
+                "parameters": {"event_id": {"description": "the event id"}},
+                "messages": stream_refs,
+            },
+            "featureFeed": {
+                "address": "/v1/events/{event_id}/features",
+                "title": "scorer feature feed (polled with ?after=cursor)",
+                "description": "Only for scorer keys, only where the policy sets "
+                               "selection.third_party_scorers = true; never audio, never "
+                               "serials, per-key pseudonyms.",
+                "parameters": {"event_id": {"description": "the event id"}},
+                "messages": {"feature_page": {"$ref": "#/components/messages/feature_page"}},
+            },
+        },
+        "operations": {
+            "receiveEventStream": {
+                "action": "receive", "channel": {"$ref": "#/channels/eventStream"},
+                "summary": "A console (artist or viewer key) follows the event.",
+                "messages": [{"$ref": f"#/channels/eventStream/messages/{n}"}
+                             for n in MESSAGES],
+                "security": [{"$ref": "#/components/securitySchemes/key"}],
+            },
+            "receiveFeatures": {
+                "action": "receive", "channel": {"$ref": "#/channels/featureFeed"},
+                "summary": "A scorer key reads feature windows; scores go back by POST "
+                           "/v1/events/{event_id}/scores (OpenAPI).",
+                "messages": [{"$ref": "#/channels/featureFeed/messages/feature_page"}],
+                "security": [{"$ref": "#/components/securitySchemes/key"}],
+            },
+        },
+        "components": {
+            "schemas": dict(sorted(defs.items())),
+            "messages": messages,
+            "securitySchemes": {"key": {"type": "httpApiKey", "name": "Authorization",
+                                        "in": "header",
+                                        "description": "`Bearer <key>`"}},
+        },
+    }
+
+
+def openapi_text() -> str:
+    return json.dumps(openapi_document(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def asyncapi_text() -> str:
+    return yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True, width=100)
+
+
+def drift() -> list[str]:
+    """Unified diffs of each checked-in document against the code's (empty: in step)."""
+    out = []
+    for path, text in ((OPENAPI_FILE, openapi_text()), (ASYNCAPI_FILE, asyncapi_text())):
+        old = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if old != text:
+            out.append("".join(difflib.unified_diff(
+                old.splitlines(True), text.splitlines(True), str(path), "generated")))
+    return out
+
+
+def write_documents() -> list[Path]:
+    OPENAPI_FILE.write_text(openapi_text(), encoding="utf-8")
+    ASYNCAPI_FILE.write_text(asyncapi_text(), encoding="utf-8")
+    return [OPENAPI_FILE, ASYNCAPI_FILE]
