@@ -208,6 +208,19 @@ def _live_row(row: LiveWindowRecord) -> LiveWindowRow:
     )
 
 
+def _read_live_windows(
+    session: Session, event_id: str, window: int | None, after: int | None
+) -> list[LiveWindowRow]:
+    """An event's committed live windows (one window, or all after one), in window order."""
+    query = select(LiveWindowRecord).where(LiveWindowRecord.event_id == event_id)
+    if window is not None:
+        query = query.where(LiveWindowRecord.window == window)
+    if after is not None:
+        query = query.where(LiveWindowRecord.window > after)
+    query = query.order_by(LiveWindowRecord.window, LiveWindowRecord.id)
+    return [_live_row(r) for r in session.scalars(query)]
+
+
 def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> bool:
     """``INSERT … ON CONFLICT DO NOTHING``: ``True`` if this call inserted the row. On
     PostgreSQL a concurrent insert of the same key waits for the other transaction, then
@@ -454,14 +467,8 @@ class EncryptedStore:
         self, event_id: str, *, window: int | None = None, after: int | None = None
     ) -> list[LiveWindowRow]:
         """Committed live wristband windows of an event (one window, or all after one)."""
-        query = select(LiveWindowRecord).where(LiveWindowRecord.event_id == event_id)
-        if window is not None:
-            query = query.where(LiveWindowRecord.window == window)
-        if after is not None:
-            query = query.where(LiveWindowRecord.window > after)
-        query = query.order_by(LiveWindowRecord.window, LiveWindowRecord.id)
         with self.session() as session:
-            return [_live_row(r) for r in session.scalars(query)]
+            return _read_live_windows(session, event_id, window, after)
 
     def live_crowd_windows(self, event_id: str) -> list[tuple[int, float | None, int | None]]:
         """``(window, crowd, decision id)`` of every crowd step taken, in window order."""
@@ -1286,13 +1293,7 @@ class StoreTransaction:
     ) -> list[LiveWindowRow]:
         """The committed wristband windows of one live window (or of all after one), read
         in this transaction, in window order."""
-        query = select(LiveWindowRecord).where(LiveWindowRecord.event_id == event_id)
-        if window is not None:
-            query = query.where(LiveWindowRecord.window == window)
-        if after is not None:
-            query = query.where(LiveWindowRecord.window > after)
-        query = query.order_by(LiveWindowRecord.window, LiveWindowRecord.id)
-        return [_live_row(r) for r in self.session.scalars(query)]
+        return _read_live_windows(self.session, event_id, window, after)
 
     def run_status(self, run_id: int) -> str | None:
         """The status a run's row says (``running`` even if its process died), or ``None``."""
