@@ -20,6 +20,7 @@ of its own, as :mod:`pipeline.live.tokens` does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -30,7 +31,8 @@ from retention.store import StoreTransaction
 from ..artist import ArtistControl, Override
 from ..catalogue import Catalogue
 
-__all__ = ["CONTROL_KINDS", "KINDS_BY_MODE", "apply_live_controls", "allowed_kinds"]
+__all__ = ["CONTROL_KINDS", "KINDS_BY_MODE", "StoredControl", "apply_live_controls",
+           "allowed_kinds", "merge_controls"]
 
 CONTROL_KINDS = ("override", "veto", "pin")
 #: which controls each ``selection.artist_control`` mode lets through
@@ -60,6 +62,18 @@ def allowed_kinds(mode: str) -> tuple[str, ...]:
     return KINDS_BY_MODE.get(mode, ())
 
 
+@dataclass(frozen=True)
+class StoredControl:
+    """One accepted console control as the crowd step reads it."""
+
+    id: int
+    kind: str
+    track_id: str | None
+    artist: str | None
+    label: str
+    applied: bool = False
+
+
 def apply_live_controls(tx: StoreTransaction, event_id: str, artist: ArtistControl,
                         at: datetime, *, catalogue: Catalogue) -> None:
     """Add the event's accepted console controls to ``artist`` (module docstring)."""
@@ -75,33 +89,44 @@ def apply_live_controls(tx: StoreTransaction, event_id: str, artist: ArtistContr
     ).all()
     if not rows:
         return
-    size = len(catalogue)
-    artists = np.array(catalogue.artists())
-    base = len(artist.overrides)
-    overrides: list[tuple[int, Override, bool]] = []
-    for control_id, kind, track_id, artist_name, label, applied_at in rows:
-        idx = catalogue.index_of(track_id) if track_id else None
-        if kind == "veto":
-            mask = _mask(artist.vetoed, size)
-            if idx is not None:
-                mask[idx] = True
-            elif artist_name:
-                mask |= artists == artist_name
-            artist.vetoed = mask
-        elif kind == "pin" and idx is not None:
-            mask = _mask(artist.pinned, size)
-            mask[idx] = True
-            artist.pinned = mask
-        elif kind == "override" and idx is not None:
-            note = f"console #{control_id} by {label}"
-            overrides.append((int(control_id), Override(_DUE, str(track_id), note),
-                              applied_at is not None))
-    artist.overrides = [*artist.overrides, *(o for _, o, _ in overrides)]
-    used = [cid for i, (cid, _, applied) in enumerate(overrides)
-            if base + i in artist._used and not applied]
+    controls = [StoredControl(int(r[0]), str(r[1]), r[2], r[3], str(r[4]), r[5] is not None)
+                for r in rows]
+    used = merge_controls(artist, controls, catalogue)
     if used:
         tx.session.execute(sa.update(CONTROLS).where(CONTROLS.c.id.in_(used))
                            .values(applied_at=at))
+
+
+def merge_controls(artist: ArtistControl, controls: list[StoredControl],
+                   catalogue: Catalogue) -> list[int]:
+    """Add ``controls`` (in id order) to ``artist`` under its mode; return the ids of console
+    overrides the earlier steps used that are not marked applied yet."""
+    kinds = allowed_kinds(artist.mode)
+    size = len(catalogue)
+    artists = np.array(catalogue.artists())
+    base = len(artist.overrides)
+    overrides: list[tuple[StoredControl, Override]] = []
+    for control in controls:
+        if control.kind not in kinds:
+            continue
+        idx = catalogue.index_of(control.track_id) if control.track_id else None
+        if control.kind == "veto":
+            mask = _mask(artist.vetoed, size)
+            if idx is not None:
+                mask[idx] = True
+            elif control.artist:
+                mask |= artists == control.artist
+            artist.vetoed = mask
+        elif control.kind == "pin" and idx is not None:
+            mask = _mask(artist.pinned, size)
+            mask[idx] = True
+            artist.pinned = mask
+        elif control.kind == "override" and idx is not None:
+            note = f"console #{control.id} by {control.label}"
+            overrides.append((control, Override(_DUE, str(control.track_id), note)))
+    artist.overrides = [*artist.overrides, *(o for _, o in overrides)]
+    return [c.id for i, (c, _) in enumerate(overrides)
+            if base + i in artist._used and not c.applied]
 
 
 def _mask(current: np.ndarray | None, size: int) -> np.ndarray:
