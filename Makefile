@@ -44,8 +44,12 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+# The suite runs in PYTEST_WORKERS processes (pytest-xdist), a module per process at a time so
+# that a module's servers start once; most tests wait on servers and subprocesses, so 3
+# processes keep 2 cores busy. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 3
 test: setup system-deps services lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 # Every benchmark prints its own baseline, measured in the same run, and the ratio to it.
 # -P keeps bench/ off the import path: bench/audit.py and bench/pipeline.py would otherwise

@@ -115,4 +115,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller sees every
+        return  # report and writes the count once
     (_ROOT / ".pytest-postgres-count").write_text(f"{_pg_passed}\n")

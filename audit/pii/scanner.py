@@ -44,6 +44,13 @@ from spacy.tokens import Doc
 from audit.pii._engine import LANGUAGES, OfflineSpacyNlpEngine, shared_analyzer
 from audit.pii._language import detect_language
 from audit.pii._names import name_runs
+from audit.pii.defaults import (
+    DEFAULT_ENTITIES,
+    DEFAULT_THRESHOLD,
+    LANGUAGE_CHOICES,
+    NER_ENTITIES,
+    STRUCTURED_ENTITIES,
+)
 from audit.pii.recognizers import DEFAULT_PHONE_REGIONS, RecognizerConfig
 from audit.pii.vocabulary import EVENT_VOCABULARY, AllowList
 from retention.errors import InputError
@@ -66,20 +73,6 @@ __all__ = [
     "detect_language",
 ]
 
-STRUCTURED_ENTITIES: tuple[str, ...] = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "FR_NIR",
-    "IBAN_CODE",
-    "CREDIT_CARD",
-    "IP_ADDRESS",
-)
-NER_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION")
-# LOCATION and ORGANIZATION are off by default: a venue, a city or a label is not personal
-# data on its own, and at an event they are mostly vocabulary. Ask for them explicitly.
-DEFAULT_ENTITIES: tuple[str, ...] = ("PERSON", *STRUCTURED_ENTITIES, "URL")
-DEFAULT_THRESHOLD = 0.5
-LANGUAGE_CHOICES = ("fr", "en", "auto")
 # How unlikely a false match of each validator is (NIR mod 97 > IBAN mod 97 > Luhn mod 10 …)
 _SPECIFICITY = {
     "FR_NIR": 6, "IBAN_CODE": 5, "EMAIL_ADDRESS": 5, "CREDIT_CARD": 4, "IP_ADDRESS": 3,

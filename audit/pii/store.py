@@ -18,18 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from audit.pii.defaults import FREE_TEXT_KINDS
 from audit.pii.scanner import PiiFinding, Scanner, TextItem, flatten_record, get_scanner
 
 __all__ = ["FREE_TEXT_KINDS", "StoreScan", "iter_store_texts", "scan_store"]
 
-FREE_TEXT_KINDS: tuple[str, ...] = (
-    "track_request",
-    "request",
-    "note",
-    "comment",
-    "message",
-    "dedication",
-)
 
 
 @dataclass

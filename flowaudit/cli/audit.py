@@ -294,18 +294,7 @@ def anchor_cmd(
         report = verify_log(
             runtime.engine, signer.public_key, allow_unsigned_tail=allow_unsigned_tail
         )
-        first = report.first_problem
-        if first is not None and first.kind == "unsigned" and report.problems_total == 1:
-            raise IntegrityError(
-                f"refusing to anchor: entries from seq {first.seq} on are not covered by a "
-                "signed checkpoint; inspect them (`flowaudit audit log`), then rerun with "
-                "--allow-unsigned-tail to sign them"
-            )
-        if not report.ok:
-            raise IntegrityError(
-                f"refusing to anchor a log that fails verification (first bad entry is seq "
-                f"{report.first_bad_seq}); run `flowaudit audit verify`"
-            )
+        _refuse_unverified(report, "anchor", fix=" to sign them")
         with runtime.store.transaction(runtime.now, actor="audit") as tx:
             checkpoint = write_checkpoint(tx.session, signer, runtime.now)
             checkpoint = checkpoint or last_checkpoint(tx.session)
@@ -468,13 +457,14 @@ def receipt_line(summary: dict[str, Any]) -> str:
     )
 
 
-def _refuse_unverified(report: VerifyReport, verb: str) -> None:
+def _refuse_unverified(report: VerifyReport, verb: str, *, fix: str = "") -> None:
+    """One refusal for every command that must not vouch for a log that fails verification."""
     first = report.first_problem
     if first is not None and first.kind == "unsigned" and report.problems_total == 1:
         raise IntegrityError(
             f"refusing to {verb}: entries from seq {first.seq} on are not covered by a "
             "signed checkpoint; inspect them (`flowaudit audit log`), then rerun with "
-            "--allow-unsigned-tail"
+            f"--allow-unsigned-tail{fix}"
         )
     if not report.ok:
         raise IntegrityError(

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from audit.pii.files import read_records
-from audit.pii.scanner import (
+# the NLP stack (presidio, spaCy) loads only when a scan runs, not with every command
+from audit.pii.defaults import (
     DEFAULT_ENTITIES,
     DEFAULT_THRESHOLD,
+    FREE_TEXT_KINDS,
     LANGUAGE_CHOICES,
-    PiiFinding,
-    Scanner,
 )
-from audit.pii.store import FREE_TEXT_KINDS, scan_store
-from audit.pii.vocabulary import read_terms
 from retention.errors import InputError
+
+if TYPE_CHECKING:
+    from audit.pii.scanner import PiiFinding
 
 from ._common import (
     DbOption,
@@ -117,6 +117,11 @@ def pii_scan(
         raise InputError("--kind, --all-kinds and --event apply to the store; drop them with FILE")
     if kind and all_kinds:
         raise InputError("--kind and --all-kinds contradict each other; give one")
+    from audit.pii.files import read_records
+    from audit.pii.scanner import Scanner
+    from audit.pii.store import scan_store
+    from audit.pii.vocabulary import read_terms
+
     scanner = Scanner(
         entities=list(entity) if entity else DEFAULT_ENTITIES,
         score_threshold=threshold,

@@ -60,6 +60,9 @@ class Trap:
                 first = conn.recv(4096)
             except OSError:
                 first = b""
+            if not first:  # a preconnected socket closed unused: it asked for nothing
+                conn.close()
+                continue
             match = _REQUEST.match(first)
             self.hosts.append(
                 (match.group(1) or match.group(2)).decode()
