@@ -269,13 +269,23 @@ class Worker:
                 if self.config.max_messages is not None and handled >= self.config.max_messages:
                     break
             self._steps()
-            if self.stepper.finish_if_over():  # the capture is over and every window stepped
-                self.metrics.run_finished = True
+            if await self._stream_drained(sub) and self.stepper.finish_if_over():
+                self.metrics.run_finished = True  # the capture is over, every window stepped
         finally:
             with contextlib.suppress(Exception):  # acks were sent; close, not drain: a
                 await asyncio.wait_for(conn.close(), timeout=5)  # pull sub drains for 30 s
             self._report()
         return self.metrics
+
+    @staticmethod
+    async def _stream_drained(sub: Any) -> bool:
+        """Nothing left for the workers: no message waiting and none delivered but unacked
+        (another worker's, or one this worker handed back). Unknown counts as not drained."""
+        try:
+            info = await asyncio.wait_for(sub.consumer_info(), timeout=3)
+        except Exception:
+            return False
+        return int(info.num_pending or 0) == 0 and int(info.num_ack_pending or 0) == 0
 
     async def _handle_batch(self, messages: list[Any]) -> None:
         """Refuse what is not a window of this event (each message on its own), commit the

@@ -20,6 +20,7 @@ from flowaudit.runtime import open_runtime
 from pipeline.live.commit import WindowCommitter
 from pipeline.live.selector import CrowdStepper
 from pipeline.sentiment import BuiltinScorer
+from retention.store import RUN_FINISHED
 from tests.live.worker_fixtures import (
     READ_AT,
     LiveSetup,
@@ -81,6 +82,15 @@ def test_sigterm_finishes_the_window_in_hand(live_setup: LiveSetup, nats: NatsSe
     rest = start_worker(live_setup, nats.url, idle=3.0)
     assert rest.wait() == 0, rest.stderr
     assert rest.metrics()["windows_committed"] == len(windows) - done  # ...none lost
+    # a worker that leaves windows in the stream does not close the run; the one that drains
+    # it (the capture of this event is long over) does, once
+    flags = (worker.metrics()["run_finished"], rest.metrics()["run_finished"])
+    assert flags == ((False, True) if done < len(windows) else (True, False))
+    runtime = open_runtime(live_setup.settings, READ_AT)
+    try:
+        assert runtime.store.runs(live_setup.event.id)[-1].status == RUN_FINISHED
+    finally:
+        runtime.close()
     assert sorted(store_view(live_setup).keys) == sorted((w.pseudonym, w.window)
                                                          for w in windows)
 
