@@ -13,12 +13,12 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from .app import API_VERSION, build_app
+from .app import API_VERSION, Control, build_app
 
 __all__ = ["OPENAPI_FILE", "ASYNCAPI_FILE", "MESSAGES", "openapi_text", "asyncapi_text",
            "asyncapi_document", "drift", "write_documents"]
@@ -92,19 +92,11 @@ class Privacy(_Msg):
     policy: str
 
 
-class ControlMsg(_Msg):
+class ControlMsg(Control):
     """An override, veto or pin: stored (accepted or refused) or applied by a decision."""
 
-    id: int
-    kind: Literal["override", "veto", "pin"]
-    track_id: str | None
-    artist: str | None
-    by: str
-    role: str
-    at: str
-    status: Literal["accepted", "applied", "refused"]
-    reason: str | None
-    applied_at: str | None
+    model_config = ConfigDict(extra="forbid")
+
     decision_id: int | None = None
 
 
