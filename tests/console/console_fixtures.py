@@ -81,25 +81,23 @@ def console_home(tmp: Path, backend: str, pg_available: bool,
                 driver.runtime.close()
 
 
-def decisions(settings: Settings, event_id: str) -> list[Decision]:
+def _rows(settings: Settings, query: Any) -> list[Any]:
+    """The rows ``query`` selects, detached, read through a runtime of their own."""
     runtime = open_runtime(settings, datetime.now(UTC))
     try:
         with runtime.store.session() as session:
-            rows = list(session.scalars(select(Decision).where(Decision.event_id == event_id)
-                                        .order_by(Decision.id)))
+            rows = list(session.scalars(query))
             session.expunge_all()
             return rows
     finally:
         runtime.close()
+
+
+def decisions(settings: Settings, event_id: str) -> list[Decision]:
+    return _rows(settings, select(Decision).where(Decision.event_id == event_id)
+                 .order_by(Decision.id))
 
 
 def audit(settings: Settings, action: str) -> list[AuditEntry]:
-    runtime = open_runtime(settings, datetime.now(UTC))
-    try:
-        with runtime.store.session() as session:
-            rows = list(session.scalars(select(AuditEntry).where(AuditEntry.action == action)
-                                        .order_by(AuditEntry.seq)))
-            session.expunge_all()
-            return rows
-    finally:
-        runtime.close()
+    return _rows(settings, select(AuditEntry).where(AuditEntry.action == action)
+                 .order_by(AuditEntry.seq))

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +77,8 @@ def _kill_mid_delete(home: Settings, at: datetime) -> int:
             "1",
             "--shred-chunk",
             "1",
+            "--hold-after-deleted",
+            "3",
         ],
         cwd=ROOT,
         env=ENV_CLEAN,
@@ -87,22 +88,17 @@ def _kill_mid_delete(home: Settings, at: datetime) -> int:
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
+    held = proc.stdout.readline().strip()  # the worker parks inside the purge, batch committed
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert held == "held" and proc.returncode == -signal.SIGKILL, f"the purge did not hold: {err}"
     watcher = open_runtime(home, at, ENV_CLEAN)
     try:
-        run_id = None
-        while proc.poll() is None:  # watch the worker's own tally, committed with each batch
-            with watcher.store.session() as session:
-                run = session.scalar(select(PurgeRun).where(PurgeRun.status == "running"))
-                if run is not None and run.rows_deleted >= 3:
-                    run_id = int(run.id)
-                    proc.send_signal(signal.SIGKILL)
-                    break
-            time.sleep(0.01)
-        proc.communicate(timeout=60)
+        with watcher.store.session() as session:
+            (run_id,) = session.scalars(select(PurgeRun.id).where(PurgeRun.status == "running"))
     finally:
         watcher.close()
-    assert run_id is not None and proc.returncode == -signal.SIGKILL, "the purge finished first"
-    return run_id
+    return int(run_id)
 
 
 def test_a_purge_killed_mid_delete_is_closed_as_interrupted_and_fully_receipted(
