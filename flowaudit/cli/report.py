@@ -13,7 +13,7 @@ from retention.errors import InputError
 from retention.ground.durations import parse_duration_option
 from retention.ground.times import parse_date_option
 
-from ..clock import resolve_now
+from ..clock import pinned_now
 from ..reporting import DEFAULT_SOURCE, PROFILES, audit_scope, compare_context
 from ._common import DbOption, HomeOption, NowOption, runtime_from
 
@@ -120,7 +120,7 @@ def report(
     if "compare" in kinds:
         length = parse_duration_option(duration, "--duration") if duration is not None else None
         names = [p.strip() for p in profiles.split(",") if p.strip()]
-        moment = resolve_now(now) if now else None
+        moment = pinned_now(now)  # unpinned: the comparison stands at each run's end
         with compare_context(
             event_file=event_file,
             profiles=names,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +137,10 @@ def test_compare_without_runs_is_refused(compared: tuple[ReportContext, Any]) ->
         build_report("compare", lonely)
 
 
-def test_compare_cli_writes_the_report(tmp_path: Path) -> None:
+def test_compare_cli_writes_the_report_at_the_pinned_time(tmp_path: Path) -> None:
+    """FLOWAUDIT_NOW pins the comparison's "now" just as --now does (it was once ignored)."""
     out = tmp_path / "out"
+    pinned = "2026-07-01T23:00:00+00:00"
     result = CliRunner().invoke(
         app,
         [
@@ -155,7 +157,9 @@ def test_compare_cli_writes_the_report(tmp_path: Path) -> None:
             "--out",
             str(out),
         ],
+        env={"FLOWAUDIT_NOW": pinned},
     )
     assert result.exit_code == 0, result.stderr
-    data = json.loads((out / "compare.json").read_text(encoding="utf-8"))
-    assert [p["profile"] for p in data["data"]["profiles"]] == ["spotify-2026", "tiktok-2026"]
+    report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert [p["profile"] for p in report["data"]["profiles"]] == ["spotify-2026", "tiktok-2026"]
+    assert datetime.fromisoformat(report["meta"]["generated_at"]) == datetime.fromisoformat(pinned)
