@@ -175,6 +175,39 @@ def _verified(verification: dict[str, Any]) -> str:
     )
 
 
+#: how each key provider keeps the data keys, and what wraps them (``key_store.kind``)
+_KEY_STORES = {
+    "FileKeyStore": "encrypted under the master key (KEK) kept on this machine",
+    "TransitKeyStore": "each key wrapped by an OpenBao/Vault Transit key that never leaves "
+    "the server; no master key on this machine",
+    "SharedKeyStore": "each key held in OpenBao/Vault KV v2, wrapped by a Transit key that "
+    "never leaves the server; no key file or master key on this machine",
+}
+
+
+def _key_store_text(keys: dict[str, Any]) -> str:
+    """The key store row's "configured" text, true to the provider the home uses."""
+    how = _KEY_STORES.get(keys["kind"], f"provider {keys['kind']}")
+    where = f"{keys['kind']} file, mode {keys['file_mode'] or '-'}, " if keys["file_mode"] else ""
+    return f"{where}{how}; the database holds no key material"
+
+
+def _wrapping_key_measure(kind: str, master: dict[str, Any]) -> dict[str, str]:
+    """The row for the key that wraps the data keys: the local master key, or Transit's."""
+    if kind == "FileKeyStore":
+        return {
+            "measure": "Master key",
+            "configured": f"from the {master['source']}",
+            "evidence": f"key file mode {master['file_mode'] or '-'}",
+        }
+    return {
+        "measure": "Wrapping key",
+        "configured": "the OpenBao/Vault Transit key; wrapping and unwrapping happen on the "
+        "server, with a token read from the environment only",
+        "evidence": f"local master key file: {'present' if master['file_mode'] else 'none'}",
+    }
+
+
 def security_measures(
     security: dict[str, Any],
     chain: dict[str, Any],
@@ -208,18 +241,13 @@ def security_measures(
         },
         {
             "measure": "Key store outside the database",
-            "configured": f"{keys['kind']} file, mode {keys['file_mode'] or '-'}, encrypted under "
-            "the master key; the database holds no key material",
+            "configured": _key_store_text(keys),
             "evidence": f"outside the database: {f.yes_no(keys['outside_database'])}; "
             f"{f.n(keys['live_bucket_keys'])} live bucket keys; key columns in the schema: "
             + ", ".join(keys["key_columns_in_schema"])
             + " (identifiers only)",
         },
-        {
-            "measure": "Master key",
-            "configured": f"from the {security['master_key']['source']}",
-            "evidence": f"key file mode {security['master_key']['file_mode'] or '-'}",
-        },
+        _wrapping_key_measure(keys["kind"], security["master_key"]),
         {
             "measure": "Retention by key destruction (crypto-shredding)",
             "configured": "one key per event, data category and hour; the purge destroys the "

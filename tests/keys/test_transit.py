@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
+from audit.reports import ReportContext, build_report, render, schema_for
 from flowaudit.config import Settings, resolve_settings
 from flowaudit.runtime import Runtime, open_runtime
 from retention.errors import ConfigError, RecordShreddedError
@@ -84,6 +86,36 @@ def test_round_trip_through_the_store_with_transit(
         assert entry.details["to"] == "transit" and token not in json.dumps(entry.details)
     finally:
         rt.close()
+
+
+def test_the_gdpr_report_says_transit_wraps_the_keys(
+    sqlite_home: Settings, now: datetime, bao: Bao, token: str, transit_key: str
+) -> None:
+    """Art 32 measures name the provider in use, not the master key a Transit home retired."""
+
+    def measures(settings: Settings) -> dict[str, str]:
+        rt = open_runtime(settings, now)
+        try:
+            report = build_report("gdpr", ReportContext.open(rt, now=now, event_id="fete"))
+            document = json.loads(render(report, "json"))
+            Draft202012Validator(schema_for("gdpr")).validate(document)
+            rows = document["data"]["security"]["measures"]
+        finally:
+            rt.close()
+        return {row["measure"]: row["configured"] for row in rows}
+
+    rt = open_runtime(sqlite_home, now)
+    seed_crowd(rt.store, now, event_id="fete", subjects=2, hours=1, seed=5)
+    rt.close()
+    local = measures(sqlite_home)
+    assert "master key (KEK) kept on this machine" in local["Key store outside the database"]
+    assert "Master key" in local and "Wrapping key" not in local
+    transit = measures(_to_transit(sqlite_home, bao, transit_key, now))
+    assert "master key" not in transit["Key store outside the database"].replace(
+        "no master key", ""
+    )
+    assert "Transit key" in transit["Key store outside the database"]
+    assert "Master key" not in transit and "Transit" in transit["Wrapping key"]
 
 
 def test_destroy_rotate_rewrap_trim(
