@@ -270,7 +270,7 @@ class PurgeRun(Base):
     as_of: Mapped[datetime] = mapped_column(UTCDateTime())
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     buckets_shredded: Mapped[int] = mapped_column(Integer, default=0)
-    rows_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_deleted: Mapped[int] = mapped_column(BigInteger, default=0)  # 64-bit, as bytes_freed
     bytes_freed: Mapped[int] = mapped_column(BigInteger, default=0)  # 64-bit: runs free > 2 GiB
     # running | done | stopped | failed | dry-run | interrupted (killed; closed by a later run)
     status: Mapped[str] = mapped_column(String(20), default="running")

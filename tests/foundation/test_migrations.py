@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -47,31 +48,41 @@ def test_models_match_migrations(home: Settings) -> None:
     assert diff == []
 
 
-def _bytes_freed(url: str, value: int | None = None) -> list[int]:
-    """Insert a purge run freeing ``value`` bytes (if given); return every run's figure."""
+def _tally(url: str, column: str, value: int | None = None) -> list[int]:
+    """Insert a purge run with ``column`` = ``value`` (if given); return every run's figure."""
     engine = db.make_engine(url)
+    figures = {"rows_deleted": 0, "bytes_freed": 0} | ({column: value} if value else {})
     try:
         with engine.begin() as conn:
             if value is not None:
                 conn.execute(
                     text(
                         "INSERT INTO purge_runs (started_at, as_of, dry_run, buckets_shredded, "
-                        "rows_deleted, bytes_freed, status) VALUES (:t, :t, false, 0, 0, :b, 'done')"
+                        "rows_deleted, bytes_freed, status) VALUES (:t, :t, false, 0, :r, :b, 'done')"
                     ),
-                    {"t": datetime(2026, 6, 25, tzinfo=UTC), "b": value},
+                    {"t": datetime(2026, 6, 25, tzinfo=UTC), "r": figures["rows_deleted"],
+                     "b": figures["bytes_freed"]},
                 )
-            return list(
-                conn.execute(text("SELECT bytes_freed FROM purge_runs ORDER BY id")).scalars()
-            )
+            return list(conn.execute(text(f"SELECT {column} FROM purge_runs ORDER BY id")).scalars())
     finally:
         engine.dispose()
 
 
-def test_bytes_freed_is_64_bit_and_a_downgrade_clamps_it(home: Settings) -> None:
-    """0002 widens purge_runs.bytes_freed: 5 GiB fits; back on 0001 it is clamped to 2^31-1."""
-    five_gib = 5 * 2**30
-    assert _bytes_freed(home.db_url, five_gib) == [five_gib]
-    db.downgrade(home.db_url, "0001_initial")
-    assert _bytes_freed(home.db_url) == [2**31 - 1]
+@pytest.mark.parametrize(
+    ("column", "widened_by", "before"),
+    [
+        ("bytes_freed", "0002_purge_bytes_freed_bigint", "0001_initial"),
+        ("rows_deleted", "0007_purge_rows_deleted_bigint", "0006_console"),
+    ],
+)
+def test_purge_tallies_are_64_bit_and_a_downgrade_clamps_them(
+    home: Settings, column: str, widened_by: str, before: str
+) -> None:
+    """Each widening migration: 5 Gi fits; back before it, the figure is clamped to 2^31-1."""
+    big = 5 * 2**30
+    assert _tally(home.db_url, column, big) == [big]
+    db.downgrade(home.db_url, before)
+    assert _tally(home.db_url, column) == [2**31 - 1]
+    db.upgrade(home.db_url, widened_by)  # this migration alone makes room again
+    assert _tally(home.db_url, column, big) == [2**31 - 1, big]
     db.upgrade(home.db_url)
-    assert _bytes_freed(home.db_url, five_gib) == [2**31 - 1, five_gib]
