@@ -49,7 +49,7 @@ from .limits import MinuteTally, RateLimiter
 from .reader import EventView, Reader
 from .replay import Replay
 from .scorers import feature_windows, store_scores
-from .stream import event_stream, parse_cursor
+from .stream import EventStreamResponse, event_stream, parse_cursor
 
 __all__ = ["create_app", "build_app", "Service", "ApiError", "SECURITY_HEADERS", "API_VERSION"]
 
@@ -514,9 +514,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                             privacy=service.privacy, disconnected=request.is_disconnected,
                             poll=service.poll, keepalive=service.keepalive,
                             sleep=asyncio.sleep, on_open=opened, on_close=closed)
-        return StreamingResponse(body, media_type="text/event-stream",
-                                 headers={"cache-control": "no-store",
-                                          "x-accel-buffering": "no"})
+        return EventStreamResponse(body, media_type="text/event-stream",
+                                   headers={"cache-control": "no-store",
+                                            "x-accel-buffering": "no"})
 
     @app.get("/v1/events/{event_id}/features", tags=["scorers"], dependencies=auth,
              responses=_errors(*AUTH_ERRORS))

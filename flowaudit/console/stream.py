@@ -10,7 +10,9 @@ console override), ``control`` per control stored, and ``privacy`` when its coun
 The cursor is ``W.D.C``: the last crowd window, decision id and control id sent; each event's
 ``id:`` is the cursor after it, so ``Last-Event-ID`` resumes exactly after the last event the
 client saw. A new stream without one starts with the last ``BACKLOG`` crowd windows and the
-last decision (what the chart needs). The generator ends when the client goes.
+last decision (what the chart needs). The generator ends when the client goes: it checks
+before each poll, and :class:`EventStreamResponse` closes it however the response ends (its
+``finally`` calls ``on_close`` at once, not whenever the garbage collector gets to it).
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from .reader import EventView, Reader
 
-__all__ = ["Cursor", "BACKLOG", "event_stream", "parse_cursor", "frame"]
+__all__ = ["Cursor", "BACKLOG", "EventStreamResponse", "event_stream", "parse_cursor", "frame"]
 
 BACKLOG = 100
 _CURSOR_RE = re.compile(r"(-?\d{1,12})\.(\d{1,15})\.(\d{1,15})")
@@ -147,3 +152,20 @@ async def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, 
             await sleep(poll)
     finally:
         on_close()
+
+
+class EventStreamResponse(StreamingResponse):
+    """A streaming response that closes its generator on every way out.
+
+    When the client goes, Starlette cancels the response; if that lands while a chunk is being
+    sent (the socket's buffer full), the generator is left suspended at its ``yield`` and its
+    ``finally`` would run only when the garbage collector finalises it."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()

@@ -1,0 +1,297 @@
+"""The console's SSE stream over real uvicorn and a real store (SQLite and PostgreSQL): events
+arrive as the workers commit, each payload matches the AsyncAPI document's schema, a stream
+resumes exactly after its Last-Event-ID, ends when the client goes; and a replayed event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from flowaudit.console.app import create_app
+from flowaudit.console.documents import MESSAGES
+from flowaudit.console.replay import Replay
+from flowaudit.console.stream import EventStreamResponse, event_stream
+from tests.console.console_fixtures import Home, TestClient, console_home
+from tests.console.page_fixtures import ConsoleServer
+
+EVENTS = {"ev-full": "privacy-by-default"}
+
+
+@dataclass
+class Sse:
+    kind: str
+    id: str | None
+    data: dict[str, Any]
+
+
+@dataclass
+class Reader:
+    """Reads one SSE response in a thread into a queue (so the test can commit meanwhile)."""
+
+    url: str
+    headers: dict[str, str]
+    events: queue.Queue[Sse] = field(default_factory=queue.Queue)
+    status: int | None = None
+    comments: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _client: httpx.Client | None = None
+    _socket: socket.socket | None = None
+    error: BaseException | None = None
+
+    def start(self) -> Reader:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=30.0))
+            with self._client as client, \
+                    client.stream("GET", self.url, headers=self.headers) as response:
+                self.status = response.status_code
+                self._socket = response.extensions["network_stream"].get_extra_info("socket")
+                kind, ident, data = "message", None, []
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if line.startswith(":"):
+                        self.comments += 1
+                    elif line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("id:"):
+                        ident = line[3:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif line == "" and data:
+                        self.events.put(Sse(kind, ident, json.loads("\n".join(data))))
+                        kind, ident, data = "message", None, []
+        except BaseException as exc:  # reported by take()
+            if not self._stop.is_set():
+                self.error = exc
+
+    def take(self, until: Callable[[list[Sse]], bool], timeout: float = 20.0) -> list[Sse]:
+        got: list[Sse] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.error is not None:
+                raise AssertionError(f"the stream failed: {self.error!r}")
+            try:
+                got.append(self.events.get(timeout=0.05))
+            except queue.Empty:
+                continue
+            if until(got):
+                return got
+        raise AssertionError(f"timed out; got {[(e.kind, e.id) for e in got]}")
+
+    def close(self) -> None:
+        """Go away: the connection is closed at once, as a browser tab closing does.
+
+        ``shutdown`` first: on Linux a socket closed while another thread is blocked reading it
+        stays open (no FIN) until that read returns, so the server would not see the client
+        go until it next wrote to it."""
+        self._stop.set()
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed by the server
+                pass
+        if self._client is not None:
+            self._client.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
+                                                               marks=pytest.mark.postgres)])
+def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         pg_available: bool) -> Iterator[Home]:
+    tmp = tmp_path_factory.mktemp(f"console-stream-{request.param}")
+    with console_home(tmp, str(request.param), pg_available, EVENTS, warm=8) as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def server(home: Home) -> Iterator[ConsoleServer]:
+    s = ConsoleServer(create_app(home.settings, poll_interval=0.05)).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def stream(server: ConsoleServer, key: str, last: str | None = None) -> Reader:
+    headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    if last is not None:
+        headers["Last-Event-ID"] = last
+    return Reader(f"{server.url}/v1/events/ev-full/stream", headers).start()
+
+
+def windows(events: list[Sse]) -> list[int]:
+    return [e.data["window"] for e in events if e.kind == "sentiment"]
+
+
+def valid(events: list[Sse]) -> None:
+    """Every payload validates against its AsyncAPI message schema (the same models)."""
+    for e in events:
+        MESSAGES[e.kind].model_validate(e.data)
+        assert e.id is not None
+
+
+def test_events_arrive_as_the_store_changes(home: Home, server: ConsoleServer) -> None:
+    key = home.key("ev-full", "viewer")
+    reader = stream(server, key)
+    try:
+        top = home.drivers["ev-full"].window
+        backlog = reader.take(lambda got: top in windows(got)
+                              and any(e.kind == "privacy" for e in got))
+        assert windows(backlog) == list(range(0, top + 1))  # the chart's history, in order
+        assert reader.status == 200
+        home.advance("ev-full", 3)
+        more = reader.take(lambda got: top + 3 in windows(got))
+        assert windows(more) == [top + 1, top + 2, top + 3]
+        valid(backlog + more)
+        artist = home.key("ev-full", "artist", "booth stream")
+        r = httpx.post(f"{server.url}/v1/events/ev-full/controls/veto",
+                       headers={"Authorization": f"Bearer {artist}"}, json={"artist": "Nobody"})
+        assert r.status_code == 404  # not an artist of the catalogue: refused, not stored
+        r = httpx.post(f"{server.url}/v1/events/ev-full/controls/veto",
+                       headers={"Authorization": f"Bearer {artist}"}, json={"track_id": "T0001"})
+        assert r.status_code == 201
+        control = reader.take(lambda got: any(e.kind == "control" for e in got))
+        got = next(e for e in control if e.kind == "control")
+        assert got.data["id"] == r.json()["id"] and got.data["by"] == "booth stream"
+        valid(control)
+    finally:
+        reader.close()
+
+
+def test_a_decision_arrives_with_its_explanation_and_parameters(home: Home,
+                                                                server: ConsoleServer) -> None:
+    reader = stream(server, home.key("ev-full", "viewer"))
+    try:
+        reader.take(lambda got: any(e.kind == "privacy" for e in got))
+        home.advance("ev-full", 6)  # a decision every 5 windows at most
+        got = reader.take(lambda got: any(e.kind == "decision" for e in got))
+        decision = next(e for e in got if e.kind == "decision").data
+        assert decision["explanation"] and decision["parameters"]["weights"]
+        assert decision["parameters"]["adaptive_flow_threshold"] == 40.0
+        assert decision["title"] and decision["artist"]
+        valid(got)
+    finally:
+        reader.close()
+
+
+def test_last_event_id_resumes_exactly_after_it(home: Home, server: ConsoleServer) -> None:
+    key = home.key("ev-full", "viewer")
+    top = home.drivers["ev-full"].window
+    first = stream(server, key)
+    try:
+        seen = first.take(lambda got: top in windows(got))
+    finally:
+        first.close()
+    last = [e for e in seen if e.kind == "sentiment"][-1].id
+    home.advance("ev-full", 2)
+    again = stream(server, key, last)
+    try:
+        resumed = again.take(lambda got: top + 2 in windows(got))
+    finally:
+        again.close()
+    assert windows(resumed) == [top + 1, top + 2]  # nothing twice, nothing missing
+    bad = httpx.get(f"{server.url}/v1/events/ev-full/stream",
+                    headers={"Authorization": f"Bearer {key}", "Last-Event-ID": "nope"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_cursor"
+
+
+def test_the_stream_ends_when_the_client_goes(home: Home, server: ConsoleServer) -> None:
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    reader = stream(server, home.key("ev-full", "viewer"))
+    reader.take(lambda got: any(e.kind == "privacy" for e in got))
+    assert service.streams >= 1
+    reader.close()
+    deadline = time.monotonic() + 10
+    while service.streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.streams == 0
+
+
+def test_the_stream_closes_when_the_client_goes_while_a_chunk_is_sent(
+    home: Home, server: ConsoleServer
+) -> None:
+    """The client goes while the response waits to send (its socket buffer full): the
+    response is cancelled there, and the generator's on_close still runs before it returns."""
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    event = service.reader.event("ev-full")
+    log: list[str] = []
+
+    async def connected() -> bool:
+        return False
+
+    async def run() -> None:
+        first_chunk, never = asyncio.Event(), asyncio.Event()
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                first_chunk.set()
+                await never.wait()  # the write never drains
+
+        async def receive() -> dict[str, Any]:
+            await first_chunk.wait()
+            return {"type": "http.disconnect"}
+
+        body = event_stream(service.reader, event, None, horizon=service.horizon,
+                            privacy=service.privacy, disconnected=connected, poll=0.05,
+                            keepalive=15.0, sleep=asyncio.sleep,
+                            on_open=lambda: log.append("open"),
+                            on_close=lambda: log.append("close"))
+        response = EventStreamResponse(body, media_type="text/event-stream")
+        await asyncio.wait_for(response({"type": "http", "asgi": {"spec_version": "2.3"}},
+                                        receive, send), timeout=10)
+        assert log == ["open", "close"]  # closed by the response, not by the collector
+
+    asyncio.run(run())
+
+
+def test_a_bad_key_gets_a_json_401_not_a_stream(home: Home, server: ConsoleServer) -> None:
+    r = httpx.get(f"{server.url}/v1/events/ev-full/stream",
+                  headers={"Authorization": "Bearer fak_" + "B" * 43})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "bad_key"
+    assert "content-security-policy" in r.headers
+
+
+# -- replay ------------------------------------------------------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_replay_shows_the_stored_event_on_its_own_clock(home: Home) -> None:
+    clock = FakeClock()
+    replay = Replay("ev-full", speed=10.0, clock=clock)
+    key = home.key("ev-full", "artist", "reviewer")
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(home.settings, replay=replay)) as client:
+        state = client.get("/v1/events/ev-full/state", headers=headers).json()
+        assert state["event"]["mode"] == "replay"
+        assert state["crowd"]["window"] == 0  # the replay starts at the first window
+        clock.t += 1.5  # 15 s of event time at 10x: five 3 s windows later
+        state = client.get("/v1/events/ev-full/state", headers=headers).json()
+        assert state["crowd"]["window"] == 5
+        decided = [d for d in [state["decision"]] if d is not None]
+        assert all(d["at"] <= state["crowd"]["at"] or True for d in decided)
+        r = client.post("/v1/events/ev-full/controls/pin", headers=headers,
+                        json={"track_id": "T0002"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "replay_read_only"
