@@ -6,6 +6,7 @@ with direct SQL.
 """
 
 from audit.reports.gather.analysis import findings, reid_figures
+from audit.reports.gather.console import console_options
 from audit.reports.gather.decisions import (
     decision_stats,
     minimisation,
@@ -42,6 +43,7 @@ __all__ = [
     "bucket_evidence",
     "category_stats",
     "chain_verification",
+    "console_options",
     "decision_stats",
     "erasure_receipts",
     "event_facts",

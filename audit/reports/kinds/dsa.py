@@ -16,11 +16,17 @@ from audit.checks.decision_parameters import EXEMPT_SIZES, dsa_art27_applies
 from audit.reports import _fmt as f
 from audit.reports._build import finish
 from audit.reports._context import ReportContext
-from audit.reports._model import Chart, Facts, Items, Para, Report, Section, Table
+from audit.reports._model import Block, Chart, Facts, Items, Para, Report, Section, Table
 from audit.reports._registry import report_kind
 from audit.reports._svg import PALETTE, Series, epoch, hbar_chart, time_chart
 from audit.reports._verdicts import verdicts
-from audit.reports.gather import decision_stats, event_facts, findings, population
+from audit.reports.gather import (
+    console_options,
+    decision_stats,
+    event_facts,
+    findings,
+    population,
+)
 
 __all__ = ["build", "applicability", "RATIONALE", "ARTIST_OPTIONS"]
 
@@ -96,6 +102,104 @@ def _rationale(name: str) -> str:
     return RATIONALE.get(name, "recorded by the selector with each decision")
 
 
+def _kinds(kinds: list[str], last: str = "and") -> str:
+    if not kinds:
+        return "none"
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} {last} {kinds[-1]}"
+
+
+def _console_blocks(console: dict[str, Any]) -> list[Block]:
+    """The DJ console's controls under the event's artist_control, and their use."""
+    mode, available = console["artist_control"], console["available"]
+    blocks: list[Block] = [
+        Para(
+            f"During a live event the DJ console and live API (flowaudit console serve) offer "
+            f"three controls; under artist_control = {mode} the console accepts "
+            f"{_kinds(available)}. Each control, accepted or refused, is stored and audited "
+            "(console.control) with the key that asked."
+        ),
+        Table(
+            ["Control", "Available", "What it does", "Who may use it", "Limits",
+             "Accepted", "Applied", "Refused"],
+            [
+                [
+                    c["kind"],
+                    "yes" if c["available"] else f"no: refused ({c['refusal']['code']})",
+                    c["effect"],
+                    " or ".join(f"{r} key" for r in c["roles"]) + " of this event",
+                    c["limits"],
+                    f.n(c["accepted"]),
+                    f.n(c["applied"]) if c["kind"] == "override" else "-",
+                    f.n(c["refused"]),
+                ]
+                for c in console["controls"]
+            ],
+            caption="Console controls under the event's policy, and how often each was used",
+        ),
+        Items(console["limits"]),
+    ]
+    refusals = {c["refusal"]["code"]: c["refusal"]["message"]
+                for c in console["controls"] if c["refusal"]}
+    for code, message in refusals.items():
+        refused = [c["kind"] for c in console["controls"]
+                   if c["refusal"] and c["refusal"]["code"] == code]
+        blocks.append(Para(f"Refused under artist_control = {mode} ({_kinds(refused)}): "
+                           f"{code}, \"{message}\"."))
+    keys = console["keys"]
+    rate = console["default_rate_limit"]
+    limits = ", ".join(f"{f.num(r['rate_per_second'], 1)}/s burst {f.n(r['burst'])}"
+                       for r in keys["rate_limits"])
+    reasons = ", ".join(f"{code} {f.n(n)}" for code, n in console["refused_by_reason"].items())
+    blocks.append(
+        Facts(
+            [
+                ("Console used for this event", f.yes_no(console["used"])),
+                (
+                    "Keys issued for this event",
+                    f"{f.n(keys['issued'])} ("
+                    + ", ".join(f"{role} {f.n(n)}" for role, n in keys["by_role"].items())
+                    + f"; {f.n(keys['revoked'])} revoked)",
+                ),
+                (
+                    "Key rate limits",
+                    limits or f"default {f.num(rate['rate_per_second'], 1)}/s burst "
+                    f"{f.n(rate['burst'])} (no key issued)",
+                ),
+                ("Controls asked", f.n(console["controls_asked"])),
+                ("Controls accepted", f.n(console["accepted"])),
+                ("Controls refused", f"{f.n(console['refused'])}" + (f" ({reasons})" if reasons
+                                                                     else "")),
+            ]
+        )
+    )
+    if not console["used"]:
+        blocks.append(
+            Para(
+                f"The console was not used for this event: no key was issued for it and no "
+                f"control was asked. Under its policy ({mode}) the options above "
+                f"({_kinds(available)}) were available to an artist key."
+                if available
+                else "The console was not used for this event: no key was issued for it and "
+                "no control was asked. Under its policy (none) it would have refused every "
+                "control."
+            )
+        )
+    return blocks
+
+
+def _console_statement(console: dict[str, Any]) -> str:
+    mode, available = console["artist_control"], console["available"]
+    if not available:
+        return ("The DJ console refuses every control for this event (artist_control = none): "
+                "the selector alone decides.")
+    said = (f"During the event an artist key can use the DJ console to "
+            f"{_kinds(available, 'or')} tracks (artist_control = {mode}); ")
+    if not console["used"]:
+        return said + "it was not used for this event."
+    return (said + f"{f.n(console['accepted'])} controls were accepted and "
+            f"{f.n(console['refused'])} refused.")
+
+
 def _trace_chart(stats: dict[str, Any], threshold: float) -> Chart:
     trace = stats["trace"]
     points = [(epoch(f.parse_iso(at)), s) for at, s, _, _ in trace]
@@ -132,6 +236,7 @@ def build(ctx: ReportContext) -> Report:
         event = event_facts(s, ctx.event_id, p)
         stats = decision_stats(s, ctx.event_id)
         pop = population(s, ctx.event_id)
+        console = console_options(s, ctx.event_id, p.selection.artist_control)
     checks = findings(ctx)
     dsa_findings = [x for x in checks["findings"] if "DSA" in x["legal_ref"]]
     dsa_rules = ("decision-without-main-parameters", "decision-without-explanation")
@@ -231,6 +336,7 @@ def build(ctx: ReportContext) -> Report:
                 ),
             ]
         ),
+        *_console_blocks(console),
         Facts(
             [
                 ("Attendees who opted out", f.n(status["opted_out"])),
@@ -279,7 +385,10 @@ def build(ctx: ReportContext) -> Report:
         sec_stats.add(Para("No decision has been recorded for this event."))
     sec_stats.add(*verdicts(ctx, *dsa_rules))
     sec_statement = Section("statement", "Statement for the terms and conditions", "DSA Art 27(1)")
-    ranked = ", ".join(f"{x['name']} ({f.pct(x['share'], 0)})" for x in params) or "none recorded"
+    ranked = (
+        ", ".join(f"{x['name']} ({f.pct(x['share'], digits=0)})" for x in params)
+        or "none recorded"
+    )
     sec_statement.add(
         Items(
             [
@@ -288,6 +397,7 @@ def build(ctx: ReportContext) -> Report:
                 f"Below a crowd sentiment of {f.num(threshold, 0)} a mood-recovery track is "
                 "inserted (Adaptive Flow).",
                 ARTIST_OPTIONS[control],
+                _console_statement(console),
                 "Attendees can opt out or withdraw consent at any time; no attendee is profiled.",
             ]
         )
@@ -302,6 +412,7 @@ def build(ctx: ReportContext) -> Report:
             "artist": ARTIST_OPTIONS[control],
             "attendees_opted_out": status["opted_out"],
             "attendees_withdrawn": status["withdrawn"],
+            "console": console,
         },
         "statistics": {k: v for k, v in stats.items() if k not in ("parameters", "trace")},
         "trace": stats["trace"],
