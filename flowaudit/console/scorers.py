@@ -7,9 +7,11 @@ the crowd step has taken: never audio, never a serial, never the store's pseudon
 sees its own pseudonym of a wristband (HMAC-SHA256 under the key's random salt), so two
 scorers cannot join their feeds on the wristband, and a leaked feed names no stored row.
 
-A posted score (0-100, for a window and a subject of the key's own feed) is stored as a sealed
-``third_party_score`` metadata record of that wristband, under the policy's metadata
-retention, and audited (``console.score``: the key, its label, how many, which windows).
+A posted score (0-100, for a window and a subject of the key's own feed: a window the crowd
+step has taken, as the feed serves) is stored as a sealed ``third_party_score`` metadata
+record of that wristband, under the policy's metadata retention, and audited
+(``console.score``: the key, its label, how many, which windows). A post naming one window
+and subject twice is refused whole (:func:`duplicate_of`): which of the two would count?
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from retention.errors import InputError
 from retention.ground.actions import Action
-from retention.models import LiveState, LiveWindowRecord
+from retention.models import LiveState, LiveWindowRecord, MetadataRecord
 from retention.store import EncryptedStore
 
 from .keys import KeyInfo
 from .reader import EventView, iso
 
-__all__ = ["FEED_WINDOWS", "Posted", "feature_windows", "subject_of", "store_scores"]
+__all__ = ["FEED_WINDOWS", "SCORE_KIND", "Posted", "feature_windows", "subject_of",
+           "duplicate_of", "store_scores", "count_scores"]
 
 FEED_WINDOWS = 20  # windows per page of the feed
 SCORE_KIND = "third_party_score"
@@ -80,6 +84,16 @@ def feature_windows(store: EncryptedStore, event: EventView, key: KeyInfo, after
     return {"cursor": cursor, "windows": windows, "stepped": stepped}
 
 
+def duplicate_of(pairs: Sequence[tuple[int, str]]) -> tuple[int, int] | None:
+    """The indices of the first two ``(window, subject)`` pairs that are the same, if any."""
+    seen: dict[tuple[int, str], int] = {}
+    for i, pair in enumerate(pairs):
+        if pair in seen:
+            return seen[pair], i
+        seen[pair] = i
+    return None
+
+
 @dataclass(frozen=True)
 class Posted:
     stored: int
@@ -89,10 +103,15 @@ class Posted:
 def store_scores(store: EncryptedStore, event: EventView, key: KeyInfo,
                  scores: Sequence[tuple[int, str, float]], now: datetime) -> Posted:
     """Store ``(window, subject, score)`` triples as sealed records (module docstring);
-    nothing is stored if any names no window of the feed."""
-    windows = sorted({w for w, _, _ in scores})
+    nothing is stored if any names no window of the feed, or if two name the same one."""
+    twice = duplicate_of([(w, s) for w, s, _ in scores])
+    if twice is not None:
+        raise InputError(f"scores {twice[0]} and {twice[1]} name the same window and subject; "
+                         "send one score for each")
     assert event.policy is not None  # the route gates on third_party_scorers
     with store.transaction(now, actor="console") as tx:
+        stepped = _stepped(tx.session, event.id)  # the feed serves no window after it
+        windows = sorted({w for w, _, _ in scores if w <= stepped})
         rows = list(tx.session.execute(
             select(LiveWindowRecord.window, LiveWindowRecord.subject_pseudonym,
                    LiveWindowRecord.start_at)
@@ -117,8 +136,7 @@ def store_scores(store: EncryptedStore, event: EventView, key: KeyInfo,
 
 
 def count_scores(store: EncryptedStore, event_id: str) -> int:
-    from retention.models import MetadataRecord
-
+    """How many posted scores an event has stored (readable or not)."""
     with store.session() as session:
         return int(session.scalar(select(func.count()).select_from(MetadataRecord).where(
             MetadataRecord.event_id == event_id, MetadataRecord.kind == SCORE_KIND)) or 0)
