@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from flowaudit.config import Settings
 from flowaudit.runtime import Runtime, initialise_home, open_runtime
@@ -53,7 +53,8 @@ __all__ = [
     "make_event",
     "pg_schema",
     "crowd_curve",
-    "decisions_after",
+    "decisions_since",
+    "last_decision_id",
     "audit_entries",
 ]
 
@@ -139,6 +140,7 @@ class LiveDriver:
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
+        self._lock = threading.Lock()  # held while a window is committed and stepped
         self._thread: threading.Thread | None = None
         self.runtime: Runtime = open_runtime(settings, event.spec.capture_starts)
         spec, policy, scorer = event.spec, event.policy, BuiltinScorer()
@@ -160,7 +162,10 @@ class LiveDriver:
         return self
 
     def pause(self) -> None:
+        """Stop after the window in hand (returns once it is committed and stepped)."""
         self._running.clear()
+        with self._lock:
+            pass
 
     def resume(self) -> None:
         self._running.set()
@@ -181,7 +186,10 @@ class LiveDriver:
                 if self._stop.is_set():
                     return
                 tick = time.monotonic()
-                self.advance()
+                with self._lock:
+                    if not self._running.is_set():
+                        continue
+                    self.advance()
                 self._stop.wait(max(0.0, self.interval - (time.monotonic() - tick)))
         except BaseException as exc:  # reported by stop() and wait_for()
             self.error = exc
@@ -261,14 +269,24 @@ class ConsoleServer:
         self._thread.join(timeout=15)
 
 
-def decisions_after(settings: Settings, event_id: str, after: datetime) -> list[Decision]:
-    """The event's decisions taken after ``after`` (event timeline), oldest first."""
-    runtime = open_runtime(settings, after)
+def last_decision_id(settings: Settings, event_id: str) -> int:
+    """The id of the event's latest decision (0: none yet)."""
+    runtime = open_runtime(settings, datetime.now(UTC))
+    try:
+        with runtime.store.session() as session:
+            return int(session.scalar(select(func.max(Decision.id))
+                                      .where(Decision.event_id == event_id)) or 0)
+    finally:
+        runtime.close()
+
+
+def decisions_since(settings: Settings, event_id: str, after_id: int) -> list[Decision]:
+    """The event's decisions with an id above ``after_id``, oldest first."""
+    runtime = open_runtime(settings, datetime.now(UTC))
     try:
         with runtime.store.session() as session:
             rows = session.scalars(select(Decision).where(Decision.event_id == event_id)
-                                   .where(Decision.decided_at > after)
-                                   .order_by(Decision.decided_at)).all()
+                                   .where(Decision.id > after_id).order_by(Decision.id)).all()
             session.expunge_all()
             return list(rows)
     finally:

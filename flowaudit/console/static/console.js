@@ -49,11 +49,17 @@
     if (model.abort) { model.abort.abort(); model.abort = null; }
     sessionStorage.removeItem(KEY_NAME);
     $("console").hidden = true;
+    $("forget-key").hidden = true;
     $("key-panel").hidden = false;
     $("key-error").textContent = message || "";
     setStatus("idle", "not connected");
     $("key-input").focus();
   }
+
+  $("forget-key").addEventListener("click", () => askForKey("Key forgotten in this tab."));
+
+  // Enter in the track filter must not submit (and reload) the page
+  $("control-form").addEventListener("submit", (ev) => ev.preventDefault());
 
   $("key-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -102,6 +108,7 @@
   async function start() {
     $("key-panel").hidden = true;
     $("console").hidden = false;
+    $("forget-key").hidden = false;
     setStatus("connecting", "connecting…");
     try {
       const [state, catalogue, privacy, controls] = await Promise.all([
@@ -306,6 +313,7 @@
     svg.dataset.points = String(plotted.length);
     svg.dataset.latest = plotted.length ? String(plotted[plotted.length - 1].sentiment) : "";
     svg.dataset.threshold = String(model.threshold);
+    svg.dataset.window = plotted.length ? String(plotted[plotted.length - 1].window) : "";
     svg.dataset.flows = String(model.flows.length);
   }
 
