@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,6 +64,8 @@ SECURITY_HEADERS = {
 }
 EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TRACK_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+#: a stream cursor W.D.C, or nothing (what :func:`~.stream.parse_cursor` takes)
+CURSOR = r"^\s*(-?[0-9]{1,12}\.[0-9]{1,15}\.[0-9]{1,15})?\s*$"
 READERS = ("artist", "viewer")
 
 
@@ -92,15 +94,21 @@ class TrackBody(_Body):
     track_id: Annotated[str, Field(pattern=TRACK_ID, description="a catalogue track id")]
 
 
-class VetoBody(_Body):
-    track_id: Annotated[str | None, Field(default=None, pattern=TRACK_ID)] = None
-    artist: Annotated[str | None, Field(default=None, min_length=1, max_length=200)] = None
+class VetoTrack(_Body):
+    """Veto one track."""
 
-    @model_validator(mode="after")
-    def _one(self) -> VetoBody:
-        if (self.track_id is None) == (self.artist is None):
-            raise ValueError("give either track_id or artist")
-        return self
+    track_id: Annotated[str, Field(pattern=TRACK_ID, description="a catalogue track id")]
+
+
+class VetoArtist(_Body):
+    """Veto every track of one artist."""
+
+    artist: Annotated[str, Field(min_length=1, max_length=200,
+                                 description="an artist of the catalogue")]
+
+
+#: a veto names a track or an artist, never both (two shapes, so the document says so)
+VetoBody = VetoTrack | VetoArtist
 
 
 class ScoreItem(_Body):
@@ -137,14 +145,15 @@ class Control(BaseModel):
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {400: "Bad request", 401: "No key, a bad key or a revoked key",
-            403: "Refused (role, event, policy)", 404: "Unknown event, track or artist",
-            409: "Read-only replay", 429: "Over the key's rate limit (Retry-After)",
-            503: "The store is unavailable"}
+    text = {400: "Bad request (a body that is not JSON, a bad cursor)",
+            401: "No key, a bad key or a revoked key", 403: "Refused (role, event, policy)",
+            404: "Unknown event, track or artist", 409: "Read-only replay",
+            422: "A path, query, header or body the document does not allow",
+            429: "Over the key's rate limit (Retry-After)", 503: "The store is unavailable"}
     return {c: {"model": ErrorBody, "description": text[c]} for c in codes}
 
 
-AUTH_ERRORS = (401, 403, 404, 429, 503)
+AUTH_ERRORS = (401, 403, 404, 422, 429, 503)
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -379,9 +388,11 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code,
-                                                                f"http_{exc.status_code}")
-        message = {404: "no such endpoint; the API is described at /v1/openapi.json",
+        # FastAPI's own 400 is a body it could not parse (not UTF-8, say)
+        code = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, f"http_{exc.status_code}")
+        message = {400: "the body could not be read; send JSON (UTF-8) as application/json",
+                   404: "no such endpoint; the API is described at /v1/openapi.json",
                    405: "that method is not allowed here"}.get(exc.status_code,
                                                                 str(exc.detail))
         return _error(exc.status_code, code, message)
@@ -461,7 +472,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
         return JSONResponse(outcome.control, status_code=201)
 
     control_responses = {201: {"model": Control, "description": "The control, accepted"},
-                         **_errors(401, 403, 404, 409, 429, 503)}
+                         **_errors(400, 401, 403, 404, 409, 422, 429, 503)}
 
     @app.post("/v1/events/{event_id}/controls/override", tags=["controls"], status_code=201,
               dependencies=auth, responses=control_responses, response_model=None)
@@ -473,7 +484,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
               dependencies=auth, responses=control_responses, response_model=None)
     def veto(request: Request, event_id: EventIdParam, body: VetoBody) -> JSONResponse:
         """Never play this track, or any track of this artist (partial or full)."""
-        return _control(request, event_id, "veto", body.track_id, body.artist)
+        if isinstance(body, VetoTrack):
+            return _control(request, event_id, "veto", body.track_id, None)
+        return _control(request, event_id, "veto", None, body.artist)
 
     @app.post("/v1/events/{event_id}/controls/pin", tags=["controls"], status_code=201,
               dependencies=auth, responses=control_responses, response_model=None)
@@ -488,8 +501,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                         **_errors(400, *AUTH_ERRORS)},
              response_class=StreamingResponse)
     async def stream(request: Request, event_id: EventIdParam,
-                     last_event_id: Annotated[str | None, Header(
-                         max_length=64, description="resume after this event")] = None
+                     last_event_id: Annotated[str, Header(
+                         max_length=64, description="resume after this event (400 if it is "
+                         "not a cursor)", json_schema_extra={"pattern": CURSOR})] = ""
                      ) -> StreamingResponse:
         """Server-sent events: sentiment, decision, adaptive_flow, privacy, control."""
         from starlette.concurrency import run_in_threadpool
@@ -497,7 +511,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
         _, event = await run_in_threadpool(authorize, request, READERS, event_id)
         assert event is not None
         cursor = None
-        if last_event_id is not None and last_event_id.strip():
+        if last_event_id.strip():
             cursor = parse_cursor(last_event_id)
             if cursor is None:
                 raise ApiError(400, "bad_cursor", "Last-Event-ID is not a cursor of this "
@@ -540,7 +554,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                                service.horizon())
 
     @app.post("/v1/events/{event_id}/scores", tags=["scorers"], dependencies=auth,
-              status_code=201, responses=_errors(*AUTH_ERRORS, 409))
+              status_code=201, responses=_errors(400, *AUTH_ERRORS, 409))
     def scores(request: Request, event_id: EventIdParam, body: ScoresBody) -> dict[str, Any]:
         """Post scores (0-100) for windows and subjects of this key's feed."""
         key, event = authorize(request, ("scorer",), event_id)

@@ -26,6 +26,8 @@ __all__ = ["OPENAPI_FILE", "ASYNCAPI_FILE", "MESSAGES", "openapi_text", "asyncap
 HERE = Path(__file__).resolve().parent
 OPENAPI_FILE = HERE / "openapi.json"
 ASYNCAPI_FILE = HERE / "asyncapi.yaml"
+#: a stream event's ``id:``, the cursor W.D.C after it
+CURSOR_PATTERN = r"^-?\d+\.\d+\.\d+$"
 
 
 class _Msg(BaseModel):
@@ -126,14 +128,39 @@ MESSAGES: dict[str, type[BaseModel]] = {
 }
 
 
+STREAM_PATH = "/v1/events/{event_id}/stream"
+
+
 def openapi_document() -> dict[str, Any]:
     doc = build_app(None).openapi()
     doc["info"]["description"] = (
         "The /v1 API of the flowaudit DJ console. Every route takes `Authorization: Bearer "
         "<key>` (keys: `flowaudit console key issue`; roles artist, viewer, scorer). Errors "
         "are `{\"error\": {\"code\", \"message\"}}`. The stream's messages are described by "
-        "the AsyncAPI document (asyncapi.yaml).")
+        "the AsyncAPI document (asyncapi.yaml), and here event by event.")
+    schemas = doc["components"]["schemas"]
+    ok = doc["paths"][STREAM_PATH]["get"]["responses"]["200"]
+    ok["content"]["text/event-stream"]["schema"] = _stream_event_schema(schemas)
+    doc["components"]["schemas"] = dict(sorted(schemas.items()))
     return doc
+
+
+def _stream_event_schema(schemas: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1 has a text/event-stream schema describe each
+    event): its ``event`` names the message, ``data`` is the message's JSON, ``id`` the
+    cursor. The payload schemas join the document's components."""
+    kinds = []
+    for name, model in MESSAGES.items():
+        schemas[model.__name__] = _schema(model, schemas)
+        kinds.append({
+            "type": "object", "required": ["event", "data"],
+            "properties": {
+                "event": {"const": name},
+                "id": {"type": "string", "pattern": CURSOR_PATTERN},
+                "data": {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+            }})
+    return {"oneOf": kinds}
 
 
 def _schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +180,7 @@ def asyncapi_document() -> dict[str, Any]:
             "contentType": "application/json",
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
             "headers": {"type": "object", "properties": {
-                "id": {"type": "string", "pattern": r"^-?\d+\.\d+\.\d+$",
+                "id": {"type": "string", "pattern": CURSOR_PATTERN,
                        "description": "the cursor after this event (W.D.C); send it back as "
                                       "Last-Event-ID to resume"}}},
         }
