@@ -7,8 +7,6 @@ PostgreSQL tests are marked ``postgres``. They never skip: an unreachable server
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +16,8 @@ from sqlalchemy import create_engine, text
 
 from flowaudit.config import Settings
 from flowaudit.runtime import Runtime, initialise_home, open_runtime
+from tests._pg import PG_BASE_URL, fresh_schema
 
-PG_BASE_URL = os.environ.get(
-    "FLOWAUDIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 _ROOT = Path(__file__).resolve().parent.parent
 _pg_passed = 0
 
@@ -53,16 +49,8 @@ def pg_url(pg_available: bool) -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
     if not pg_available:  # the suite runs on the real server: `make test` starts it
         pytest.fail(f"PostgreSQL at {PG_BASE_URL} is unreachable; start it with `make services`")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(PG_BASE_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -20,16 +20,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from flowaudit.config import Settings
 from flowaudit.runtime import Runtime, initialise_home, open_runtime
@@ -43,6 +41,7 @@ from pipeline.live.wire import LiveWindow, window_start
 from pipeline.sentiment import BuiltinScorer
 from retention.models import AuditEntry, Decision
 from retention.policy import Policy, load_policy
+from tests._pg import fresh_schema
 from tests.pipeline.pipeline_helpers import event_doc, to_toml
 from tests.servers import free_port, wait_for_port
 
@@ -109,19 +108,8 @@ def make_event(directory: Path, event_id: str, policy_name: str, *, starts: date
     return ConsoleEvent(path, load_event(path), load_policy(policy_name))
 
 
-@contextmanager
-def pg_schema(base_url: str) -> Iterator[str]:
-    """A PostgreSQL URL on a fresh schema for a whole module, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+#: a PostgreSQL URL on a fresh schema for a whole module, dropped afterwards
+pg_schema = fresh_schema
 
 
 def new_home(directory: Path, db_url: str | None) -> Settings:
