@@ -195,12 +195,33 @@ def _chart(page: Any) -> tuple[int, float | None, int]:
     """(plotted points, latest crowd value, its window) as the page exposes them, read at once."""
     got = page.evaluate("""() => {
         const c = document.querySelector('#chart').dataset;
+        const now = document.querySelector('#crowd-now');
         return [c.points, c.latest, c.window, document.querySelector('#crowd-window').textContent,
-                document.querySelector('#crowd-now').dataset.value];
+                now.dataset.value, now.textContent];
     }""")
-    points, latest, window, caption, now = got
+    points, latest, window, caption, now, shown = got
     assert f"window {window}" in caption and now == latest  # the caption and the chart agree
+    if latest:  # the big number is the plotted value, rounded
+        assert abs(int(shown) - float(latest)) <= 0.5
     return int(points or 0), float(latest) if latest else None, int(window or -1)
+
+
+#: the suggestion panel, read in one go (a new decision may replace it at any moment)
+_SUGGESTION = """() => {
+    const text = (id) => document.getElementById(id).textContent;
+    return {track: document.querySelector('#suggestion-live').dataset.trackId || '',
+            artist: text('next-artist'), why: text('next-why'),
+            adaptive: !document.getElementById('next-adaptive').hidden,
+            override: !document.getElementById('next-override').hidden};
+}"""
+
+
+def _wait_suggestion(page: Any, condition: str, timeout: float = 20_000) -> dict[str, Any]:
+    """The suggestion panel once ``condition`` (JS over ``s``, the panel) holds."""
+    handle = page.wait_for_function(f"() => {{ const s = ({_SUGGESTION})(); "
+                                    f"return ({condition}) ? s : null; }}", timeout=timeout)
+    got: dict[str, Any] = handle.json_value()
+    return got
 
 
 def _crowd_of(settings: Settings, event_id: str, window: int) -> float | None:
@@ -232,7 +253,6 @@ def test_the_chart_moves_while_the_event_streams(open_console: Any, site: Site) 
     # the value plotted last is the crowd step the store holds for that window
     stored = _crowd_of(site.settings, site.full.id, window)
     assert stored is not None and latest == pytest.approx(stored, abs=0.01)
-    assert page.inner_text("#crowd-now") == f"{latest:.0f}"
     zones = page.eval_on_selector_all("#zones li", "els => els.map(e => e.dataset.zone)")
     assert zones[0] == "Crowd" and len(zones) >= 3
     assert page.get_attribute("#chart", "data-threshold") == "40"
@@ -247,17 +267,18 @@ def test_the_suggestion_shows_the_track_why_and_main_parameters(
     open_console: Any, site: Site
 ) -> None:
     page = open_console(site.full).page
-    page.wait_for_function("() => document.querySelector('#suggestion-live').dataset.trackId",
-                           timeout=20_000)
-    track = page.get_attribute("#suggestion-live", "data-track-id")
-    assert track and track in page.inner_text("#next-artist")
-    assert track in page.inner_text("#next-why")
+    shown = _wait_suggestion(page, "s.track")
+    track = shown["track"]
+    assert track in shown["artist"] and track in shown["why"]
+    stored = {d.explanation for d in decisions_since(site.settings, site.full.id, 0)
+              if d.track_id == track}
+    assert shown["why"] in stored  # the explanation the store holds for that decision
     assert page.get_attribute("#suggestion-live", "aria-live") == "polite"
     params = page.eval_on_selector_all("#next-params dt", "els => els.map(e => e.textContent)")
     assert {"weights", "adaptive_flow_threshold", "artist_control"} <= set(params)
     # the scripted crowd dips under 40: an Adaptive Flow decision is marked on the page
-    page.wait_for_function("() => !document.querySelector('#next-adaptive').hidden", timeout=30_000)
-    assert "Adaptive Flow" in page.inner_text("#next-why")
+    flow = _wait_suggestion(page, "s.adaptive", timeout=30_000)
+    assert "Adaptive Flow" in flow["why"]
 
 
 # -- controls -----------------------------------------------------------------------------------
@@ -288,9 +309,8 @@ def test_an_override_click_changes_the_next_track_and_is_audited(
     # the very next decision is the overridden track, and says which control did it
     assert (nxt.track_id, nxt.artist_override) == (chosen, True)
     assert f"console #{control_id}" in nxt.explanation
-    page.wait_for_function(f"() => document.querySelector('#suggestion-live').dataset.trackId "
-                           f"=== {chosen!r}", timeout=10_000)
-    assert page.is_visible("#next-override")
+    shown = _wait_suggestion(page, f"s.track === {chosen!r}", timeout=10_000)
+    assert shown["override"] and f"console #{control_id}" in shown["why"]
     logged = f"#control-log li[data-control-id='{control_id}']"
     page.wait_for_function(f"() => document.querySelector(\"{logged}\")?.dataset.status "
                            f"=== 'applied'", timeout=10_000)
