@@ -1,0 +1,188 @@
+"""The checked-in API documents: generated from the code byte for byte, complete, and their
+references resolve (no app, no store: the documents are what :mod:`flowaudit.console.documents`
+writes, and what CI holds the code to)."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.routing import APIRoute
+from jsonschema import Draft202012Validator
+
+from flowaudit.console import stream
+from flowaudit.console.app import build_app
+from flowaudit.console.documents import (
+    ASYNCAPI_FILE,
+    MESSAGES,
+    OPENAPI_FILE,
+    STREAM_PATH,
+    asyncapi_text,
+    openapi_text,
+)
+
+FIX = "run `flowaudit console docs --write` and commit the documents"
+
+
+def _openapi() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+    return doc
+
+
+def _asyncapi() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(ASYNCAPI_FILE.read_text(encoding="utf-8"))
+    return doc
+
+
+def _resolve(doc: dict[str, Any], ref: str) -> Any:
+    """The node a local ``#/a/b`` reference names (KeyError: it names nothing)."""
+    assert ref.startswith("#/"), f"{ref!r} is not a reference inside the document"
+    node: Any = doc
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _deref(doc: dict[str, Any], ref: str) -> Any:
+    """Like :func:`_resolve`, following a reference that names another reference."""
+    node = _resolve(doc, ref)
+    while isinstance(node, dict) and set(node) == {"$ref"}:
+        node = _resolve(doc, node["$ref"])
+    return node
+
+
+def _refs(node: Any) -> list[str]:
+    """Every ``$ref`` anywhere under ``node``."""
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _emitted_kinds() -> set[str]:
+    """The ``event:`` names :mod:`flowaudit.console.stream` sends (each ``frame("kind", ...)``
+    call in its source)."""
+    tree = ast.parse(Path(stream.__file__).read_text(encoding="utf-8"))
+    kinds = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "frame" and node.args):
+            first = node.args[0]
+            assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
+                f"stream.py line {node.lineno}: a frame's kind is not a literal; this test "
+                "reads the kinds from the source")
+            kinds.add(first.value)
+    return kinds
+
+
+# -- in step with the code ------------------------------------------------------------------
+@pytest.mark.parametrize(("path", "generate"), [(OPENAPI_FILE, openapi_text),
+                                                (ASYNCAPI_FILE, asyncapi_text)],
+                         ids=["openapi.json", "asyncapi.yaml"])
+def test_the_checked_in_document_is_what_the_code_generates(path: Path, generate: Any) -> None:
+    text: str = generate()
+    on_disk = path.read_bytes()
+    if on_disk != text.encode("utf-8"):
+        diff = "".join(difflib.unified_diff(
+            on_disk.decode("utf-8", "replace").splitlines(True), text.splitlines(True),
+            str(path), "generated", n=2))
+        pytest.fail(f"{path.name} drifted from the code; {FIX}\n{diff[:4000]}")
+
+
+# -- OpenAPI ----------------------------------------------------------------------------------
+def test_openapi_is_3_1_and_has_every_v1_route_of_the_app() -> None:
+    doc = _openapi()
+    assert re.fullmatch(r"3\.1\.\d+", doc["openapi"]), doc["openapi"]
+    routes = {(r.path, m.lower()) for r in build_app(None).routes
+              if isinstance(r, APIRoute) and r.path.startswith("/v1/") for m in r.methods}
+    assert len(routes) >= 11
+    documented = {(p, m) for p, ops in doc["paths"].items() for m in ops}
+    assert routes - documented == set(), f"routes missing from openapi.json; {FIX}"
+    assert documented - routes == set(), f"openapi.json names routes the app lacks; {FIX}"
+
+
+def test_openapi_documents_the_error_body_for_every_refusal_and_resolves() -> None:
+    doc = _openapi()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert op.get("security"), f"{method} {path} declares no key"
+            for status, response in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (
+                        f"{method} {path} {status}: not the API's error body")
+    for ref in _refs(doc):
+        _resolve(doc, ref)
+    for schema in doc["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+
+
+def test_openapi_describes_each_stream_event_with_its_payload() -> None:
+    doc = _openapi()
+    ok = doc["paths"][STREAM_PATH]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    kinds = {}
+    for branch in ok["schema"]["oneOf"]:
+        data = branch["properties"]["data"]
+        kinds[branch["properties"]["event"]["const"]] = _resolve(doc, data["contentSchema"]
+                                                                 ["$ref"])
+    assert set(kinds) == set(MESSAGES) == _emitted_kinds()
+    for name, model in MESSAGES.items():
+        assert kinds[name]["title"] == model.__name__
+
+
+# -- AsyncAPI ---------------------------------------------------------------------------------
+def test_asyncapi_structure() -> None:
+    doc = _asyncapi()
+    assert re.fullmatch(r"3\.0\.\d+", doc["asyncapi"]), doc["asyncapi"]
+    assert doc["info"]["title"] and doc["info"]["version"] == _openapi()["info"]["version"]
+    assert {"eventStream", "featureFeed"} <= set(doc["channels"])
+    assert doc["channels"]["eventStream"]["address"] == STREAM_PATH
+    assert doc["operations"], "no operations"
+    for name, op in doc["operations"].items():
+        assert op["action"] in ("send", "receive"), name
+        channel = _resolve(doc, op["channel"]["$ref"])
+        assert op["messages"], name
+        for message in op["messages"]:
+            # an operation's messages are the channel's own
+            assert message["$ref"].startswith(op["channel"]["$ref"] + "/messages/"), name
+            assert _resolve(doc, message["$ref"]) in channel["messages"].values()
+
+
+def test_every_asyncapi_reference_and_payload_resolves_to_a_valid_schema() -> None:
+    doc = _asyncapi()
+    refs = _refs(doc)
+    assert refs
+    for ref in refs:
+        _resolve(doc, ref)
+    messages = doc["components"]["messages"]
+    assert messages
+    for name, message in messages.items():
+        payload = _resolve(doc, message["payload"]["$ref"])
+        assert payload.get("type") == "object", name
+        Draft202012Validator.check_schema(payload)
+        # the payload's own references resolve in the document too
+        for ref in _refs(payload):
+            _resolve(doc, ref)
+
+
+def test_every_stream_event_kind_has_a_message_and_every_message_is_sent() -> None:
+    doc = _asyncapi()
+    emitted = _emitted_kinds()
+    assert {"sentiment", "decision", "adaptive_flow", "privacy", "control"} <= emitted
+    channel = {_deref(doc, m["$ref"])["name"]
+               for m in doc["channels"]["eventStream"]["messages"].values()}
+    operation = {_deref(doc, m["$ref"])["name"]
+                 for m in doc["operations"]["receiveEventStream"]["messages"]}
+    assert set(MESSAGES) == emitted, (
+        f"stream.py sends {sorted(emitted)}, flowaudit.console.documents.MESSAGES describes "
+        f"{sorted(MESSAGES)}: give each kind a payload model there")
+    assert channel == operation == emitted, (
+        f"stream.py sends {sorted(emitted)}, asyncapi.yaml has {sorted(channel)}; {FIX}")
