@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from flowaudit.config import Settings
 from flowaudit.console.keys import DEFAULT_BURST, DEFAULT_RATE, ROLES, ConsoleKeys
 from flowaudit.console.serve import ServeOptions, serve_console
 from retention.errors import InputError
@@ -21,6 +23,7 @@ from ._common import (
     runtime_from,
     settings_from,
 )
+from ._tables import print_listing, state_of
 
 __all__ = ["register"]
 
@@ -50,8 +53,9 @@ def console_command(
                                                "demo catalogue.")] = None,
     replay: Annotated[bool, typer.Option("--replay", help="Review a stored event: replay it "
                                          "from its first window, read-only.")] = False,
-    speed: Annotated[float, typer.Option("--speed", help="Replay speed, times real time "
-                                         "(0.1-1000).")] = 1.0,
+    speed: Annotated[float | None, typer.Option("--speed", help="Replay speed, times real "
+                                                "time (0.1-1000; default 1); only with "
+                                                "--replay.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by "
                                       "default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8780,
@@ -63,13 +67,44 @@ def console_command(
         return
     from pipeline.event import load_event
 
+    if speed is not None and not replay:
+        raise InputError(f"--speed {speed:g} is the speed of a replay; add --replay, or drop "
+                         "--speed to serve the live event")
     spec = load_event(event) if event is not None else None
     chosen = event_id or (spec.id if spec is not None else None)
     if chosen is None:
         raise InputError("name the event: --event-id ID or --event FILE")
     settings = settings_from(home, db)
-    options = ServeOptions(chosen, host, port, replay, speed, event)
-    serve_console(settings, options, ready=typer.echo)
+    options = ServeOptions(chosen, host, port, replay, 1.0 if speed is None else speed, event)
+    caught = _serve_until_signal(settings, options)
+    typer.echo(f"console stopped ({caught})" if caught else "console stopped")
+
+
+def _serve_until_signal(settings: Settings, options: ServeOptions) -> str | None:
+    """Serve; the name of the signal that stopped it. uvicorn raises a caught SIGTERM or
+    SIGINT again once it has shut down, which would end the process by that signal (or as
+    "interrupted"); here it only notes which one it was. Before the console is ready a
+    signal interrupts the start-up."""
+    caught: list[int] = []
+    serving: list[bool] = []
+
+    def note(sig: int, _frame: object) -> None:
+        if not serving:
+            raise KeyboardInterrupt
+        caught.append(sig)
+
+    def ready(line: str) -> None:
+        typer.echo(line)
+        serving.append(True)
+
+    stops = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.signal(sig, note) for sig in stops}
+    try:
+        serve_console(settings, options, ready=ready)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    return signal.Signals(caught[0]).name if caught else None
 
 
 @key_app.command("issue")
@@ -131,14 +166,9 @@ def key_list(
              "rate_per_second": r.rate_per_second, "burst": r.burst,
              "issued_at": r.issued_at.isoformat(),
              "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
-    if fmt == "json":
-        print_json(data)
-        return
-    for row in data:
-        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "live"
-        typer.echo(f"{row['key_id']}  {row['event']}  {row['role']:<6}  {row['label']}  "
-                   f"{row['rate_per_second']:g}/s burst {row['burst']}  {state}")
-    typer.echo(f"{len(data)} key(s)")
+    print_listing(data, fmt, lambda r: [
+        r["key_id"], r["event"], r["role"], r["label"],
+        f"{r['rate_per_second']:g}/s burst {r['burst']}", state_of(r["revoked_at"])], "key")
 
 
 @console_app.command("docs")

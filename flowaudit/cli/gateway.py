@@ -27,6 +27,7 @@ from ._common import (
     runtime_from,
     settings_from,
 )
+from ._tables import print_listing, state_of
 
 __all__ = ["register", "NATS_URL_ENV"]
 
@@ -179,14 +180,9 @@ def list_command(
     data = [{"token_id": r.token_id, "wristband": r.pseudonym,
              "issued_at": r.issued_at.isoformat(),
              "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
-    if fmt == "json":
-        print_json(data)
-        return
-    for row in data:
-        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "live"
-        typer.echo(f"{row['token_id']}  {str(row['wristband'])[:16]}…  issued "
-                   f"{row['issued_at']}  {state}")
-    typer.echo(f"{len(data)} token(s)")
+    print_listing(data, fmt, lambda r: [
+        r["token_id"], f"{str(r['wristband'])[:16]}…", f"issued {r['issued_at']}",
+        state_of(r["revoked_at"])], "token")
 
 
 def register(app: typer.Typer) -> None:
