@@ -54,7 +54,7 @@ test: setup system-deps services lint
 # Every benchmark prints its own baseline, measured in the same run, and the ratio to it.
 # -P keeps bench/ off the import path: bench/audit.py and bench/pipeline.py would otherwise
 # shadow the installed audit and pipeline packages the benches import.
-BENCHES := store pipeline audit purge reid pii keys live live_workers
+BENCHES := store pipeline audit purge reid pii keys live live_workers console
 # A live event on one machine: nats-server, gateway, worker, simulated wristbands (~1 min).
 demo-live: setup
 	$(PY) -m pipeline.live.demo
