@@ -114,9 +114,10 @@ def _console_blocks(console: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [
         Para(
             f"During a live event the DJ console and live API (flowaudit console serve) offer "
-            f"three controls; under artist_control = {mode} the console accepts "
-            f"{_kinds(available)}. Each control, accepted or refused, is stored and audited "
-            "(console.control) with the key that asked."
+            f"three controls; under artist_control = {mode} the console "
+            + (f"accepts {_kinds(available)}." if available else "refuses all three.")
+            + " Each control, accepted or refused, is stored and audited (console.control) "
+            "with the key that asked."
         ),
         Table(
             ["Control", "Available", "What it does", "Who may use it", "Limits",
