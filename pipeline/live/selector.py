@@ -1,11 +1,12 @@
 """The live crowd step: crowd and zone sentiment and the next-track decision, once per window.
 
-Any worker may take the step of window ``k`` once ``k`` is *settled*: every wristband of
-window ``k−1`` has committed ``k``, or the stream has committed windows two past ``k``, or the
-first commit of ``k`` is ``settle`` seconds old (a wristband that went quiet does not hold
-the crowd up). The step runs in one transaction that locks the event's ``live_state`` row
-(``SELECT … FOR UPDATE``), so steps are taken one at a time, in window order, and the
-unique ``live_crowd_windows`` row makes a second attempt at the same window write nothing.
+Any worker may take the step of window ``k`` once ``k`` is *settled*: every wristband of the
+roster has committed ``k``, or every wristband of window ``k−1`` has, or the stream has
+committed windows two past ``k``, or the first commit of ``k`` is ``settle`` seconds old (a
+wristband that went quiet does not hold the crowd up). The step runs in one transaction
+that locks the event's ``live_state`` row (``SELECT … FOR UPDATE``), so steps are taken one
+at a time, in window order, and the unique ``live_crowd_windows`` row makes a second attempt
+at the same window write nothing.
 
 What the step carries from window to window — the crowd and zone EMAs, the trend history,
 the decision pacing, the tracks played and the artist overrides used — lives in that row,
@@ -133,6 +134,7 @@ class CrowdStepper:
         self.event_id = event_id or event.id
         self.worker = worker or worker_name()
         self.settle, self.clock = settle, clock
+        self.roster = frozenset(store.pseudonym(w.serial) for w in event.wristbands)
         self.k_min = int(policy.reid.k_min)
         self.meta_retention = policy.retention.metadata
         self.steps = 0
@@ -270,11 +272,14 @@ class CrowdStepper:
         this = [r for r in ahead if r.window == k]
         if ahead[-1].window >= k + 2:
             return _Due(k, this)
+        bands = {r.pseudonym for r in this}
+        if bands >= self.roster:  # every wristband there is: nothing more can come
+            return _Due(k, this)
         oldest = min(r.committed_at for r in this).timestamp()
         if self.clock() - oldest >= self.settle:
             return _Due(k, this)
         before = {r.pseudonym for r in recent if r.window == k - 1}
-        if before and before <= {r.pseudonym for r in this}:
+        if before and before <= bands:
             return _Due(k, this)
         return None
 

@@ -13,10 +13,13 @@ that is down gets the batch back (``nak`` with a delay, up to ``max_deliver``).
 
 Windows go first: after a batch the worker pulls again at once (a 3 ms pull when nothing is
 waiting), so a burst — every wristband closes its window at the same instant of the event
-timeline — is committed in one or two transactions, and only when the stream is quiet (or
-every 0.25 s of a stream that never is) does it take the crowd steps that are due
-(:class:`~pipeline.live.selector.CrowdStepper`). On its way out it closes the live run if the
-event's capture is over and every window is stepped.
+timeline — is committed in one or two transactions. The crowd steps that are due
+(:class:`~pipeline.live.selector.CrowdStepper`) are taken as soon as a batch completes a
+window as far as this worker can tell (every wristband it committed for the window before has
+committed this one, or every wristband of the roster has: :class:`_Completion`), else when the
+stream is quiet, or every 0.25 s of a stream that never is; the store decides whether a step
+is really due. On its way out it closes the live run if the event's capture is over and every
+window is stepped.
 
 SIGTERM or SIGINT: the batch in hand is finished and acked, a batch fetched but not started is
 handed back (``nak``), and the worker exits 0. The client reconnects to a restarted NATS
@@ -90,6 +93,8 @@ class WorkerMetrics:
     decisions: int = 0
     run_finished: bool = False  # this worker closed the live run on its way out
     latencies: list[float] = field(default_factory=list, repr=False)
+    # broker stored → fetched by this worker (ms per message): the pull's share of the latency
+    fetch_ms: list[float] = field(default_factory=list, repr=False)
     # where a worker's time goes (ms per batch / per crowd step), for the profile in the bench
     commit_ms: list[float] = field(default_factory=list, repr=False)
     step_ms: list[float] = field(default_factory=list, repr=False)
@@ -113,6 +118,7 @@ class WorkerMetrics:
             "decisions": self.decisions,
             "run_finished": self.run_finished,
             "latency_ms": percentiles(self.latencies),
+            "fetch_ms": percentiles(self.fetch_ms),
             "commit_ms": percentiles(self.commit_ms),
             "step_ms": percentiles(self.step_ms),
             "batches": len(self.batch_sizes),
@@ -159,6 +165,37 @@ def _classify(exc: InputError) -> str:
     return "malformed"
 
 
+class _Completion:
+    """Which wristbands this worker committed per window, to take a crowd step right after
+    the batch that completes its window instead of waiting for a quiet stream. A hint only:
+    with several workers each sees part of a window, and the store's own check
+    (:meth:`~pipeline.live.selector.CrowdStepper.step`) decides whether the step is due."""
+
+    KEEP = 4  # windows remembered
+
+    def __init__(self, roster: set[str]) -> None:
+        self.roster = roster
+        self.bands: dict[int, set[str]] = {}
+        self.stepped = -1  # newest window a completion-triggered look was taken for
+
+    def add(self, windows: list[LiveWindow]) -> bool:
+        """Note a committed batch; ``True`` if it completed a window not looked at yet."""
+        touched = set()
+        for window in windows:
+            self.bands.setdefault(window.window, set()).add(window.pseudonym)
+            touched.add(window.window)
+        for old in sorted(self.bands)[:-self.KEEP]:
+            del self.bands[old]
+        ready = False
+        for k in sorted(touched):
+            if k <= self.stepped or k not in self.bands:
+                continue
+            this, before = self.bands[k], self.bands.get(k - 1)
+            if this >= self.roster or (before and this >= before):
+                self.stepped, ready = k, True
+        return ready
+
+
 class Worker:
     """One worker process's loop; :meth:`run` returns the metrics when it stops."""
 
@@ -177,6 +214,8 @@ class Worker:
         self.fault = _Fault(os.environ.get(FAULT_ENV))
         self.event_id = committer.event_id
         self.stream = stream_name(self.event_id)
+        self.completion = _Completion(set(committer.known))
+        self._complete = False  # the last batch completed a window (see _Completion)
 
     # -- connection --------------------------------------------------------------------------
     async def _connect(self) -> Any:
@@ -233,14 +272,16 @@ class Worker:
         conn = await self._connect()
         try:
             sub = await self._subscribe(conn)
-            idle_since = last_steps = time.monotonic()
+            idle_since = last_steps = last_report = time.monotonic()
             handled = 0
             steps_due = False  # windows were committed since the last look at the steps
+            quick = False  # the last pull brought windows: pull again at once, briefly
             while not self.stop.is_set():
                 # windows first: while some are waiting, commit them and look again at once;
-                # the crowd steps are taken when the stream is quiet (a look costs
-                # QUICK_FETCH), or every STEP_EVERY seconds of a stream that never is
-                timeout = QUICK_FETCH if steps_due else self.config.fetch_timeout
+                # the crowd steps are taken right after a batch that completes a window, else
+                # when the stream is quiet (a look costs QUICK_FETCH), or every STEP_EVERY
+                # seconds of a stream that never is
+                timeout = QUICK_FETCH if quick else self.config.fetch_timeout
                 try:
                     messages = await sub.fetch(self.config.batch, timeout=timeout)
                 except nats.errors.TimeoutError:
@@ -254,13 +295,24 @@ class Worker:
                         with contextlib.suppress(Exception):
                             await rest.nak()
                     break
+                self._complete = False
                 await self._handle_batch(messages)
                 handled += len(messages)
+                quick = bool(messages)
                 steps_due = steps_due or bool(messages)
-                if not messages or time.monotonic() - last_steps >= STEP_EVERY:
-                    self._steps()
-                    steps_due, last_steps = False, time.monotonic()
-                self._report()
+                if (self._complete or (steps_due and not messages)
+                        or time.monotonic() - last_steps >= STEP_EVERY):
+                    taken = self._steps()
+                    # a completed window whose step was not taken (another worker holds the
+                    # state, or not every wristband's window is committed yet) is looked at
+                    # again when the stream is quiet
+                    steps_due = self._complete and not taken
+                    last_steps = time.monotonic()
+                # the counts (their percentiles over every window so far) are written when the
+                # stream pauses, or every STEP_EVERY seconds, not between the batches of a burst
+                if not messages or time.monotonic() - last_report >= STEP_EVERY:
+                    self._report()
+                    last_report = time.monotonic()
                 if messages:
                     idle_since = time.monotonic()
                 elif (self.config.exit_when_idle is not None
@@ -291,10 +343,14 @@ class Worker:
         """Refuse what is not a window of this event (each message on its own), commit the
         rest in one transaction, then ack them all; a store that is down gets the batch back."""
         accepted: list[tuple[Any, LiveWindow]] = []
+        fetched = time.time()
         for message in messages:
             metadata = getattr(message, "metadata", None)
             if metadata is not None and getattr(metadata, "num_delivered", 1) > 1:
                 self.metrics.redeliveries += 1
+            stored = getattr(metadata, "timestamp", None)
+            if stored is not None and getattr(metadata, "num_delivered", 1) == 1:
+                self.metrics.fetch_ms.append((fetched - stored.timestamp()) * 1000)
             try:
                 window = decode_window(message)
                 self.committer.check(window)
@@ -327,6 +383,7 @@ class Worker:
         self.metrics.batch_sizes.append(len(accepted))
         for (message, window), result in zip(accepted, results, strict=True):
             await self._settle(message, window, result)
+        self._complete = self.completion.add([window for _, window in accepted])
         self.metrics.cpu_last = time.process_time()
 
     async def _commit_one(self, message: Any, window: LiveWindow) -> None:
@@ -357,8 +414,10 @@ class Worker:
         except Exception:  # lost with the connection: redelivered, then skipped as a duplicate
             self.metrics.broker_errors += 1
 
-    def _steps(self) -> None:
+    def _steps(self) -> int:
+        """Take the crowd steps that are due; how many were taken."""
         tick = time.perf_counter()
+        taken = 0
         try:
             taken = self.stepper.step_all()
             self.metrics.crowd_steps += taken
@@ -367,6 +426,7 @@ class Worker:
         except StoreError:
             self.metrics.store_retries += 1
         self.metrics.decisions = self.stepper.decisions
+        return taken
 
     def _report(self) -> None:
         if self.progress is not None:
