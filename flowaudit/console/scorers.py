@@ -114,11 +114,17 @@ def store_scores(store: EncryptedStore, event: EventView, key: KeyInfo,
         windows = sorted({w for w, _, _ in scores if w <= stepped})
         rows = list(tx.session.execute(
             select(LiveWindowRecord.window, LiveWindowRecord.subject_pseudonym,
-                   LiveWindowRecord.start_at)
+                   LiveWindowRecord.start_at, LiveWindowRecord.score_record_id)
             .where(LiveWindowRecord.event_id == event.id,
                    LiveWindowRecord.window.in_(windows),
                    LiveWindowRecord.score_record_id.is_not(None))).all())
-        known = {(w, subject_of(key, p)): (p, at) for w, p, at in rows}
+        asked = {(w, s) for w, s, _ in scores}
+        named = {(w, subject_of(key, p)): (p, at, str(rid)) for w, p, at, rid in rows}
+        named = {pair: row for pair, row in named.items() if pair in asked}
+        # as the feed: a window whose record expired or was erased since is not in it (and
+        # sealing a score under an erased wristband's destroyed key would say so)
+        readable = {r.id for r in tx.read_metadata([rid for _, _, rid in named.values()])}
+        known = {pair: (p, at) for pair, (p, at, rid) in named.items() if rid in readable}
         unknown = [i for i, (w, s, _) in enumerate(scores) if (w, s) not in known]
         if unknown:
             return Posted(0, unknown)

@@ -423,3 +423,26 @@ def test_a_replay_serves_the_feed_up_to_its_clock_and_takes_no_scores(home: Home
                            json={"scores": [{"window": w["window"], "subject": w["subject"],
                                              "score": 5}]})
         assert r.status_code == 409 and error_of(r) == "replay_read_only"
+
+
+def test_an_erased_wristband_leaves_the_feed_and_takes_no_scores(home: Home,
+                                                                 client: TestClient) -> None:
+    """Last of the module: it erases a wristband the tests above count on."""
+    from retention.subject_requests import erase_pseudonym
+
+    key = home.key(SCORERS, "scorer", "acme erasure")
+    me = info(client, key)
+    serial, (pseudonym, _, _, _) = next((s, b) for s, b in bands(home).items()
+                                        if b[0] in gated_in(home))
+    subject = subject_of(me, pseudonym)
+    served = [w for w in feed(client, key)["windows"] if w["subject"] == subject]
+    assert served
+    read(home.settings, lambda store: erase_pseudonym(store, pseudonym, now=datetime.now(UTC)))
+    windows, _ = whole_feed(client, key)
+    assert windows and subject not in {w["subject"] for w in windows}
+    before = len(posted_records(home))
+    r = client.post(f"/v1/events/{SCORERS}/scores", headers=bearer(key), json={"scores": [
+        {"window": served[0]["window"], "subject": subject, "score": 12.5}]})
+    assert r.status_code == 404 and error_of(r) == "unknown_subject", r.text
+    assert serial not in r.text and pseudonym not in r.text
+    assert len(posted_records(home)) == before
