@@ -274,6 +274,23 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
 
 
 # -- the run ------------------------------------------------------------------------------------
+def check_postgres(url: str) -> None:
+    """One line, no traceback, when the ``--db`` server does not answer."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:200]
+        raise SystemExit(f"--db: PostgreSQL does not answer ({reason}); start it with "
+                         "`make services` or fix the URL") from None
+    finally:
+        engine.dispose()
+
+
 def run(args: argparse.Namespace) -> None:
     windows = 60 if args.quick else 300
     seconds = 1.5 if args.quick else 5.0
@@ -355,6 +372,8 @@ def main() -> None:
     if args.serve is not None:
         serve(args.serve, args.port, args.poll, args.event_file)
         return
+    if args.db is not None:
+        check_postgres(args.db)
     run(args)
 
 
