@@ -147,7 +147,8 @@ class Control(BaseModel):
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Bad request (a body that is not JSON, a bad cursor)",
             401: "No key, a bad key or a revoked key", 403: "Refused (role, event, policy)",
-            404: "Unknown event, track or artist", 409: "Read-only replay",
+            404: "Unknown event, track or artist",
+            409: "Read-only replay, or a veto that would leave no track to play",
             422: "A path, query, header or body the document does not allow",
             429: "Over the key's rate limit (Retry-After)", 503: "The store is unavailable"}
     return {c: {"model": ErrorBody, "description": text[c]} for c in codes}

@@ -5,7 +5,10 @@ every control (``artist_control_none``), ``partial`` refuses overrides
 (``artist_control_partial``) and takes vetoes and pins, ``full`` takes all three. A refused
 control is stored and audited as well as an accepted one, each with who asked (the key's id,
 label and role). A control naming a track (or artist) the catalogue does not have is refused
-(``unknown_track`` / ``unknown_artist``) and audited, and not stored.
+(``unknown_track`` / ``unknown_artist``) and audited, and not stored. A veto that would
+leave the catalogue with no track the selector may play (with the event's accepted console
+vetoes) is refused (``veto_leaves_no_track``, 409), stored and audited: with every track
+vetoed the selector would have nothing to pick from but vetoed tracks.
 
 Controls of one home are inserted one at a time (PostgreSQL: a transaction advisory lock), so
 their ids grow in commit order and the stream's control cursor misses none.
@@ -17,8 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+import numpy as np
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
+from pipeline.catalogue import Catalogue
 from pipeline.live.controls import allowed_kinds
 from retention.ground.actions import Action
 from retention.models import ConsoleControl
@@ -34,7 +40,8 @@ _LOCK_KEY = 0x636F6E736F6C65  # "console": one lock for every control insert of 
 
 @dataclass(frozen=True)
 class ControlOutcome:
-    status: int  # 201 accepted, 403 refused by the policy, 404 unknown track/artist
+    status: int  # 201 accepted, 403 refused by the policy, 404 unknown track/artist,
+    # 409 a veto that leaves no track
     control: dict[str, Any] | None
     code: str | None = None
     message: str | None = None
@@ -78,6 +85,10 @@ def submit_control(store: EncryptedStore, reader: Reader, event: EventView, key:
         refusal = refusal_for(event.artist_control, kind)
         if tx.session.get_bind().dialect.name == "postgresql":
             tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        status = 403
+        if (refusal is None and kind == "veto"
+                and _vetoes_all(tx.session, event.id, catalogue, track_id, artist)):
+            refusal, status = VETO_LEAVES_NO_TRACK, 409
         row = ConsoleControl(
             event_id=event.id, kind=kind, track_id=track_id, artist=artist,
             status="refused" if refusal else "accepted",
@@ -90,5 +101,28 @@ def submit_control(store: EncryptedStore, reader: Reader, event: EventView, key:
                   "reason": row.reason, "artist_control": event.artist_control, **who})
         body = control_json(row)
     if refusal is not None:
-        return ControlOutcome(403, body, refusal[0], refusal[1])
+        return ControlOutcome(status, body, refusal[0], refusal[1])
     return ControlOutcome(201, body)
+
+
+VETO_LEAVES_NO_TRACK = ("veto_leaves_no_track",
+                        "this veto would leave no track to play (every other one is vetoed); "
+                        "GET /v1/events/{id}/controls lists the vetoes")
+
+
+def _vetoes_all(session: Session, event_id: str, catalogue: Catalogue, track_id: str | None,
+                artist: str | None) -> bool:
+    """Whether the event's accepted vetoes and this one cover the whole catalogue."""
+    rows = session.execute(
+        select(ConsoleControl.track_id, ConsoleControl.artist)
+        .where(ConsoleControl.event_id == event_id, ConsoleControl.kind == "veto",
+               ConsoleControl.status == "accepted")).all()
+    artists = np.array(catalogue.artists())
+    vetoed = np.zeros(len(catalogue), bool)
+    for track, name in [*rows, (track_id, artist)]:
+        idx = catalogue.index_of(track) if track else None
+        if idx is not None:
+            vetoed[idx] = True
+        elif name:
+            vetoed |= artists == name
+    return bool(vetoed.all())

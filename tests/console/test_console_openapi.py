@@ -60,9 +60,12 @@ class Api:
     """The home under test, a key per (event, role), the catalogue's track ids. (Not a
     dataclass: hypothesis would print every field of it with each failing example.)"""
 
-    def __init__(self, home: Home, keys: dict[tuple[str, str], str], tracks: list[str],
-                 artist: str) -> None:
-        self.home, self.keys, self.tracks, self.artist = home, keys, tracks, artist
+    def __init__(self, home: Home, keys: dict[tuple[str, str], str],
+                 catalogue: list[dict[str, Any]]) -> None:
+        self.home, self.keys, self.catalogue = home, keys, catalogue
+        self.tracks = [t["id"] for t in catalogue]
+        self.artists = sorted({t["artist"] for t in catalogue})
+        self.artist = catalogue[0]["artist"]
 
     def __repr__(self) -> str:
         return f"Api({self.home.backend})"
@@ -84,7 +87,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             tracks = got.json()["tracks"]
             TARGET.app = app
             try:
-                yield Api(home, keys, [t["id"] for t in tracks], tracks[0]["artist"])
+                yield Api(home, keys, tracks)
             finally:
                 TARGET.app = None
 
@@ -186,3 +189,31 @@ def test_scores_for_the_feed_are_taken_as_documented(api: Api) -> None:
                                                                body={"scores": scores})
     response = post.call_and_validate(headers=key)
     assert response.status_code == 201 and response.json() == {"stored": len(scores)}
+
+
+def test_a_veto_that_would_leave_no_track_is_refused_as_documented(api: Api) -> None:
+    """Vetoing every artist would leave the selector only vetoed tracks to pick from: the
+    last such veto is refused (409), and stored and listed as refused."""
+    key = {"Authorization": f"Bearer {api.keys['ev-full', 'artist']}"}
+    path = {"event_id": "ev-full"}
+    veto = SCHEMA["/v1/events/{event_id}/controls/veto"]["POST"]
+    *others, last = api.artists
+    for name in others:
+        answer = veto.Case(path_parameters=path, body={"artist": name}).call_and_validate(
+            headers=key)
+        assert answer.status_code == 201, answer.text
+    refused = veto.Case(path_parameters=path, body={"artist": last}).call_and_validate(
+        headers=key)
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["error"]["code"] == "veto_leaves_no_track"
+    assert body["control"]["status"] == "refused"
+    listed = SCHEMA["/v1/events/{event_id}/controls"]["GET"].Case(
+        path_parameters=path).call_and_validate(headers=key).json()["controls"]
+    assert [c for c in listed if c["id"] == body["control"]["id"]][0]["reason"] == \
+        "veto_leaves_no_track"
+    # one track of that artist can still go: the others remain
+    track = next(t for t in api.catalogue if t["artist"] == last)
+    taken = veto.Case(path_parameters=path, body={"track_id": track["id"]}).call_and_validate(
+        headers=key)
+    assert taken.status_code == 201, taken.text
