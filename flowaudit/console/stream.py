@@ -1,11 +1,16 @@
 """The console's one multiplexed stream (server-sent events) of a live or replayed event.
 
 Each poll (every ``poll`` seconds, no busy loop) reads what was committed since the stream's
-cursor and sends, in this order: ``sentiment`` per crowd window, ``decision`` per decision
-(then ``adaptive_flow`` when it was one, and ``control`` with status ``applied`` when it was a
-console override), ``control`` per control stored, and ``privacy`` when its counts changed
-(read at most every ``privacy_every`` seconds). A ``: keep-alive`` comment goes out after
-``keepalive`` quiet seconds.
+cursor and sends, in this order: ``sentiment`` per crowd window, ``control`` per control
+stored, ``decision`` per decision (then ``adaptive_flow`` when it was one, and ``control``
+with status ``applied`` when it was a console override), and ``privacy`` when its counts
+changed (read at most every ``privacy_every`` seconds). A ``: keep-alive`` comment goes out
+after ``keepalive`` quiet seconds.
+
+Controls go before decisions: a control is stored before the decision that applies it, and
+its row reads ``accepted`` until a later crowd step marks it applied, so a poll that first
+sees both must send the stored control first and its ``applied`` last, or a client would
+end on ``accepted``.
 
 The cursor is ``W.D.C``: the last crowd window, decision id and control id sent; each event's
 ``id:`` is the cursor after it, so ``Last-Event-ID`` resumes exactly after the last event the
@@ -79,6 +84,9 @@ def _poll(reader: Reader, event: EventView, cursor: Cursor, horizon: datetime | 
     for row in reader.crowd_windows(event.id, cursor.window, horizon):
         cursor.window = row["window"]
         out.append(frame("sentiment", row, cursor))
+    for control in reader.controls(event.id, cursor.control, horizon):
+        cursor.control = control["id"]
+        out.append(frame("control", control, cursor))
     for decision in reader.decisions(event.id, cursor.decision, horizon):
         cursor.decision = decision["id"]
         out.append(frame("decision", decision, cursor))
@@ -92,9 +100,6 @@ def _poll(reader: Reader, event: EventView, cursor: Cursor, horizon: datetime | 
             applied = _applied(reader, event.id, decision)
             if applied is not None:
                 out.append(frame("control", applied, cursor))
-    for control in reader.controls(event.id, cursor.control, horizon):
-        cursor.control = control["id"]
-        out.append(frame("control", control, cursor))
     return out
 
 

@@ -20,7 +20,7 @@ import pytest
 from flowaudit.console.app import create_app
 from flowaudit.console.documents import MESSAGES
 from flowaudit.console.replay import Replay
-from flowaudit.console.stream import EventStreamResponse, event_stream
+from flowaudit.console.stream import Cursor, EventStreamResponse, _poll, event_stream
 from tests.console.console_fixtures import Home, TestClient, console_home
 from tests.console.page_fixtures import ConsoleServer
 
@@ -211,6 +211,45 @@ def test_last_event_id_resumes_exactly_after_it(home: Home, server: ConsoleServe
     bad = httpx.get(f"{server.url}/v1/events/ev-full/stream",
                     headers={"Authorization": f"Bearer {key}", "Last-Event-ID": "nope"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_cursor"
+
+
+def _frames(chunks: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for chunk in chunks:
+        fields = dict(line.split(": ", 1) for line in chunk.decode().splitlines() if line)
+        out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def test_a_poll_that_sees_an_override_and_its_decision_ends_on_applied(
+    home: Home, server: ConsoleServer
+) -> None:
+    """The override is stored, then the next decision applies it; its row still reads
+    accepted until a later crowd step marks it. One poll that first sees both must leave the
+    client on applied: the stored control goes out before the decision's applied copy."""
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    reader, event = service.reader, service.reader.event("ev-full")
+    last = reader.controls("ev-full", limit=100000)
+    cursor = Cursor(home.drivers["ev-full"].window, reader.last_decision("ev-full", None)["id"],
+                    last[-1]["id"] if last else 0)
+    artist = home.key("ev-full", "artist", "booth")
+    r = httpx.post(f"{server.url}/v1/events/ev-full/controls/override",
+                   headers={"Authorization": f"Bearer {artist}"}, json={"track_id": "T0002"})
+    assert r.status_code == 201, r.text
+    control_id = r.json()["id"]
+    for _ in range(10):  # up to the decision that applies it, and not one window further
+        home.advance("ev-full")
+        if reader.decisions("ev-full", cursor.decision, None):
+            break
+    decided = reader.decisions("ev-full", cursor.decision, None)
+    assert decided and decided[0]["track_id"] == "T0002" and decided[0]["artist_override"]
+    stored = reader.controls("ev-full", control_id - 1, limit=1)[0]
+    assert stored["status"] == "accepted"  # not marked yet: the race this test is about
+    sent = _frames(_poll(reader, event, cursor, None))
+    statuses = [d["status"] for kind, d in sent if kind == "control" and d["id"] == control_id]
+    assert statuses == ["accepted", "applied"]
+    kinds = [kind for kind, _ in sent]
+    assert kinds.index("control") < kinds.index("decision")
 
 
 def test_the_stream_ends_when_the_client_goes(home: Home, server: ConsoleServer) -> None:

@@ -442,7 +442,11 @@
 
   function upsertControl(c) {
     if (!c || c.id === undefined) return;
-    model.controls.set(String(c.id), Object.assign(model.controls.get(String(c.id)) || {}, c));
+    const known = model.controls.get(String(c.id)) || {};
+    // applied is final: a late copy of the stored control (accepted) must not undo it
+    const merged = known.status === "applied" && c.status !== "applied" ?
+      Object.assign({}, c, { status: "applied", applied_at: known.applied_at }) : c;
+    model.controls.set(String(c.id), Object.assign(known, merged));
     const items = [...model.controls.values()].sort((a, b) => String(b.at).localeCompare(String(a.at)))
       .map((k) => {
         const item = document.createElement("li");
