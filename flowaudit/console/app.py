@@ -373,6 +373,16 @@ def build_app(service: Service | None) -> FastAPI:
     _handlers(app)
     _routes(app)
     _page(app)
+
+    def served_document() -> dict[str, Any]:
+        """/v1/openapi.json serves the checked-in document's content, not FastAPI's draft."""
+        if app.openapi_schema is None:
+            from .documents import openapi_document  # documents imports this module
+
+            app.openapi_schema = openapi_document()
+        return app.openapi_schema
+
+    app.openapi = served_document  # type: ignore[method-assign]
     return app
 
 

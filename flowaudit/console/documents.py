@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from .app import API_VERSION, Control, build_app
@@ -132,7 +133,7 @@ STREAM_PATH = "/v1/events/{event_id}/stream"
 
 
 def openapi_document() -> dict[str, Any]:
-    doc = build_app(None).openapi()
+    doc = FastAPI.openapi(build_app(None))  # FastAPI's own: the app serves this function's
     doc["info"]["description"] = (
         "The /v1 API of the flowaudit DJ console. Every route takes `Authorization: Bearer "
         "<key>` (keys: `flowaudit console key issue`; roles artist, viewer, scorer). Errors "

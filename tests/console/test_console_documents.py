@@ -26,6 +26,7 @@ from flowaudit.console.documents import (
     asyncapi_text,
     openapi_text,
 )
+from tests.console.console_fixtures import TestClient
 
 FIX = "run `flowaudit console docs --write` and commit the documents"
 
@@ -107,6 +108,13 @@ def test_openapi_is_3_1_and_has_every_v1_route_of_the_app() -> None:
     documented = {(p, m) for p, ops in doc["paths"].items() for m in ops}
     assert routes - documented == set(), f"routes missing from openapi.json; {FIX}"
     assert documented - routes == set(), f"openapi.json names routes the app lacks; {FIX}"
+
+
+def test_the_app_serves_the_checked_in_openapi_document() -> None:
+    with TestClient(build_app(None)) as client:
+        served = client.get("/v1/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == _openapi(), f"/v1/openapi.json is not openapi.json; {FIX}"
 
 
 def test_openapi_documents_the_error_body_for_every_refusal_and_resolves() -> None:
