@@ -41,7 +41,7 @@ class Posted:
         return home.key(event_id, role, label)
 
     def count(self, event_id: str, kind: str, outcome: str) -> int:
-        codes = {"accepted": (201,), "refused": (403, 404)}[outcome]
+        codes = {"accepted": (201,), "refused": (403, 404, 409)}[outcome]
         return sum(1 for k, s in self.controls.get(event_id, []) if k == kind and s in codes)
 
 
@@ -53,11 +53,12 @@ class Scene:
 
 
 def _post(client: TestClient, posted: Posted, key: str, event_id: str, kind: str,
-          body: dict[str, str], expect: int) -> None:
+          body: dict[str, str], expect: int | tuple[int, ...]) -> int:
     r = client.post(f"/v1/events/{event_id}/controls/{kind}",
                     headers={"Authorization": f"Bearer {key}"}, json=body)
-    assert r.status_code == expect, r.text
+    assert r.status_code in (expect if isinstance(expect, tuple) else (expect,)), r.text
     posted.controls.setdefault(event_id, []).append((kind, r.status_code))
+    return r.status_code
 
 
 def _unplayed(home: Home, client: TestClient, key: str, event_id: str, n: int) -> list[str]:
@@ -100,6 +101,12 @@ def _use_console(home: Home, client: TestClient) -> Posted:
             break
         home.advance("ev-full")
     assert later[0].artist_override and later[0].track_id == a
+    # veto artist after artist: the veto that would leave no track to play is refused (409)
+    tracks = client.get("/v1/catalogue", headers={"Authorization": f"Bearer {key}"}).json()
+    for name in sorted({t["artist"] for t in tracks["tracks"]}):
+        if _post(client, p, key, "ev-full", "veto", {"artist": name}, (201, 409)) == 409:
+            break
+    assert p.controls["ev-full"][-1] == ("veto", 409)
     return p
 
 
@@ -188,7 +195,8 @@ def test_refusals_by_reason_include_unknown_tracks(scene: Scene) -> None:
     assert _console(scene, "ev-none")["refused_by_reason"] == {"artist_control_none": 3}
     assert _console(scene, "ev-partial")["refused_by_reason"] == {
         "artist_control_partial": 2, "unknown_track": 1}
-    assert _console(scene, "ev-full")["refused_by_reason"] == {"unknown_artist": 1}
+    assert _console(scene, "ev-full")["refused_by_reason"] == {
+        "unknown_artist": 1, "veto_leaves_no_track": 1}
 
 
 def test_applied_override_is_counted(scene: Scene) -> None:

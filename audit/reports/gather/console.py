@@ -64,8 +64,9 @@ CONTROLS: dict[str, dict[str, str]] = {
         "endpoint": "POST /v1/events/{id}/controls/veto",
         "effect": "Removes a track, or every track of an artist, from what the selector may "
         "pick, for the rest of the event.",
-        "limits": "A catalogue track or artist only; a veto cannot be lifted from the console; "
-        "an override (full only) still plays the track it names.",
+        "limits": "A catalogue track or artist only; a veto that would leave no track to play "
+        "is refused (409 veto_leaves_no_track), stored and audited; a veto cannot be lifted "
+        "from the console; an override (full only) still plays the track it names.",
     },
     "pin": {
         "endpoint": "POST /v1/events/{id}/controls/pin",
