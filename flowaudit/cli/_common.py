@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -34,7 +34,7 @@ __all__ = [
 DEBUG_ENV = "FLOWAUDIT_DEBUG"
 
 
-def _report(message: str, code: int) -> None:
+def _report(message: str, code: int) -> NoReturn:
     typer.echo(f"flowaudit: error: {message}", err=True)
     sys.exit(code)
 
@@ -44,8 +44,29 @@ def _is_cli_control_flow(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """A parser's usage error (typer vendors click, so its classes are told apart by name)."""
+    names = {klass.__name__ for klass in type(exc).__mro__}
+    return _is_cli_control_flow(exc) and "UsageError" in names and "NoArgsIsHelpError" not in names
+
+
+def _report_usage(exc: Any) -> NoReturn:
+    """A usage error as one line that names the command whose help explains it (exit 2)."""
+    where = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
+    _report(f"{exc.format_message().rstrip('.')}{where}", exc.exit_code)
+
+
 class FlowauditGroup(TyperGroup):
-    """Turns our errors into one line and an exit code, and hides tracebacks of bugs."""
+    """Turns our errors and usage errors into one line and an exit code; hides bug tracebacks."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
+                     **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except Exception as exc:  # a bad option of flowaudit itself
+            if not _is_usage_error(exc):
+                raise
+            _report_usage(exc)
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context; its type is private
         try:
@@ -57,6 +78,8 @@ class FlowauditGroup(TyperGroup):
         except KeyboardInterrupt:
             _report("interrupted", 130)
         except Exception as exc:  # a bug: say so, without echoing data that may be personal
+            if _is_usage_error(exc):  # a bad option or argument of a subcommand
+                _report_usage(exc)
             if _is_cli_control_flow(exc) or os.environ.get(DEBUG_ENV):
                 raise
             _report(

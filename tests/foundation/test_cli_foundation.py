@@ -108,7 +108,23 @@ def test_policy_commands(tmp_path: Path) -> None:
     _one_clean_error(runner.invoke(app, ["policy", "show", "nope"]), "unknown policy")
 
 
-def test_bad_option_is_a_usage_error() -> None:
-    result = runner.invoke(app, ["policy", "list", "--format", "xml"])
+@pytest.mark.parametrize(
+    ("args", "names", "help_of"),
+    [
+        (["policy", "list", "--format", "xml"], "--format", "flowaudit policy list"),
+        (["purge", "--batch", "many"], "'--batch'", "flowaudit purge"),
+        (["purge", "--bogus"], "--bogus", "flowaudit purge"),
+        (["--bogus"], "--bogus", "flowaudit"),
+        (["keys", "rotate", "--zzz"], "--zzz", "flowaudit keys rotate"),
+        (["keys"], "Missing command", "flowaudit keys"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_help_to_read(
+    args: list[str], names: str, help_of: str
+) -> None:
+    result = runner.invoke(app, args)
     assert result.exit_code == 2
-    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flowaudit: error: "), result.output
+    assert names in lines[0] and lines[0].endswith(f"see '{help_of} --help'")
+    assert "Traceback" not in result.output and result.stdout == ""
