@@ -8,8 +8,13 @@ get a 5xx. A steering strategy sends some requests without a key, some with a ke
 role for the event named in the path (so the authenticated paths are exercised past 401),
 and sometimes puts a real catalogue track id into a control body (so controls are taken).
 
+Known-good requests per operation (a real key for a real event, a live and a replayed
+console) must get their documented answer too; for a 2xx schemathesis also asks again
+without the key and with a bad one, which must be refused.
+
 The stream (text/event-stream) never ends by itself: schemathesis reads it for a bounded
-number of events, or until a bounded read timeout, and validates what it got.
+number of events, or until a bounded read timeout, and validates each event and its JSON
+payload against the document.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from schemathesis.core import NOT_SET
 
 from flowaudit.console.app import create_app
 from flowaudit.console.documents import OPENAPI_FILE
+from flowaudit.console.replay import Replay
 from tests.console.console_fixtures import POLICIES, Home, TestClient, console_home
 
 ROLES = ("artist", "viewer", "scorer")
@@ -217,3 +223,41 @@ def test_a_veto_that_would_leave_no_track_is_refused_as_documented(api: Api) -> 
     taken = veto.Case(path_parameters=path, body={"track_id": track["id"]}).call_and_validate(
         headers=key)
     assert taken.status_code == 201, taken.text
+
+
+@pytest.fixture(scope="module")
+def replay_app(api: Api) -> Iterator[Any]:
+    """A second console over the same home, replaying ev-full (read-only)."""
+    app = create_app(api.home.settings, replay=Replay("ev-full", speed=1000.0),
+                     poll_interval=0.05, keepalive=0.2)
+    with TestClient(app):
+        yield app
+
+
+REPLAYED = [
+    ("GET", "/v1/events/{event_id}/state", "viewer", None, 200),
+    ("GET", "/v1/events/{event_id}/controls", "artist", None, 200),
+    ("GET", "/v1/events/{event_id}/stream", "viewer", None, 200),
+    ("POST", "/v1/events/{event_id}/controls/override", "artist", {"track_id": "{track}"}, 409),
+    ("POST", "/v1/events/{event_id}/controls/veto", "artist", {"track_id": "{track}"}, 409),
+    ("POST", "/v1/events/{event_id}/controls/pin", "artist", {"track_id": "{track}"}, 409),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "role", "body", "status"), REPLAYED,
+                         ids=[f"{m} {p.rsplit('/', 1)[-1]} {s}" for m, p, _, _, s in REPLAYED])
+def test_a_replay_answers_as_documented_and_takes_no_control(
+        api: Api, replay_app: Any, method: str, path: str, role: str, body: Any,
+        status: int) -> None:
+    live, TARGET.app = TARGET.app, replay_app
+    try:
+        case = SCHEMA[path][method].Case(path_parameters={"event_id": "ev-full"},
+                                         body=_fill(body, api))
+        key = api.keys["ev-full", role]
+        response = case.call_and_validate(headers={"Authorization": f"Bearer {key}"},
+                                          timeout=STREAM_SECONDS)
+    finally:
+        TARGET.app = live
+    assert response.status_code == status, response.text
+    if status == 409:
+        assert response.json()["error"]["code"] == "replay_read_only"
