@@ -105,6 +105,15 @@ def cli(*args: str, log: Path) -> subprocess.Popen[Any]:
     return process
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (Linux ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -262,7 +271,15 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
         window_ms = spec.frames_per_window * FRAME_MS
         t0 = capture + (int(time.time() * 1000) - capture) // window_ms * window_ms + window_ms
         time.sleep(max(0.0, t0 / 1000 - time.time()))  # start on a window boundary
+        cpu_before = {"gateway": cpu_seconds(gateway.pid), "worker": cpu_seconds(worker.pid),
+                      "clients": time.process_time()}
+        started = time.monotonic()
         clients = asyncio.run(stream_realtime(f"http://127.0.0.1:{port}", tokens, windows, t0))
+        # CPU while the bands streamed, per second of streaming: what each side costs
+        streamed = time.monotonic() - started
+        cpu = {"gateway": cpu_seconds(gateway.pid), "worker": cpu_seconds(worker.pid),
+               "clients": time.process_time()}
+        cpu_share = {k: (cpu[k] - cpu_before[k]) / streamed for k in cpu}
         rows = wait_committed(settings, spec.id, wristbands * windows, 60)
         time.sleep(1.5)  # the last window's crowd step (settled by its own commits)
         steps = crowd_steps(settings, spec.id)
@@ -282,6 +299,7 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
                                     "broker → commit begins": []}
     last_sent: dict[int, float] = {}  # window -> when its last frame of any band was sent
     last_stored: dict[int, float] = {}  # window -> when its last message reached the broker
+    first_stored: dict[int, float] = {}  # window -> when its first message did
     last_begun: dict[int, float] = {}  # window -> when its last row's commit began
     for pseudonym, window, at in rows:
         client = clients[pseudonyms.index(pseudonym)]
@@ -298,6 +316,7 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
             last_sent[window] = max(last_sent.get(window, 0.0), client.sent[last])
             if stamp is not None:
                 last_stored[window] = max(last_stored.get(window, 0.0), stamp[1])
+                first_stored[window] = min(first_stored.get(window, stamp[1]), stamp[1])
             last_begun[window] = max(last_begun.get(window, 0.0), at.timestamp())
     # score/decision committed: the window's crowd step (crowd score, and the decision when
     # one is due) minus the send of the last frame that window needed from any wristband
@@ -326,6 +345,9 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
             "step_p50": pct(step_latencies, 50), "step_p99": pct(step_latencies, 99),
             "steps": len(step_latencies), "worker_ms": worker.get("latency_ms") or {},
             "step_hops": {k: (pct(v, 50), pct(v, 99)) for k, v in step_hops.items()},
+            "cpu_share": cpu_share,
+            "spread": [(last_stored[w] - first_stored[w]) * 1000 for w in last_stored
+                       if w > first],
             "first_step": first_step,
             "worker": worker,
             "batch": batch}
@@ -477,6 +499,12 @@ def main() -> None:
               f"window's step (left out) {lat['first_step']:.0f} ms")
         print("          decision by hop (p50 / p99 ms): last frame sent " + ", ".join(
             f"{k} {a:.1f} / {b:.1f}" for k, (a, b) in lat["step_hops"].items()))
+        spread = lat["spread"]
+        print(f"          a window's messages reach the broker within p50 {pct(spread, 50):.1f}"
+              f" / p99 {pct(spread, 99):.1f} ms of each other (first → last band)")
+        print("          CPU while streaming, cores busy: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in lat["cpu_share"].items())
+              + f"; load average {Path('/proc/loadavg').read_text().split()[0]}")
         for name, ms in ARTICLE_MS.items():
             print(f"          vs the article's {name} {ms} ms end to end: p99 is "
                   f"{lat['p99'] / ms:.2f}× (window), {lat['step_p99'] / ms:.2f}× (decision)")

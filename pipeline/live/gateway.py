@@ -6,8 +6,9 @@ send back what it returns. Everything runs on one asyncio loop; gating a finishe
 few milliseconds of numpy and webrtcvad, done in order per wristband so the voice detector's
 state follows the stream.
 
-Publishing is one task that sends final windows to JetStream (what is queued together goes out
-together, its acks awaited at once), with
+Publishing is one task that sends final windows to JetStream as soon as they are queued (what
+is queued together goes out together; its acks are awaited apart, so later windows do not
+wait behind them), with
 ``Nats-Msg-Id = <pseudonym>:<window>``: a window re-sent after a reconnect, a gateway restart or
 a publish retry is stored once. A wristband's ``published`` ack moves only when the broker has
 acknowledged, so a wristband that resends from ``published + 1`` after any failure loses
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -228,31 +229,61 @@ class Gateway:
                 self._enqueue(state, state.take_final(now))
 
     async def _publisher(self) -> None:
-        """Publish the final windows: what is queued together (the burst every wristband sends
-        when a window of the event timeline closes) goes out together, the broker's acks
-        awaited at once rather than one after another; a wristband's ``published`` moves
-        only once every window of the group is acknowledged."""
-        while True:
-            item = await self._queue.get()
-            group = [item]
-            while item is not None and not self._queue.empty():
-                item = self._queue.get_nowait()
-                group.append(item)
-            done = [g for g in group if g is not None]
-            outcomes = await asyncio.gather(*(self._publish_one(final) for _, final in done))
-            gave_up: set[int] = set()
-            for (state, final), outcome in zip(done, outcomes, strict=True):
-                if outcome is None or id(state) in gave_up:
-                    # gave up while stopping: the band resends from here to the next gateway
-                    gave_up.add(id(state))
-                    continue
-                if outcome:
-                    self.stats.windows_deduplicated += 1
-                else:
-                    self.stats.windows_published += 1
-                state.published_seq = max(state.published_seq, final.max_seq)
-            if len(done) < len(group):
-                return
+        """Publish the final windows as soon as they are queued: what is queued together (the
+        burst every wristband sends when a window of the event timeline closes) goes out
+        together, and a group's acks are awaited in a task of its own, so windows queued while
+        earlier ones wait for the broker go out at once instead of behind them. The outcomes
+        are applied in queue order: a wristband's ``published`` moves only once every window
+        of it queued before is acknowledged too. While publishes are failing (the broker
+        down or restarting) groups go one at a time, so windows still reach it in order."""
+        previous: asyncio.Task[None] | None = None
+        gave_up: set[int] = set()  # bands a window of which the gateway gave up on (stopping)
+        pending: set[asyncio.Future[Any]] = set()
+        retries = self.stats.publish_retries
+        try:
+            while True:
+                item = await self._queue.get()
+                group = [item]
+                while item is not None and not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    group.append(item)
+                done = [g for g in group if g is not None]
+                if previous is not None and self.stats.publish_retries != retries:
+                    await previous  # the broker is failing: one group at a time, in order
+                retries = self.stats.publish_retries
+                if done:
+                    sends = [asyncio.ensure_future(self._publish_one(final)) for _, final in done]
+                    previous = asyncio.create_task(
+                        self._apply(done, sends, previous, gave_up))
+                    pending.update(sends)
+                    pending.add(previous)
+                    pending = {t for t in pending if not t.done()}
+                if len(done) < len(group):  # stopping: the last windows are queued
+                    if previous is not None:
+                        await previous
+                    return
+        finally:  # stop() gave up waiting (cancelled): nothing keeps publishing behind it
+            for task in pending:
+                task.cancel()
+
+    async def _apply(self, done: list[tuple[WristbandWindows, Final]],
+                     sends: Sequence[asyncio.Future[bool | None]],
+                     previous: asyncio.Task[None] | None, gave_up: set[int]) -> None:
+        """Once a group's windows are acknowledged (and the group before it is applied),
+        count them and move their wristbands' ``published``."""
+        outcomes = await asyncio.gather(*sends)
+        if previous is not None:
+            await previous
+        for (state, final), outcome in zip(done, outcomes, strict=True):
+            if outcome is None or id(state) in gave_up:
+                # gave up while stopping: the band resends from here to the next gateway
+                gave_up.add(id(state))
+                continue
+            if outcome:
+                self.stats.windows_deduplicated += 1
+            else:
+                self.stats.windows_published += 1
+            state.published_seq = max(state.published_seq, final.max_seq)
 
     async def _publish_one(self, final: Final) -> bool | None:
         """Publish one window until the broker has it (Msg-Id dedups retries); ``True`` if it
