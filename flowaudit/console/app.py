@@ -40,7 +40,14 @@ from flowaudit.config import Settings
 from flowaudit.runtime import Runtime, open_runtime
 from pipeline.catalogue import Catalogue, load_catalogue
 from pipeline.event import EventSpec, default_event_file, load_event
-from retention.errors import FlowauditError, NotFoundError, StoreError
+from retention.errors import (
+    ConfigError,
+    FlowauditError,
+    IntegrityError,
+    NotFoundError,
+    RetentionError,
+    StoreError,
+)
 from retention.ground.actions import Action
 
 from .controls import submit_control
@@ -83,6 +90,26 @@ def _error(status: int, code: str, message: str,
            headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
                         headers=dict(headers or {}))
+
+
+#: errors whose text is for the operator, not an API client: it may name a subject (by the
+#: store's pseudonym), a serial or a record, which a third party must never learn
+_OPERATOR_ONLY: tuple[tuple[type[FlowauditError], str], ...] = (
+    (RetentionError, "that data is past its retention or its key was destroyed"),
+    (NotFoundError, "no such record"),
+    (IntegrityError, "a stored record failed its integrity check; the operator should run "
+     "flowaudit audit verify"),
+    (ConfigError, "the console's data home is misconfigured; the operator should check it"),
+)
+
+
+def public_message(exc: FlowauditError) -> str:
+    """What an API client may read of one of our errors: the request's own fault in full, the
+    store's internals as a fixed sentence."""
+    for kind, sentence in _OPERATOR_ONLY:
+        if isinstance(exc, kind):
+            return sentence
+    return str(exc).splitlines()[0][:300]
 
 
 # -- request and response bodies -------------------------------------------------------------
@@ -414,7 +441,7 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FlowauditError)
     async def flowaudit_error(_: Request, exc: FlowauditError) -> JSONResponse:
-        return _error(400, "refused", str(exc).splitlines()[0][:300])
+        return _error(400, "refused", public_message(exc))
 
 
 def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route

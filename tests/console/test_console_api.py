@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from flowaudit.console.app import create_app
+from retention.errors import InputError, IntegrityError, NotFoundError, RecordShreddedError
 from tests.console.console_fixtures import Home, TestClient, audit, console_home, decisions
 
 
@@ -236,3 +237,32 @@ def test_state_and_privacy_read_what_the_workers_committed(home: Home,
     stored = {s["category"]: s for s in privacy["stored"]}
     assert stored["raw_audio"]["retention"] == "0h" and stored["raw_audio"]["records"] == 0
     assert stored["metadata"]["records"] > 0 and stored["metadata"]["expires_in_seconds"] > 0
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (RecordShreddedError("subject 0f1e2d3c4b5a… key destroyed at 2026-07-01"), False),
+        (NotFoundError("unknown serial 'WB-000123'; register it with flowaudit subject add"), False),
+        (IntegrityError("raw segment 41 failed authentication"), False),
+        (InputError("--speed 0 must be above 0"), True),
+    ],
+)
+def test_an_error_names_store_internals_to_the_operator_only(
+    home: Home, error: Exception, shown: bool
+) -> None:
+    """A subject's pseudonym, a serial or a record id in our error text never reaches a client;
+    the request's own fault is said in full. The route is the app's real error handling."""
+    app = create_app(home.settings)
+
+    @app.get("/v1/raise-for-test")
+    def fail() -> None:
+        raise error
+
+    with TestClient(app) as client:
+        response = client.get("/v1/raise-for-test")
+    assert response.status_code == 400 and error_of(response) == "refused"
+    message = response.json()["error"]["message"]
+    assert (message == str(error)) is shown
+    for secret in ("0f1e2d3c4b5a", "WB-000123", "41"):
+        assert shown or secret not in response.text
