@@ -490,7 +490,8 @@ def main() -> None:
                   f"worker's count, first window included): p50 {wm.get('p50', float('nan')):.1f}"
                   f" ms, p99 {wm.get('p99', float('nan')):.1f} ms")
             prof = lat["worker"]
-            print(f"          worker profile: {prof.get('batches')} batches of "
+            print(f"          worker profile: {prof.get('broker_errors')} broker errors, "
+                  f"{prof.get('batches')} batches of "
                   f"{prof.get('batch_mean')} windows, broker → fetched ms "
                   f"{prof.get('fetch_ms')}, commit ms {prof.get('commit_ms')}, "
                   f"crowd step ms {prof.get('step_ms')}")

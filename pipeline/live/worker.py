@@ -263,8 +263,6 @@ class Worker:
         return asyncio.run(self._main())
 
     async def _main(self) -> WorkerMetrics:
-        import nats
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -284,7 +282,7 @@ class Worker:
                 timeout = QUICK_FETCH if quick else self.config.fetch_timeout
                 try:
                     messages = await sub.fetch(self.config.batch, timeout=timeout)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats' own, and the bare one its short pulls raise
                     messages = []
                 except Exception:  # reconnecting, a restarted server: count and go on
                     self.metrics.broker_errors += 1
