@@ -49,6 +49,7 @@ from retention.errors import (
     StoreError,
 )
 from retention.ground.actions import Action
+from retention.ground.console_rules import CONTROL_ROLES, KEY_ROLES, READ_ROLES
 
 from .controls import submit_control
 from .keys import ConsoleKeys, KeyInfo, KeyRefused
@@ -73,7 +74,7 @@ EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TRACK_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 #: a stream cursor W.D.C, or nothing (what :func:`~.stream.parse_cursor` takes)
 CURSOR = r"^\s*(-?[0-9]{1,12}\.[0-9]{1,15}\.[0-9]{1,15})?\s*$"
-READERS = ("artist", "viewer")
+READERS = READ_ROLES
 
 
 class ApiError(Exception):
@@ -451,7 +452,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
              responses=_errors(401, 403, 429))
     def catalogue(request: Request) -> dict[str, Any]:
         """The tracks a control may name (any role)."""
-        authorize(request, ("artist", "viewer", "scorer"), None)
+        authorize(request, KEY_ROLES, None)
         cat = _service(request).reader.catalogue
         return {"tracks": [{"id": t.id, "title": t.title, "artist": t.artist,
                             "energy": t.energy, "valence": t.valence, "bpm": t.bpm,
@@ -493,7 +494,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
 
     def _control(request: Request, event_id: str, kind: str, track_id: str | None,
                  artist: str | None) -> JSONResponse:
-        key, event = authorize(request, ("artist",), event_id)
+        key, event = authorize(request, CONTROL_ROLES, event_id)
         assert event is not None
         service = _service(request)
         if service.replay is not None:
@@ -616,7 +617,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
              responses=_errors(*AUTH_ERRORS))
     def raw_audio(request: Request, event_id: EventIdParam) -> dict[str, Any]:
         """Always refused: raw audio is never served (the refusal is audited)."""
-        key, _ = authorize(request, ("artist", "viewer", "scorer"), event_id)
+        key, _ = authorize(request, KEY_ROLES, event_id)
         _raw_audio_refused(_service(request), key, request)
         return {}
 

@@ -25,8 +25,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from pipeline.catalogue import Catalogue
-from pipeline.live.controls import allowed_kinds
 from retention.ground.actions import Action
+from retention.ground.console_rules import VETO_LEAVES_NO_TRACK, refusal_for
 from retention.models import ConsoleControl
 from retention.store import EncryptedStore
 
@@ -45,21 +45,6 @@ class ControlOutcome:
     control: dict[str, Any] | None
     code: str | None = None
     message: str | None = None
-
-
-def refusal_for(mode: str, kind: str) -> tuple[str, str] | None:
-    """The refusal (code, message) of a ``kind`` control under ``mode``, or ``None``."""
-    if kind in allowed_kinds(mode):
-        return None
-    if mode == "partial":
-        return ("artist_control_partial",
-                f"the event's policy sets artist_control = partial: vetoes and pins only, "
-                f"no {kind}s")
-    if mode == "none":
-        return ("artist_control_none",
-                "the event's policy sets artist_control = none: the selector alone decides; "
-                "overrides, vetoes and pins are refused")
-    return ("artist_control_none", f"artist_control {mode!r} allows no {kind}")
 
 
 def submit_control(store: EncryptedStore, reader: Reader, event: EventView, key: KeyInfo,
@@ -103,11 +88,6 @@ def submit_control(store: EncryptedStore, reader: Reader, event: EventView, key:
     if refusal is not None:
         return ControlOutcome(status, body, refusal[0], refusal[1])
     return ControlOutcome(201, body)
-
-
-VETO_LEAVES_NO_TRACK = ("veto_leaves_no_track",
-                        "this veto would leave no track to play (every other one is vetoed); "
-                        "GET /v1/events/{id}/controls lists the vetoes")
 
 
 def _vetoes_all(session: Session, event_id: str, catalogue: Catalogue, track_id: str | None,

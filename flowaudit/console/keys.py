@@ -25,6 +25,8 @@ from flowaudit.config import Settings
 from flowaudit.runtime import open_runtime, signing
 from retention.errors import InputError, NotFoundError
 from retention.ground.actions import Action
+from retention.ground.console_rules import DEFAULT_BURST, DEFAULT_RATE
+from retention.ground.console_rules import KEY_ROLES as ROLES
 from retention.models import ConsoleKey
 from retention.store import EncryptedStore
 
@@ -34,9 +36,6 @@ __all__ = [
 ]
 
 KEY_PREFIX = "fak_"
-ROLES = ("artist", "scorer", "viewer")
-DEFAULT_RATE = 10.0  # requests per second, refilled continuously
-DEFAULT_BURST = 40  # bucket size: the console page's start-up burst fits in it
 _SECRET_BYTES = 32
 _KEY_RE = re.compile(r"fak_[A-Za-z0-9_-]{43}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}")

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import numpy as np
 import sqlalchemy as sa
 
+from retention.ground.console_rules import CONTROL_KINDS, KINDS_BY_MODE, allowed_kinds
 from retention.store import StoreTransaction
 
 from ..artist import ArtistControl, Override
@@ -34,13 +35,6 @@ from ..catalogue import Catalogue
 __all__ = ["CONTROL_KINDS", "KINDS_BY_MODE", "StoredControl", "apply_live_controls",
            "allowed_kinds", "merge_controls"]
 
-CONTROL_KINDS = ("override", "veto", "pin")
-#: which controls each ``selection.artist_control`` mode lets through
-KINDS_BY_MODE: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "partial": ("veto", "pin"),
-    "full": ("override", "veto", "pin"),
-}
 #: a console override is due at the first decision after it is stored
 _DUE = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -55,11 +49,6 @@ CONTROLS = sa.table(
     sa.column("by_label", sa.String),
     sa.column("applied_at", sa.DateTime(timezone=True)),
 )
-
-
-def allowed_kinds(mode: str) -> tuple[str, ...]:
-    """The control kinds a policy's ``artist_control`` mode accepts (unknown mode: none)."""
-    return KINDS_BY_MODE.get(mode, ())
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Nothing here imports anything of flowaudit except :mod:`retention.errors`, so ev
 - :mod:`~retention.ground.tomlfile` — reading a TOML file a user wrote;
 - :mod:`~retention.ground.actions` — the names of audit-log actions;
 - :mod:`~retention.ground.quasi` — the quasi-identifiers flowaudit keeps about a wristband;
+- :mod:`~retention.ground.console_rules` — what the DJ console lets each policy and key do;
 - :mod:`~retention.ground.resources` — data shipped in the packages (policies, migrations, the
   demo event) as real paths, found with :mod:`importlib.resources`.
 """

@@ -24,16 +24,16 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from flowaudit.console.controls import refusal_for
 from flowaudit.console.keys import KEY_PREFIX, ConsoleKeys, KeyRefused, parse_bearer
 from flowaudit.console.limits import RateLimiter
 from flowaudit.runtime import open_runtime
 from pipeline.artist import ArtistControl
 from pipeline.catalogue import Catalogue, load_catalogue
 from pipeline.event import default_event_file, load_event
-from pipeline.live.controls import CONTROL_KINDS, KINDS_BY_MODE, StoredControl, merge_controls
+from pipeline.live.controls import StoredControl, merge_controls
 from pipeline.selection import Selector
 from pipeline.sentiment import Snapshot
+from retention.ground.console_rules import CONTROL_KINDS, KINDS_BY_MODE, refusal_for
 from tests.console.console_fixtures import database
 from tests.console.page_fixtures import new_home
 

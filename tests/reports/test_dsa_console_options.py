@@ -16,13 +16,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from audit.reports import ReportContext, build_report, render, schema_for
-from audit.reports.gather import console as gathered
-from flowaudit.console import app as console_app
 from flowaudit.console import keys as console_keys
 from flowaudit.console.app import create_app
-from flowaudit.console.controls import refusal_for
 from flowaudit.runtime import open_runtime
-from pipeline.live.controls import CONTROL_KINDS, KINDS_BY_MODE
+from retention.ground.console_rules import CONTROL_KINDS, refusal_for
 from tests.console.console_fixtures import Home, TestClient, console_home, decisions
 
 EVENTS = {"ev-none": "spotify-2026", "ev-partial": "apple-music-2025",
@@ -223,16 +220,3 @@ def test_json_validates_and_html_renders(scene: Scene, event_id: str) -> None:
     html = render(scene.reports[event_id], "html")
     for kind in CONTROL_KINDS:
         assert f"<td>{kind}</td>" in html
-
-
-def test_report_states_the_console_rule() -> None:
-    """audit may not import the console or pipeline layers: its restated rule must match."""
-    assert gathered.KINDS_BY_MODE == KINDS_BY_MODE
-    assert gathered.CONTROL_KINDS == CONTROL_KINDS
-    for mode in ("none", "partial", "full", "other"):
-        for kind in CONTROL_KINDS:
-            assert gathered.refusal(mode, kind) == refusal_for(mode, kind)
-    assert (gathered.DEFAULT_RATE, gathered.DEFAULT_BURST) == (console_keys.DEFAULT_RATE,
-                                                               console_keys.DEFAULT_BURST)
-    assert set(gathered.KEY_ROLES) == set(console_keys.ROLES)
-    assert set(gathered.READ_ROLES) == set(console_app.READERS)

@@ -1,10 +1,8 @@
 """The DJ console's controls of one event (DSA Art 27(3) "options to modify"): what the policy's
 ``selection.artist_control`` lets through, who may use them, their limits, and what was used.
 
-The rule is the console's and the live crowd step's (``pipeline.live.controls.KINDS_BY_MODE``,
-``flowaudit.console.controls.refusal_for``, the key defaults of ``flowaudit.console.keys``);
-``audit`` does not import those layers, so the tables here restate it, and
-``tests/reports/test_dsa_console_options.py`` fails if they ever differ. What was used is read
+The rule is :mod:`retention.ground.console_rules`, the one the console enforces and the live
+crowd step applies; this module adds what each control does in words. What was used is read
 from the store: keys from ``console_keys``, stored controls from ``console_controls``, and
 controls refused before they were stored (unknown track or artist) from the audit log's
 ``console.control`` entries. No key, key digest or label is returned.
@@ -19,35 +17,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retention.ground.actions import Action
+from retention.ground.console_rules import (
+    CONTROL_KINDS,
+    CONTROL_ROLES,
+    DEFAULT_BURST,
+    DEFAULT_RATE,
+    KEY_ROLES,
+    READ_ROLES,
+    refusal_for,
+)
 from retention.models import AuditEntry, ConsoleControl, ConsoleKey
 
-__all__ = [
-    "CONTROL_KINDS",
-    "KINDS_BY_MODE",
-    "CONTROL_ROLES",
-    "READ_ROLES",
-    "KEY_ROLES",
-    "DEFAULT_RATE",
-    "DEFAULT_BURST",
-    "CONTROLS",
-    "refusal",
-    "console_options",
-]
-
-CONTROL_KINDS = ("override", "veto", "pin")
-#: the control kinds each ``selection.artist_control`` mode accepts
-KINDS_BY_MODE: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "partial": ("veto", "pin"),
-    "full": ("override", "veto", "pin"),
-}
-#: key roles that may post a control, that may read the controls, and every role
-CONTROL_ROLES = ("artist",)
-READ_ROLES = ("artist", "viewer")
-KEY_ROLES = ("artist", "scorer", "viewer")
-#: a key's rate limit unless issued with its own (requests per second, bucket size)
-DEFAULT_RATE = 10.0
-DEFAULT_BURST = 40
+__all__ = ["CONTROLS", "COMMON_LIMITS", "console_options"]
 
 #: per kind: the endpoint, what it does, and its limits (beyond the key, role and rate limit)
 CONTROLS: dict[str, dict[str, str]] = {
@@ -89,25 +70,6 @@ COMMON_LIMITS = (
     "unknown_track / unknown_artist), audited and not stored; every other control is "
     "stored and audited, accepted or refused, with the key's id, label and role.",
 )
-
-
-def refusal(mode: str, kind: str) -> tuple[str, str] | None:
-    """The (code, message) the console answers a ``kind`` control with under ``mode``."""
-    if kind in KINDS_BY_MODE.get(mode, ()):
-        return None
-    if mode == "partial":
-        return (
-            "artist_control_partial",
-            f"the event's policy sets artist_control = partial: vetoes and pins only, "
-            f"no {kind}s",
-        )
-    if mode == "none":
-        return (
-            "artist_control_none",
-            "the event's policy sets artist_control = none: the selector alone decides; "
-            "overrides, vetoes and pins are refused",
-        )
-    return ("artist_control_none", f"artist_control {mode!r} allows no {kind}")
 
 
 def _keys(session: Session, event_id: str) -> dict[str, Any]:
@@ -164,7 +126,7 @@ def console_options(session: Session, event_id: str, mode: str) -> dict[str, Any
     counts, reasons = _counts(session, event_id)
     controls = []
     for kind in CONTROL_KINDS:
-        refused = refusal(mode, kind)
+        refused = refusal_for(mode, kind)
         controls.append(
             {
                 "kind": kind,
