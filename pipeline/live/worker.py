@@ -306,6 +306,8 @@ class Worker:
                     # again when the stream is quiet
                     steps_due = self._complete and not taken
                     last_steps = time.monotonic()
+                    quick = True  # windows may have come in meanwhile: a short pull first
+                    # (a long one that starts with windows waiting may hold them back)
                 # the counts (their percentiles over every window so far) are written when the
                 # stream pauses, or every STEP_EVERY seconds, not between the batches of a burst
                 if not messages or time.monotonic() - last_report >= STEP_EVERY:
