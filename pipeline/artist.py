@@ -89,6 +89,9 @@ def load_artist_control(files: ArtistFiles, catalogue: Catalogue, mode: str) -> 
     control = ArtistControl(mode=mode, name=files.name)
     if files.veto is not None:
         control.vetoed = _track_mask(files.veto, catalogue, allow_artists=True)
+        if control.vetoed.all():
+            raise InputError(f"veto list '{files.veto}' vetoes every track of the catalogue, "
+                             "so the selector would have nothing to play; leave one out")
     if files.pinned is not None:
         control.pinned = _track_mask(files.pinned, catalogue, allow_artists=False)
     if files.overrides is not None:

@@ -104,6 +104,9 @@ class Selector:
         adaptive = crowd < self.threshold
         n = len(self.catalogue)
         allowed = self.artist.allowed(n)
+        every_track_vetoed = not allowed.any()
+        if every_track_vetoed:  # something must play: the vetoes are set aside, and it says so
+            allowed = np.ones(n, bool)
         unplayed = np.ones(n, bool)
         unplayed[self.played] = False
         pool = self.artist.pool(n)
@@ -162,6 +165,7 @@ class Selector:
             "requests_pending": self.pending_requests(),
             "candidates": int(candidates.sum()),
             "pinned_pool": pool_state,
+            **({"every_track_vetoed": True} if every_track_vetoed else {}),
             "automatic_pick": auto.id,
             "automatic_match": round(float(score[best]), 4),
             "alternatives": alternatives,
@@ -230,4 +234,6 @@ class Selector:
                     f"{targets['valence']:.2f}), {track.bpm:.0f} bpm")
         if requested:
             text += f"; requested {requested}x"
+        if not self.artist.allowed(len(self.catalogue)).any():
+            text += "; every track is vetoed, so the vetoes were set aside for this pick"
         return text

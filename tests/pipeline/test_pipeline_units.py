@@ -83,6 +83,26 @@ def test_artist_files_name_the_bad_line(tmp_path: Path) -> None:
     veto.write_text("artist: Nobody Known\n")
     with pytest.raises(InputError, match="no artist 'Nobody Known'"):
         load_artist_control(ArtistFiles(veto=veto), catalogue, "partial")
+    veto.write_text("".join(f"artist: {name}\n" for name in sorted(set(catalogue.artists()))))
+    with pytest.raises(InputError, match="vetoes every track of the catalogue"):
+        load_artist_control(ArtistFiles(veto=veto), catalogue, "partial")
+
+
+def test_every_track_vetoed_sets_the_vetoes_aside_and_says_so() -> None:
+    """Vetoes from the file and the console together can cover the catalogue: a pick is still
+    made, from the whole catalogue as if nothing were vetoed, and its record says why."""
+    catalogue = load_catalogue(DEMO_EVENT_DIR / "catalogue.csv")
+    everything = np.ones(len(catalogue), bool)
+    vetoed = Selector(catalogue, ArtistControl("partial", vetoed=everything), 40.0)
+    free = Selector(catalogue, ArtistControl("none"), 40.0)
+    for crowd in (70.0, 25.0):
+        choice = vetoed.decide(SET_START, _snapshot(crowd))
+        plain = free.decide(SET_START, _snapshot(crowd))
+        assert choice.track_id == plain.track_id
+        assert choice.inputs["every_track_vetoed"] is True and choice.inputs["candidates"] > 0
+        assert choice.explanation.endswith("the vetoes were set aside for this pick")
+        assert "every_track_vetoed" not in plain.inputs
+        assert "vetoes were set aside" not in plain.explanation
 
 
 def test_the_synthetic_crowd_is_seeded() -> None:
