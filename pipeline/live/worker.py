@@ -13,7 +13,9 @@ that is down gets the batch back (``nak`` with a delay, up to ``max_deliver``).
 
 Windows go first: after a batch the worker pulls again at once (a 3 ms pull when nothing is
 waiting), so a burst — every wristband closes its window at the same instant of the event
-timeline — is committed in one or two transactions. The crowd steps that are due
+timeline — is committed in one or two transactions; a pull that brought part of a burst waits
+up to 10 ms for the wristbands still to come for its window (those this worker committed for
+the window before), so the burst usually commits in one. The crowd steps that are due
 (:class:`~pipeline.live.selector.CrowdStepper`) are taken as soon as a batch completes a
 window as far as this worker can tell (every wristband it committed for the window before has
 committed this one, or every wristband of the roster has: :class:`_Completion`), else when the
@@ -49,7 +51,7 @@ from retention.errors import FlowauditError, InputError, StoreError
 from ..run import percentiles
 from .commit import CommitResult, WindowCommitter
 from .selector import CrowdStepper
-from .wire import LiveWindow, decode_window, stream_name, stream_subjects
+from .wire import MSG_ID_HEADER, LiveWindow, decode_window, stream_name, stream_subjects
 
 __all__ = ["WorkerConfig", "WorkerMetrics", "Worker", "FAULT_ENV", "DEFAULT_DURABLE"]
 
@@ -62,6 +64,8 @@ STORE_RETRY_SECONDS = 1.0
 QUICK_FETCH = 0.003
 #: the longest a busy stream puts the crowd steps off
 STEP_EVERY = 0.25
+#: the longest a pull that brought part of a burst waits for the rest of it
+COALESCE = 0.010
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,18 @@ class _Completion:
         self.bands: dict[int, set[str]] = {}
         self.stepped = -1  # newest window a completion-triggered look was taken for
 
+    def missing(self, keys: list[tuple[str, int]]) -> int:
+        """How many wristbands of the window before are still to come for the newest window
+        among ``keys`` (``(pseudonym, window)`` of a pull); 0 when that is not known."""
+        if not keys:
+            return 0
+        k = max(w for _, w in keys)
+        before = self.bands.get(k - 1)
+        if not before:
+            return 0
+        have = self.bands.get(k, set()) | {p for p, w in keys if w == k}
+        return len(before - have)
+
     def add(self, windows: list[LiveWindow]) -> bool:
         """Note a committed batch; ``True`` if it completed a window not looked at yet."""
         touched = set()
@@ -288,6 +304,8 @@ class Worker:
                     self.metrics.broker_errors += 1
                     await asyncio.sleep(0.2)
                     messages = []
+                if messages and not self.stop.is_set():
+                    messages += await self._rest_of_burst(sub, messages)
                 if messages and self.stop.is_set():  # hand back what was fetched
                     for rest in messages:
                         with contextlib.suppress(Exception):
@@ -328,6 +346,23 @@ class Worker:
                 await asyncio.wait_for(conn.close(), timeout=5)  # pull sub drains for 30 s
             self._report()
         return self.metrics
+
+    async def _rest_of_burst(self, sub: Any, messages: list[Any]) -> list[Any]:
+        """Part of a burst came in: wait up to COALESCE for the wristbands still to come for
+        its window, so the burst commits in one transaction, not two one after the other."""
+        keys = []
+        for message in messages:
+            pseudonym, _, window = str((message.headers or {}).get(MSG_ID_HEADER, "")
+                                       ).rpartition(":")
+            if pseudonym and window.isdigit():
+                keys.append((pseudonym, int(window)))
+        missing = min(self.completion.missing(keys), self.config.batch - len(messages))
+        if missing <= 0:
+            return []
+        try:
+            return list(await sub.fetch(missing, timeout=COALESCE))
+        except Exception:  # nothing more came (or the broker went): commit what is here
+            return []
 
     @staticmethod
     async def _stream_drained(sub: Any) -> bool:

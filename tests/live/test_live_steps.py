@@ -3,7 +3,8 @@
 - A window every wristband of the roster has committed is due at once, even the first one
   (no window before it to compare with, its ``--settle`` far off); one band short, it waits.
 - The worker's completion hint (:class:`pipeline.live.worker._Completion`) says "look now"
-  once per window, when a batch completes it as far as that worker has seen.
+  once per window, when a batch completes it as far as that worker has seen; a pull that
+  brought part of a burst knows how many wristbands are still to come for its window.
 - A real ``flowaudit worker`` with ``--settle 3600`` takes the first window's step once the
   whole roster has committed it (before this, that step waited for ``--settle``).
 """
@@ -104,3 +105,19 @@ def test_a_worker_steps_the_first_window_without_waiting_for_settle(
     assert len(view.keys) == len(live_setup.pseudonyms)
     assert view.crowd_windows == [10]  # with --settle 3600 it came from the whole roster
     assert verified(live_setup) == "ok"
+
+
+@pytest.mark.parametrize(("committed", "pulled", "missing"), [
+    ([], [("a", 0)], 0),  # nothing known of the window before: no waiting
+    ([("a", 0), ("b", 0), ("c", 0)], [("a", 1)], 2),  # b and c still to come
+    ([("a", 0), ("b", 0), ("c", 0)], [("a", 1), ("c", 1), ("b", 1)], 0),  # all here
+    ([("a", 0), ("b", 0), ("a", 1)], [("b", 1)], 0),  # a committed earlier, b now
+    ([("a", 0), ("b", 0)], [("a", 1), ("d", 1)], 1),  # a band new to the stream is no help
+    ([("a", 0), ("b", 0)], [("a", 0), ("a", 1)], 1),  # the newest window in the pull counts
+])
+def test_a_pull_with_part_of_a_burst_knows_what_is_still_to_come(
+    committed: list[tuple[str, int]], pulled: list[tuple[str, int]], missing: int
+) -> None:
+    hint = _Completion(ROSTER)
+    hint.add([_W(p, k) for p, k in committed])
+    assert hint.missing(pulled) == missing
