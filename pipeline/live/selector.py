@@ -142,6 +142,8 @@ class CrowdStepper:
         # a bad catalogue fails at start-up; loaded once, a fresh selector is built per step
         self.catalogue = build_selector(event, policy, scorer_parameters).catalogue
         self._more = False  # the last step saw committed windows past its own
+        # the last look saw windows other workers committed: this one sees part of each window
+        self.shared = False
 
     # -- registration ------------------------------------------------------------------------
     def register(self) -> int:
@@ -213,6 +215,7 @@ class CrowdStepper:
                     raise _Conflict
                 recent = tx.live_windows(self.event_id,
                                          after=locked.crowd_window - LATE_HORIZON)
+                self.shared = any(r.worker != self.worker for r in recent)
                 folded = _Folded.of(locked.state, locked.crowd_window)
                 late = [r for r in recent if r.window <= locked.crowd_window
                         and not folded.has(r)]

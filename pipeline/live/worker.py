@@ -20,8 +20,10 @@ the window before), so the burst usually commits in one. The crowd steps that ar
 window as far as this worker can tell (every wristband it committed for the window before has
 committed this one, or every wristband of the roster has: :class:`_Completion`), else when the
 stream is quiet, or every 0.25 s of a stream that never is; the store decides whether a step
-is really due. On its way out it closes the live run if the event's capture is over and every
-window is stepped.
+is really due. A worker whose last step saw windows other workers committed sees only part of
+each window: it neither waits for the rest of a burst nor looks at a step after each batch
+(those looks would mostly find the step not due yet), and goes by the quiet stream. On its
+way out it closes the live run if the event's capture is over and every window is stepped.
 
 SIGTERM or SIGINT: the batch in hand is finished and acked, a batch fetched but not started is
 handed back (``nak``), and the worker exits 0. The client reconnects to a restarted NATS
@@ -356,6 +358,8 @@ class Worker:
                                        ).rpartition(":")
             if pseudonym and window.isdigit():
                 keys.append((pseudonym, int(window)))
+        if self.stepper.shared:  # other workers take part of each burst: nothing to wait for
+            return []
         missing = min(self.completion.missing(keys), self.config.batch - len(messages))
         if missing <= 0:
             return []
@@ -418,7 +422,10 @@ class Worker:
         self.metrics.batch_sizes.append(len(accepted))
         for (message, window), result in zip(accepted, results, strict=True):
             await self._settle(message, window, result)
-        self._complete = self.completion.add([window for _, window in accepted])
+        # alone on the stream (as far as the last step saw), this worker's view of a window
+        # is the whole of it; shared, it is a part, and the quiet-stream looks take the steps
+        complete = self.completion.add([window for _, window in accepted])
+        self._complete = complete and not self.stepper.shared
         self.metrics.cpu_last = time.process_time()
 
     async def _commit_one(self, message: Any, window: LiveWindow) -> None:

@@ -121,3 +121,27 @@ def test_a_pull_with_part_of_a_burst_knows_what_is_still_to_come(
     hint = _Completion(ROSTER)
     hint.add([_W(p, k) for p, k in committed])
     assert hint.missing(pulled) == missing
+
+
+@BOTH
+def test_a_step_look_tells_whether_other_workers_commit_this_event(
+    live_setup: LiveSetup,
+) -> None:
+    setup = live_setup
+    runtime = open_runtime(setup.settings, SET_START)
+    with contextlib.closing(runtime), signing(runtime):
+        scorer = BuiltinScorer()
+        mine = WindowCommitter(runtime.store, setup.event, setup.policy, scorer, worker="me:1")
+        other = WindowCommitter(runtime.store, setup.event, setup.policy, scorer,
+                                worker="them:2")
+        stepper = CrowdStepper(runtime.store, setup.event, setup.policy,
+                               scorer.main_parameters(), scorer.name, worker="me:1")
+        stepper.register()
+        bands = range(len(setup.pseudonyms))
+        mine.commit_batch([make_window(setup, b, 0) for b in bands])
+        assert stepper.step_all() == 1
+        assert not stepper.shared  # every window it saw was its own
+        mine.commit_batch([make_window(setup, b, 1) for b in bands if b != 0])
+        other.commit(make_window(setup, 0, 1))
+        assert stepper.step_all() == 1
+        assert stepper.shared  # part of window 1 came from another worker
