@@ -190,6 +190,18 @@ class LiveDriver:
         self.steps += self.stepper.step_all()
         self.window = k
 
+    def advance_until(self, check: Callable[[], list[Any]], limit: int = 60) -> list[Any]:
+        """While paused: commit windows one by one until ``check`` finds something; nothing
+        is committed after it, so what the page shows last is what ``check`` found."""
+        assert not self._running.is_set(), "pause the driver first"
+        for _ in range(limit):
+            with self._lock:
+                self.advance()
+            found = check()
+            if found:
+                return found
+        raise AssertionError(f"nothing found in {limit} windows")
+
     def wait_for(self, check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
