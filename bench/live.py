@@ -300,6 +300,8 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
     last_sent: dict[int, float] = {}  # window -> when its last frame of any band was sent
     last_stored: dict[int, float] = {}  # window -> when its last message reached the broker
     first_stored: dict[int, float] = {}  # window -> when its first message did
+    last_received: dict[int, float] = {}  # window -> when the gateway had its last frame
+    from_gateway: list[float] = []  # the gateway has the band's last frame → commit begins
     last_begun: dict[int, float] = {}  # window -> when its last row's commit began
     for pseudonym, window, at in rows:
         client = clients[pseudonyms.index(pseudonym)]
@@ -317,6 +319,9 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
             if stamp is not None:
                 last_stored[window] = max(last_stored.get(window, 0.0), stamp[1])
                 first_stored[window] = min(first_stored.get(window, stamp[1]), stamp[1])
+                last_received[window] = max(last_received.get(window, 0.0), stamp[0])
+                if window > first:
+                    from_gateway.append((at.timestamp() - stamp[0]) * 1000)
             last_begun[window] = max(last_begun.get(window, 0.0), at.timestamp())
     # score/decision committed: the window's crowd step (crowd score, and the decision when
     # one is due) minus the send of the last frame that window needed from any wristband
@@ -324,6 +329,11 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
     # for --settle, so it is left out like the first window)
     step_latencies = [(steps[w].timestamp() - sent) * 1000
                       for w, sent in last_sent.items() if w in steps and w > first]
+    # the same two latencies counted from the gateway's receipt of the last frame: the
+    # system without the bench's own clients (8+ aiortc bands in this one process) and the
+    # DataChannel transport
+    step_from_gateway = [(steps[w].timestamp() - got) * 1000
+                         for w, got in last_received.items() if w in steps and w > first]
     first_step = ((steps[first].timestamp() - last_sent[first]) * 1000
                   if first in steps and first in last_sent else float("nan"))
     # the decision by hop, window by window: the last frame any band sent → the window's
@@ -346,6 +356,8 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
             "steps": len(step_latencies), "worker_ms": worker.get("latency_ms") or {},
             "step_hops": {k: (pct(v, 50), pct(v, 99)) for k, v in step_hops.items()},
             "cpu_share": cpu_share,
+            "gw_p50": pct(from_gateway, 50), "gw_p99": pct(from_gateway, 99),
+            "gw_step_p50": pct(step_from_gateway, 50), "gw_step_p99": pct(step_from_gateway, 99),
             "spread": [(last_stored[w] - first_stored[w]) * 1000 for w in last_stored
                        if w > first],
             "first_step": first_step,
@@ -500,6 +512,10 @@ def main() -> None:
               f"window's step (left out) {lat['first_step']:.0f} ms")
         print("          decision by hop (p50 / p99 ms): last frame sent " + ", ".join(
             f"{k} {a:.1f} / {b:.1f}" for k, (a, b) in lat["step_hops"].items()))
+        print(f"          from the gateway's receipt of the last frame (no client, no "
+              f"DataChannel): → commit begins p50 {lat['gw_p50']:.1f} / p99 {lat['gw_p99']:.1f}"
+              f" ms; → score/decision committed p50 {lat['gw_step_p50']:.1f} / p99 "
+              f"{lat['gw_step_p99']:.1f} ms")
         spread = lat["spread"]
         print(f"          a window's messages reach the broker within p50 {pct(spread, 50):.1f}"
               f" / p99 {pct(spread, 99):.1f} ms of each other (first → last band)")

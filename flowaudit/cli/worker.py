@@ -76,7 +76,7 @@ def worker_command(
     metrics_file: Annotated[
         Path | None,
         typer.Option("--metrics-file", help="Keep the worker's counts in this JSON file, "
-                     "rewritten after every batch."),
+                     "rewritten whenever the stream pauses, and every 0.25 s while it does not."),
     ] = None,
     home: HomeOption = None,
     db: DbOption = None,
