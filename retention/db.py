@@ -69,9 +69,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: execution option of a connection that only reads (:func:`reading`)
+READ_ONLY = "flowaudit_read_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    """Take the write lock up front: SQLite has one writer, and the audit chain needs it."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock up front: SQLite has one writer, and the audit chain needs it.
+
+    A connection that only reads (:func:`reading`) begins a deferred transaction instead: in
+    WAL mode it reads a consistent snapshot without taking the write lock, so a console's polls
+    or a report never make a live commit wait, nor wait for one.
+    """
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reading(engine: Engine) -> Engine:
+    """The engine, for sessions that only read (their transactions are never committed)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str) -> Engine:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import _crypto
 from ._runlock import RunLock, run_is_live
-from .db import map_db_errors
+from .db import map_db_errors, reading
 from .errors import (
     InputError,
     IntegrityError,
@@ -344,6 +344,7 @@ class EncryptedStore:
         else:
             raise InputError("a key provider without a pepper needs the master key")
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(reading(engine), expire_on_commit=False)
         self._record_keys: dict[tuple[str, str], bytes] = {}
 
     # -- identity -------------------------------------------------------------------------------
@@ -356,8 +357,8 @@ class EncryptedStore:
     # -- sessions -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A read session (no commit)."""
-        with map_db_errors(), self._sessions() as session:
+        """A read session (no commit; on SQLite it takes no write lock)."""
+        with map_db_errors(), self._read_sessions() as session:
             self._follow_key_ledger(session)
             yield session
 
