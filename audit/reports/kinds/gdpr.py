@@ -71,7 +71,7 @@ def _gather(ctx: ReportContext) -> dict[str, Any]:
                 or 0
             ),
         }
-    # outside the session: on SQLite every transaction holds the write lock
+    # outside the session: verification opens connections of its own
     facts["verification"] = chain_verification(ctx.runtime)
     facts["findings"] = findings(ctx)
     return facts
