@@ -30,7 +30,8 @@ with warnings.catch_warnings():  # starlette's TestClient wants httpx2; httpx wo
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from starlette.testclient import TestClient
 
-__all__ = ["TestClient", "Home", "console_home", "database", "decisions", "audit", "POLICIES"]
+__all__ = ["TestClient", "Home", "console_home", "database", "decisions", "audit", "POLICIES",
+           "bearer", "error_of"]
 
 #: event id -> policy (artist_control none / partial / full; tiktok-2026 allows scorers)
 POLICIES = {"ev-none": "spotify-2026", "ev-partial": "apple-music-2025",
@@ -101,3 +102,14 @@ def decisions(settings: Settings, event_id: str) -> list[Decision]:
 def audit(settings: Settings, action: str) -> list[AuditEntry]:
     return _rows(settings, select(AuditEntry).where(AuditEntry.action == action)
                  .order_by(AuditEntry.seq))
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def error_of(response: Any) -> str:
+    """The API error's code, once the body is checked to be the one error shape."""
+    body = response.json()
+    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    return str(body["error"]["code"])

@@ -10,7 +10,15 @@ import pytest
 
 from flowaudit.console.app import create_app
 from retention.errors import InputError, IntegrityError, NotFoundError, RecordShreddedError
-from tests.console.console_fixtures import Home, TestClient, audit, console_home, decisions
+from tests.console.console_fixtures import (
+    Home,
+    TestClient,
+    audit,
+    bearer,
+    console_home,
+    decisions,
+    error_of,
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
@@ -26,16 +34,6 @@ def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def client(home: Home) -> Iterator[TestClient]:
     with TestClient(create_app(home.settings)) as c:
         yield c
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def error_of(response: Any) -> str:
-    body = response.json()
-    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
-    return str(body["error"]["code"])
 
 
 def refusals(home: Home) -> list[dict[str, Any]]:

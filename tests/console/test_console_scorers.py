@@ -27,7 +27,7 @@ from flowaudit.console.scorers import FEED_WINDOWS, SCORE_KIND, subject_of
 from flowaudit.runtime import open_runtime
 from pipeline.features import FEATURE_NAMES
 from retention.models import LiveWindowRecord
-from tests.console.console_fixtures import Home, TestClient, audit, database
+from tests.console.console_fixtures import Home, TestClient, audit, bearer, database, error_of
 from tests.console.page_fixtures import LiveDriver, make_event, new_home
 
 SCORERS, NONE = "ev-scorers", "ev-none"
@@ -69,16 +69,6 @@ def client(home: Home) -> Iterator[TestClient]:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def error_of(response: Any) -> str:
-    body = response.json()
-    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
-    return str(body["error"]["code"])
-
-
 def info(client: TestClient, key: str) -> KeyInfo:
     return client.app.state.service.keys.authenticate(f"Bearer {key}")  # type: ignore
 
