@@ -50,6 +50,7 @@ from retention.keys import FileKeyStore, load_master_key  # noqa: E402
 from retention.ledger import check_key_store  # noqa: E402
 from retention.models import AuditEntry  # noqa: E402
 from retention.rotation import rotate_file_kek  # noqa: E402
+from tests._pg import fresh_schema  # noqa: E402
 
 NOW = datetime(2026, 6, 21, 20, tzinfo=UTC)
 
@@ -252,7 +253,7 @@ def bench_shared(
     follow, round_trip = check(engine)
     pg = None
     if pg_url:
-        with _pg_schema(pg_url) as url:
+        with fresh_schema(pg_url) as url:
             pg_engine = _ledger_engine(100000, tmp, url)
             pg = check(pg_engine)
             pg_engine.dispose()
@@ -273,25 +274,6 @@ def bench_shared(
     if pg is not None:
         print(f"   the same check on PostgreSQL (log of 100000 entries) {pg[0] * 1e3:.3f} ms "
               f"= {pg[0] / pg[1]:.1f}x a bare SELECT 1 ({pg[1] * 1e3:.3f} ms)")
-
-
-@contextlib.contextmanager
-def _pg_schema(base: str) -> Iterator[str]:
-    """A fresh schema on ``base`` (dropped afterwards): its URL."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def main() -> None:
