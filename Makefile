@@ -49,7 +49,7 @@ lint: setup
 # processes keep 2 cores busy. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 3
 test: setup system-deps services lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=20
 
 # Every benchmark prints its own baseline, measured in the same run, and the ratio to it.
 # -P keeps bench/ off the import path: bench/audit.py and bench/pipeline.py would otherwise
