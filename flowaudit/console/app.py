@@ -52,6 +52,7 @@ from retention.ground.actions import Action
 from retention.ground.console_rules import CONTROL_ROLES, KEY_ROLES, READ_ROLES
 
 from .controls import submit_control
+from .feature_stream import FEATURE_CURSOR, feature_stream, parse_feature_cursor
 from .keys import ConsoleKeys, KeyInfo, KeyRefused
 from .limits import MinuteTally, RateLimiter
 from .reader import EventView, Reader
@@ -591,6 +592,51 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                            "selection.third_party_scorers = false: no feature feed")
         return feature_windows(service.store, event, key, after, service.now(),
                                service.horizon())
+
+    @app.get("/v1/events/{event_id}/features/stream", tags=["scorers"], dependencies=auth,
+             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                              "description": "The feature feed as server-sent events; see the "
+                                             "AsyncAPI document (flowaudit/console/"
+                                             "asyncapi.yaml)"},
+                        **_errors(400, *AUTH_ERRORS)},
+             response_class=StreamingResponse)
+    async def features_stream(request: Request, event_id: EventIdParam,
+                              last_event_id: Annotated[str, Header(
+                                  max_length=64, description="resume after this event (W.S), "
+                                  "or after window W of the feed (400 if it is neither)",
+                                  json_schema_extra={"pattern": FEATURE_CURSOR})] = ""
+                              ) -> StreamingResponse:
+        """Server-sent events: one features event per feature window, as the feed grows."""
+        from starlette.concurrency import run_in_threadpool
+
+        key, event = await run_in_threadpool(authorize, request, ("scorer",), event_id)
+        assert event is not None
+        service = _service(request)
+        if not event.scorers_allowed:
+            await run_in_threadpool(service.refused, "third_party_scorers_off", key,
+                                    _route_name(request))
+            raise ApiError(403, "third_party_scorers_off", "the event's policy sets "
+                           "selection.third_party_scorers = false: no feature feed")
+        cursor = None
+        if last_event_id.strip():
+            cursor = parse_feature_cursor(last_event_id)
+            if cursor is None:
+                raise ApiError(400, "bad_cursor", "Last-Event-ID is not a cursor of this "
+                               "stream (W.S, or a feed cursor W); reconnect without it")
+
+        def opened() -> None:
+            service.streams += 1
+
+        def closed() -> None:
+            service.streams -= 1
+
+        body = feature_stream(service.store, event, key, cursor, now=service.now,
+                              horizon=service.horizon, disconnected=request.is_disconnected,
+                              poll=service.poll, keepalive=service.keepalive,
+                              sleep=asyncio.sleep, on_open=opened, on_close=closed)
+        return EventStreamResponse(body, media_type="text/event-stream",
+                                   headers={"cache-control": "no-store",
+                                            "x-accel-buffering": "no"})
 
     @app.post("/v1/events/{event_id}/scores", tags=["scorers"], dependencies=auth,
               status_code=201, responses=_errors(400, *AUTH_ERRORS, 409))

@@ -2,10 +2,10 @@
 
 ``openapi.json`` (OpenAPI 3.1) is FastAPI's description of the /v1 routes; ``asyncapi.yaml``
 (AsyncAPI 3.0) describes the streaming channels: the console's server-sent-events stream and
-the scorer feature feed. The message payload schemas are pydantic models here, so the stream
-tests validate what the stream sends against the very schemas the document carries.
-``flowaudit console docs --write`` rewrites both; the tests fail with a diff when the files
-drift from the code.
+the scorer feature feed, polled and pushed. The message payload schemas are pydantic models
+here, so the stream tests validate what the stream sends against the very schemas the
+document carries. ``flowaudit console docs --write`` rewrites both; the tests fail with a
+diff when the files drift from the code.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .app import API_VERSION, Control, build_app
 
-__all__ = ["OPENAPI_FILE", "ASYNCAPI_FILE", "MESSAGES", "openapi_text", "asyncapi_text",
-           "asyncapi_document", "drift", "write_documents"]
+__all__ = ["OPENAPI_FILE", "ASYNCAPI_FILE", "MESSAGES", "FEATURE_MESSAGES", "openapi_text",
+           "asyncapi_text", "asyncapi_document", "drift", "write_documents"]
 
 HERE = Path(__file__).resolve().parent
 OPENAPI_FILE = HERE / "openapi.json"
 ASYNCAPI_FILE = HERE / "asyncapi.yaml"
 #: a stream event's ``id:``, the cursor W.D.C after it
 CURSOR_PATTERN = r"^-?\d+\.\d+\.\d+$"
+#: a feature stream event's ``id:``, the cursor W.S (window, subject) of it
+FEATURE_CURSOR_PATTERN = r"^\d+\.[0-9a-f]{24}$"
 
 
 class _Msg(BaseModel):
@@ -129,7 +131,11 @@ MESSAGES: dict[str, type[BaseModel]] = {
 }
 
 
+#: the scorer feature stream's ``event:`` names -> payload model
+FEATURE_MESSAGES: dict[str, type[BaseModel]] = {"features": FeatureWindow}
+
 STREAM_PATH = "/v1/events/{event_id}/stream"
+FEATURE_STREAM_PATH = "/v1/events/{event_id}/features/stream"
 
 
 def openapi_document() -> dict[str, Any]:
@@ -140,24 +146,29 @@ def openapi_document() -> dict[str, Any]:
         "are `{\"error\": {\"code\", \"message\"}}`. The stream's messages are described by "
         "the AsyncAPI document (asyncapi.yaml), and here event by event.")
     schemas = doc["components"]["schemas"]
-    ok = doc["paths"][STREAM_PATH]["get"]["responses"]["200"]
-    ok["content"]["text/event-stream"]["schema"] = _stream_event_schema(schemas)
+    for path, messages, pattern in ((STREAM_PATH, MESSAGES, CURSOR_PATTERN),
+                                    (FEATURE_STREAM_PATH, FEATURE_MESSAGES,
+                                     FEATURE_CURSOR_PATTERN)):
+        ok = doc["paths"][path]["get"]["responses"]["200"]
+        ok["content"]["text/event-stream"]["schema"] = _stream_event_schema(
+            schemas, messages, pattern)
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
     return doc
 
 
-def _stream_event_schema(schemas: dict[str, Any]) -> dict[str, Any]:
+def _stream_event_schema(schemas: dict[str, Any], messages: dict[str, type[BaseModel]],
+                         pattern: str) -> dict[str, Any]:
     """One server-sent event (OpenAPI 3.1 has a text/event-stream schema describe each
     event): its ``event`` names the message, ``data`` is the message's JSON, ``id`` the
     cursor. The payload schemas join the document's components."""
     kinds = []
-    for name, model in MESSAGES.items():
+    for name, model in messages.items():
         schemas[model.__name__] = _schema(model, schemas)
         kinds.append({
             "type": "object", "required": ["event", "data"],
             "properties": {
                 "event": {"const": name},
-                "id": {"type": "string", "pattern": CURSOR_PATTERN},
+                "id": {"type": "string", "pattern": pattern},
                 "data": {"type": "string", "contentMediaType": "application/json",
                          "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}"}},
             }})
@@ -190,13 +201,25 @@ def asyncapi_document() -> dict[str, Any]:
         "name": "feature_page", "title": "feature page",
         "summary": (FeaturePage.__doc__ or "").strip(), "contentType": "application/json",
         "payload": {"$ref": "#/components/schemas/FeaturePage"}}
+    for name, model in FEATURE_MESSAGES.items():
+        defs[model.__name__] = _schema(model, defs)
+        messages[name] = {
+            "name": name, "title": name, "summary": (model.__doc__ or "").strip(),
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+            "headers": {"type": "object", "properties": {
+                "id": {"type": "string", "pattern": FEATURE_CURSOR_PATTERN,
+                       "description": "this window's cursor (W.S: window, subject); send it "
+                                      "back as Last-Event-ID to resume after it"}}},
+        }
     stream_refs = {n: {"$ref": f"#/components/messages/{n}"} for n in MESSAGES}
     return {
         "asyncapi": "3.0.0",
         "info": {"title": "flowaudit console streams", "version": API_VERSION,
                  "description": "The live channels of the flowaudit console: the multiplexed "
                                 "server-sent-events stream of one event, and the gated, "
-                                "pseudonymous feature feed third-party scorers poll."},
+                                "pseudonymous feature feed third-party scorers poll or "
+                                "follow as server-sent events."},
         "defaultContentType": "application/json",
         "servers": {"console": {"host": "127.0.0.1:8780", "protocol": "http",
                                 "description": "`flowaudit console` (default --host/--port)",
@@ -220,6 +243,18 @@ def asyncapi_document() -> dict[str, Any]:
                 "parameters": {"event_id": {"description": "the event id"}},
                 "messages": {"feature_page": {"$ref": "#/components/messages/feature_page"}},
             },
+            "featureStream": {
+                "address": FEATURE_STREAM_PATH,
+                "title": "scorer feature feed pushed (text/event-stream)",
+                "description": "The feature feed as server-sent events, with the feed's "
+                               "gating: one `features` event per feature window (the window "
+                               "objects of feature_page), `id:` its cursor W.S; "
+                               "Last-Event-ID W.S (or a feed cursor W) resumes after it; a "
+                               "`: keep-alive` comment after 15 quiet seconds.",
+                "parameters": {"event_id": {"description": "the event id"}},
+                "messages": {n: {"$ref": f"#/components/messages/{n}"}
+                             for n in FEATURE_MESSAGES},
+            },
         },
         "operations": {
             "receiveEventStream": {
@@ -234,6 +269,14 @@ def asyncapi_document() -> dict[str, Any]:
                 "summary": "A scorer key reads feature windows; scores go back by POST "
                            "/v1/events/{event_id}/scores (OpenAPI).",
                 "messages": [{"$ref": "#/channels/featureFeed/messages/feature_page"}],
+                "security": [{"$ref": "#/components/securitySchemes/key"}],
+            },
+            "receiveFeatureStream": {
+                "action": "receive", "channel": {"$ref": "#/channels/featureStream"},
+                "summary": "A scorer key follows the feature feed as it grows; scores go "
+                           "back by POST /v1/events/{event_id}/scores (OpenAPI).",
+                "messages": [{"$ref": f"#/channels/featureStream/messages/{n}"}
+                             for n in FEATURE_MESSAGES],
                 "security": [{"$ref": "#/components/securitySchemes/key"}],
             },
         },

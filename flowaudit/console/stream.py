@@ -37,7 +37,8 @@ from starlette.types import Send
 
 from .reader import EventView, Reader
 
-__all__ = ["Cursor", "BACKLOG", "EventStreamResponse", "event_stream", "parse_cursor", "frame"]
+__all__ = ["Cursor", "BACKLOG", "EventStreamResponse", "event_stream", "parse_cursor", "frame",
+           "sse_loop"]
 
 BACKLOG = 100
 _CURSOR_RE = re.compile(r"(-?\d{1,12})\.(\d{1,15})\.(\d{1,15})")
@@ -62,7 +63,8 @@ def parse_cursor(value: str) -> Cursor | None:
     return Cursor(max(w, -1), d, c)
 
 
-def frame(kind: str, data: dict[str, Any], cursor: Cursor | None) -> bytes:
+def frame(kind: str, data: dict[str, Any], cursor: object | None) -> bytes:
+    """One server-sent event; ``cursor`` (any cursor, as text) is its ``id:``."""
     head = f"id: {cursor}\n" if cursor is not None else ""
     body = json.dumps(data, separators=(",", ":"), allow_nan=False)
     return f"{head}event: {kind}\ndata: {body}\n\n".encode()
@@ -122,31 +124,51 @@ def _privacy_key(snapshot: dict[str, Any]) -> str:
     return json.dumps({**snapshot, "stored": stored}, sort_keys=True)
 
 
-async def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, *,
-                       horizon: Callable[[], datetime | None],
-                       privacy: Callable[[EventView, datetime | None], dict[str, Any]],
-                       disconnected: Callable[[], Awaitable[bool]],
-                       poll: float, keepalive: float, sleep: Callable[[float], Awaitable[None]],
-                       on_open: Callable[[], None], on_close: Callable[[], None],
-                       privacy_every: float = 2.0) -> AsyncIterator[bytes]:
+def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, *,
+                 horizon: Callable[[], datetime | None],
+                 privacy: Callable[[EventView, datetime | None], dict[str, Any]],
+                 disconnected: Callable[[], Awaitable[bool]],
+                 poll: float, keepalive: float, sleep: Callable[[float], Awaitable[None]],
+                 on_open: Callable[[], None], on_close: Callable[[], None],
+                 privacy_every: float = 2.0) -> AsyncIterator[bytes]:
     """The stream's bytes (module docstring)."""
+    state: dict[str, Any] = {"cursor": cursor, "privacy": "", "privacy_at": 0.0}
+
+    def step() -> list[bytes]:
+        at = horizon()
+        if state["cursor"] is None:
+            state["cursor"] = start_cursor(reader, event.id, at)
+        frames = _poll(reader, event, state["cursor"], at)
+        now = time.monotonic()
+        if now - state["privacy_at"] >= privacy_every:
+            state["privacy_at"] = now
+            snapshot = privacy(event, at)
+            key = _privacy_key(snapshot)
+            if key != state["privacy"]:
+                state["privacy"] = key
+                frames.append(frame("privacy", snapshot, state["cursor"]))
+        return frames
+
+    return sse_loop(step, disconnected=disconnected, poll=poll, keepalive=keepalive,
+                    sleep=sleep, on_open=on_open, on_close=on_close)
+
+
+async def sse_loop(step: Callable[[], list[bytes]], *,
+                   disconnected: Callable[[], Awaitable[bool]], poll: float,
+                   keepalive: float, sleep: Callable[[float], Awaitable[None]],
+                   on_open: Callable[[], None], on_close: Callable[[], None]
+                   ) -> AsyncIterator[bytes]:
+    """The polling loop every stream of the console runs: ``step`` (in a worker thread, it
+    reads the store) gives the frames of one poll; a keep-alive comment after ``keepalive``
+    quiet seconds; ``poll`` seconds between polls (no busy loop); until the client goes.
+    ``on_open`` / ``on_close`` bracket it (closed by :class:`EventStreamResponse`)."""
     on_open()
     try:
         yield b"retry: 2000\n\n"
-        if cursor is None:
-            cursor = await run_in_threadpool(start_cursor, reader, event.id, horizon())
-        last_sent, last_privacy, privacy_at = time.monotonic(), "", 0.0
+        last_sent = time.monotonic()
         while not await disconnected():
-            at = horizon()
-            frames = await run_in_threadpool(_poll, reader, event, cursor, at)
+            frames = await run_in_threadpool(step)
             now = time.monotonic()
-            if now - privacy_at >= privacy_every:
-                privacy_at = now
-                snapshot = await run_in_threadpool(privacy, event, at)
-                key = _privacy_key(snapshot)
-                if key != last_privacy:
-                    last_privacy = key
-                    frames.append(frame("privacy", snapshot, cursor))
             for chunk in frames:
                 yield chunk
             if frames:

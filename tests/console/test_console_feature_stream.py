@@ -1,0 +1,256 @@
+"""The scorer feature stream (``GET /v1/events/{id}/features/stream``) over real uvicorn and a
+real store (SQLite and PostgreSQL): windows arrive as the crowd step takes them, each once, in
+order, exactly the GET feed's window objects; Last-Event-ID resumes exactly after it, even in
+the middle of a window; the feed's refusals (audited as the GET's are); no serial, no stored
+pseudonym, no audio in the stream; it ends when the client goes; a replay up to its clock.
+
+The home is the scorer tests' (20 wristbands, 17 of which pass the gates).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from flowaudit.console.app import create_app
+from flowaudit.console.documents import FEATURE_MESSAGES
+from flowaudit.console.replay import Replay
+from tests.console.console_fixtures import Home, audit, bearer, error_of
+from tests.console.page_fixtures import ConsoleServer
+from tests.console.test_console_scorers import NONE, SCORERS, bands, gated_in, scorer_home
+from tests.console.test_console_stream import Reader, Sse
+
+PATH = f"/v1/events/{SCORERS}/features/stream"
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
+                                                               marks=pytest.mark.postgres)])
+def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         pg_available: bool) -> Iterator[Home]:
+    tmp = tmp_path_factory.mktemp(f"console-feature-stream-{request.param}")
+    with scorer_home(tmp, str(request.param), pg_available) as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def server(home: Home) -> Iterator[ConsoleServer]:
+    s = ConsoleServer(create_app(home.settings, poll_interval=0.05)).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def stream(server: ConsoleServer, key: str, last: str | None = None) -> Reader:
+    headers = {**bearer(key), "Accept": "text/event-stream"}
+    if last is not None:
+        headers["Last-Event-ID"] = last
+    return Reader(f"{server.url}{PATH}", headers).start()
+
+
+def get_feed(server: ConsoleServer, key: str) -> list[dict[str, Any]]:
+    """Every window of the GET feed for ``key``, page by page, in the stream's order."""
+    windows: list[dict[str, Any]] = []
+    after = -1
+    for _ in range(100):
+        r = httpx.get(f"{server.url}/v1/events/{SCORERS}/features", params={"after": after},
+                      headers=bearer(key))
+        assert r.status_code == 200, r.text
+        page = r.json()
+        if not page["windows"] and page["cursor"] == after:
+            return sorted(windows, key=lambda w: (w["window"], w["subject"]))
+        windows += page["windows"]
+        after = page["cursor"]
+    raise AssertionError("the GET feed never ends")
+
+
+def upto(top: int, count: int) -> Any:
+    """A ``take`` condition: ``count`` events of each window up to ``top`` arrived."""
+    def done(got: list[Sse]) -> bool:
+        return sum(1 for e in got if e.data["window"] == top) >= count
+    return done
+
+
+def checked(events: list[Sse]) -> list[tuple[int, str]]:
+    """The (window, subject) of each event, once each is checked: a ``features`` event whose
+    payload is the documented window object and whose id is its own cursor."""
+    out = []
+    for e in events:
+        assert e.kind == "features"
+        FEATURE_MESSAGES["features"].model_validate(e.data)
+        assert e.id == f"{e.data['window']}.{e.data['subject']}"
+        out.append((e.data["window"], e.data["subject"]))
+    return out
+
+
+def key_id(server: ConsoleServer, key: str) -> str:
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    return str(service.keys.authenticate(f"Bearer {key}").key_id)
+
+
+def wait_streams_closed(server: ConsoleServer) -> int:
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while service.streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return int(service.streams)
+
+
+# -- the feed, pushed --------------------------------------------------------------------------
+def test_windows_arrive_as_the_store_changes_once_each_in_order(home: Home,
+                                                                server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme push")
+    per_window = len(gated_in(home))
+    top = home.drivers[SCORERS].window
+    reader = stream(server, key)
+    try:
+        first = reader.take(upto(top, per_window))
+        assert reader.status == 200
+        home.advance(SCORERS, 3)
+        more = reader.take(upto(top + 3, per_window))
+    finally:
+        reader.close()
+    pairs = checked(first) + checked(more)
+    assert len(pairs) == len(set(pairs)) == (top + 4) * per_window  # each once
+    assert pairs == sorted(pairs)  # window by window, subjects in order
+    assert {w for w, _ in checked(more)} == {top + 1, top + 2, top + 3}
+    # the very objects the GET feed serves this key, no more, no less
+    assert [e.data for e in first + more] == get_feed(server, key)
+
+
+def test_last_event_id_resumes_exactly_after_it(home: Home, server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme resume")
+    per_window = len(gated_in(home))
+    top = home.drivers[SCORERS].window
+    assert top >= 3
+    first = stream(server, key)
+    try:  # go in the middle of window 2
+        seen = first.take(lambda got: len(got) >= 2 * per_window + 5)
+    finally:
+        first.close()
+    last = seen[2 * per_window + 4]
+    assert last.data["window"] == 2
+    home.advance(SCORERS, 2)
+    whole = get_feed(server, key)
+    rest = whole[2 * per_window + 5:]
+    again = stream(server, key, last.id)
+    try:
+        resumed = again.take(lambda got: len(got) >= len(rest))
+    finally:
+        again.close()
+    assert [e.data for e in resumed] == rest  # nothing twice, nothing missing
+    checked(resumed)
+    # a bare window number (the GET feed's cursor) resumes after that window
+    bare = stream(server, key, "1")
+    try:
+        after_1 = bare.take(lambda got: len(got) >= per_window)
+    finally:
+        bare.close()
+    assert [e.data for e in after_1] == whole[2 * per_window:3 * per_window]
+
+
+@pytest.mark.parametrize("cursor", ["nope", "2.3.4", "2.ABCDEF", "2." + "a" * 23, "1e3"])
+def test_a_bad_last_event_id_is_a_json_400_not_a_stream(home: Home, server: ConsoleServer,
+                                                        cursor: str) -> None:
+    key = home.key(SCORERS, "scorer", "acme bad cursor")
+    r = httpx.get(f"{server.url}{PATH}", headers={**bearer(key), "Last-Event-ID": cursor})
+    assert r.status_code == 400 and error_of(r) == "bad_cursor"
+    assert r.headers["content-type"] == "application/json"
+
+
+def test_refusals_are_json_errors_audited_as_the_feeds(home: Home,
+                                                       server: ConsoleServer) -> None:
+    for role in ("artist", "viewer"):
+        key = home.key(SCORERS, role, f"booth {role} stream")
+        r = httpx.get(f"{server.url}{PATH}", headers=bearer(key))
+        assert r.status_code == 403 and error_of(r) == "wrong_role"
+        assert r.headers["content-type"] == "application/json"
+        refused = [e.details for e in audit(home.settings, "console.refused")
+                   if e.details.get("key") == key_id(server, key)]
+        assert [(d["reason"], d["route"]) for d in refused] == [
+            ("wrong_role", "/v1/events/{event_id}/features/stream")]
+    off = home.key(NONE, "scorer", "acme stream none")
+    r = httpx.get(f"{server.url}/v1/events/{NONE}/features/stream", headers=bearer(off))
+    assert r.status_code == 403 and error_of(r) == "third_party_scorers_off"
+    assert "third_party_scorers = false" in r.json()["error"]["message"]
+    refused = [e.details for e in audit(home.settings, "console.refused")
+               if e.details.get("key") == key_id(server, off)]
+    assert [(d["reason"], d["label"], d["role"]) for d in refused] == [
+        ("third_party_scorers_off", "acme stream none", "scorer")]
+    other = home.key(NONE, "scorer", "acme stream elsewhere")
+    r = httpx.get(f"{server.url}{PATH}", headers=bearer(other))
+    assert r.status_code == 403 and error_of(r) == "wrong_event"
+    r = httpx.get(f"{server.url}{PATH}", headers={"Authorization": "Bearer fak_" + "B" * 43})
+    assert r.status_code == 401 and error_of(r) == "bad_key"
+    assert wait_streams_closed(server) == 0  # none of them opened a stream
+
+
+def test_the_stream_names_no_serial_no_stored_pseudonym_and_no_audio(
+        home: Home, server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme raw scan")
+    expected = len(get_feed(server, key))
+    assert expected
+    text, events = "", 0
+    with httpx.Client(timeout=httpx.Timeout(10.0, read=20.0)) as client, \
+            client.stream("GET", f"{server.url}{PATH}", headers=bearer(key)) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        sock = response.extensions["network_stream"].get_extra_info("socket")
+        for chunk in response.iter_text():
+            text += chunk
+            events = text.count("event: features\n")
+            if events >= expected and text.endswith("\n\n"):
+                sock.shutdown(socket.SHUT_RDWR)  # go at once (see Reader.close)
+                break
+    assert events == expected
+    assert text.startswith("retry: 2000\n\n")
+    for serial, (pseudonym, _, _, _) in bands(home).items():
+        assert serial not in text and pseudonym not in text
+    lowered = text.lower()
+    assert "pcm" not in lowered and "audio" not in lowered and "serial" not in lowered
+    assert wait_streams_closed(server) == 0
+
+
+def test_the_stream_ends_when_the_client_goes(home: Home, server: ConsoleServer) -> None:
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    reader = stream(server, home.key(SCORERS, "scorer", "acme goes"))
+    reader.take(lambda got: len(got) >= 1)
+    assert service.streams == 1
+    reader.close()
+    assert wait_streams_closed(server) == 0
+
+
+# -- replay ------------------------------------------------------------------------------------
+def test_a_replay_streams_the_feed_up_to_its_clock(home: Home) -> None:
+    clock = [0.0]
+    replay = Replay(SCORERS, 1.0, clock=lambda: clock[0])
+    key = home.key(SCORERS, "scorer", "acme replay stream")
+    per_window = len(gated_in(home))
+    window = home.events[SCORERS].spec.window.total_seconds()
+    replaying = ConsoleServer(create_app(home.settings, replay=replay, poll_interval=0.05,
+                                         keepalive=0.2)).start()
+    clock[0] = 2.5 * window  # three windows' starts are behind the replay's clock
+    try:
+        reader = stream(replaying, key)
+        try:
+            first = reader.take(upto(2, per_window))
+            # nothing past the clock: the stream goes quiet (a keep-alive) with windows 0-2
+            deadline = time.monotonic() + 20
+            while reader.comments == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert reader.comments >= 1 and reader.events.empty()
+            clock[0] = 4.5 * window
+            more = reader.take(upto(4, per_window))
+        finally:
+            reader.close()
+    finally:
+        replaying.stop()
+    assert {w for w, _ in checked(first)} == {0, 1, 2}
+    assert {w for w, _ in checked(more)} == {3, 4}
+    assert len(first) == 3 * per_window and len(more) == 2 * per_window
