@@ -17,7 +17,7 @@ import asyncio
 import base64
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -557,20 +557,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                 raise ApiError(400, "bad_cursor", "Last-Event-ID is not a cursor of this "
                                "stream (W.D.C); reconnect without it")
         service = _service(request)
-
-        def opened() -> None:
-            service.streams += 1
-
-        def closed() -> None:
-            service.streams -= 1
-
-        body = event_stream(service.reader, event, cursor, horizon=service.horizon,
-                            privacy=service.privacy, disconnected=request.is_disconnected,
-                            poll=service.poll, keepalive=service.keepalive,
-                            sleep=asyncio.sleep, on_open=opened, on_close=closed)
-        return EventStreamResponse(body, media_type="text/event-stream",
-                                   headers={"cache-control": "no-store",
-                                            "x-accel-buffering": "no"})
+        return _sse(event_stream(service.reader, event, cursor, horizon=service.horizon,
+                                 privacy=service.privacy, **_loop(request, service)))
 
     @app.get("/v1/events/{event_id}/features", tags=["scorers"], dependencies=auth,
              responses=_errors(*AUTH_ERRORS))
@@ -623,20 +611,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
             if cursor is None:
                 raise ApiError(400, "bad_cursor", "Last-Event-ID is not a cursor of this "
                                "stream (W.S, or a feed cursor W); reconnect without it")
-
-        def opened() -> None:
-            service.streams += 1
-
-        def closed() -> None:
-            service.streams -= 1
-
-        body = feature_stream(service.store, event, key, cursor, now=service.now,
-                              horizon=service.horizon, disconnected=request.is_disconnected,
-                              poll=service.poll, keepalive=service.keepalive,
-                              sleep=asyncio.sleep, on_open=opened, on_close=closed)
-        return EventStreamResponse(body, media_type="text/event-stream",
-                                   headers={"cache-control": "no-store",
-                                            "x-accel-buffering": "no"})
+        return _sse(feature_stream(service.store, event, key, cursor, now=service.now,
+                                   horizon=service.horizon, **_loop(request, service)))
 
     @app.post("/v1/events/{event_id}/scores", tags=["scorers"], dependencies=auth,
               status_code=201, responses=_errors(400, *AUTH_ERRORS, 409))
@@ -666,6 +642,26 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
         key, _ = authorize(request, KEY_ROLES, event_id)
         _raw_audio_refused(_service(request), key, request)
         return {}
+
+
+def _loop(request: Request, service: Service) -> dict[str, Any]:
+    """What every stream's polling loop (:func:`~.stream.sse_loop`) takes from the request and
+    the service: the disconnect check, the poll and keep-alive intervals, the open count."""
+
+    def opened() -> None:
+        service.streams += 1
+
+    def closed() -> None:
+        service.streams -= 1
+
+    return {"disconnected": request.is_disconnected, "poll": service.poll,
+            "keepalive": service.keepalive, "sleep": asyncio.sleep, "on_open": opened,
+            "on_close": closed}
+
+
+def _sse(body: AsyncIterator[bytes]) -> EventStreamResponse:
+    return EventStreamResponse(body, media_type="text/event-stream",
+                               headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
 
 def _raw_audio_refused(service: Service, key: KeyInfo, request: Request) -> None:

@@ -18,6 +18,7 @@ client saw. A new stream without one starts with the last ``BACKLOG`` crowd wind
 last decision (what the chart needs). The generator ends when the client goes: it checks
 before each poll, and :class:`EventStreamResponse` closes it however the response ends (its
 ``finally`` calls ``on_close`` at once, not whenever the garbage collector gets to it).
+That loop is :func:`sse_loop`; the scorer feature stream (:mod:`.feature_stream`) runs it too.
 """
 
 from __future__ import annotations

@@ -16,10 +16,12 @@ import yaml
 from fastapi.routing import APIRoute
 from jsonschema import Draft202012Validator
 
-from flowaudit.console import stream
+from flowaudit.console import feature_stream, stream
 from flowaudit.console.app import build_app
 from flowaudit.console.documents import (
     ASYNCAPI_FILE,
+    FEATURE_MESSAGES,
+    FEATURE_STREAM_PATH,
     MESSAGES,
     OPENAPI_FILE,
     STREAM_PATH,
@@ -68,17 +70,17 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
-def _emitted_kinds() -> set[str]:
-    """The ``event:`` names :mod:`flowaudit.console.stream` sends (each ``frame("kind", ...)``
-    call in its source)."""
-    tree = ast.parse(Path(stream.__file__).read_text(encoding="utf-8"))
+def _emitted_kinds(module: Any = stream) -> set[str]:
+    """The ``event:`` names ``module`` (:mod:`flowaudit.console.stream`, or the feature
+    stream's) sends: each ``frame("kind", ...)`` call in its source."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     kinds = set()
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id == "frame" and node.args):
             first = node.args[0]
             assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
-                f"stream.py line {node.lineno}: a frame's kind is not a literal; this test "
+                f"{Path(module.__file__).name} line {node.lineno}: a frame's kind is not a literal; this test "
                 "reads the kinds from the source")
             kinds.add(first.value)
     return kinds
@@ -133,16 +135,20 @@ def test_openapi_documents_the_error_body_for_every_refusal_and_resolves() -> No
         Draft202012Validator.check_schema(schema)
 
 
-def test_openapi_describes_each_stream_event_with_its_payload() -> None:
+@pytest.mark.parametrize(("path", "messages", "module"), [
+    (STREAM_PATH, MESSAGES, stream), (FEATURE_STREAM_PATH, FEATURE_MESSAGES, feature_stream)],
+    ids=["stream", "features/stream"])
+def test_openapi_describes_each_stream_event_with_its_payload(
+        path: str, messages: dict[str, Any], module: Any) -> None:
     doc = _openapi()
-    ok = doc["paths"][STREAM_PATH]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    ok = doc["paths"][path]["get"]["responses"]["200"]["content"]["text/event-stream"]
     kinds = {}
     for branch in ok["schema"]["oneOf"]:
         data = branch["properties"]["data"]
         kinds[branch["properties"]["event"]["const"]] = _resolve(doc, data["contentSchema"]
                                                                  ["$ref"])
-    assert set(kinds) == set(MESSAGES) == _emitted_kinds()
-    for name, model in MESSAGES.items():
+    assert set(kinds) == set(messages) == _emitted_kinds(module)
+    for name, model in messages.items():
         assert kinds[name]["title"] == model.__name__
 
 
@@ -151,8 +157,9 @@ def test_asyncapi_structure() -> None:
     doc = _asyncapi()
     assert re.fullmatch(r"3\.0\.\d+", doc["asyncapi"]), doc["asyncapi"]
     assert doc["info"]["title"] and doc["info"]["version"] == _openapi()["info"]["version"]
-    assert {"eventStream", "featureFeed"} <= set(doc["channels"])
+    assert {"eventStream", "featureFeed", "featureStream"} <= set(doc["channels"])
     assert doc["channels"]["eventStream"]["address"] == STREAM_PATH
+    assert doc["channels"]["featureStream"]["address"] == FEATURE_STREAM_PATH
     assert doc["operations"], "no operations"
     for name, op in doc["operations"].items():
         assert op["action"] in ("send", "receive"), name
@@ -194,3 +201,22 @@ def test_every_stream_event_kind_has_a_message_and_every_message_is_sent() -> No
         f"{sorted(MESSAGES)}: give each kind a payload model there")
     assert channel == operation == emitted, (
         f"stream.py sends {sorted(emitted)}, asyncapi.yaml has {sorted(channel)}; {FIX}")
+
+
+def test_every_feature_stream_kind_has_a_message_and_every_message_is_sent() -> None:
+    doc = _asyncapi()
+    emitted = _emitted_kinds(feature_stream)
+    assert emitted == {"features"}
+    channel = {_deref(doc, m["$ref"])["name"]
+               for m in doc["channels"]["featureStream"]["messages"].values()}
+    operation = {_deref(doc, m["$ref"])["name"]
+                 for m in doc["operations"]["receiveFeatureStream"]["messages"]}
+    assert set(FEATURE_MESSAGES) == emitted, (
+        f"feature_stream.py sends {sorted(emitted)}, flowaudit.console.documents."
+        f"FEATURE_MESSAGES describes {sorted(FEATURE_MESSAGES)}: give each kind a model there")
+    assert channel == operation == emitted, (
+        f"feature_stream.py sends {sorted(emitted)}, asyncapi.yaml has {sorted(channel)}; {FIX}")
+    # the pushed window is the polled page's window: one schema for both
+    page = _deref(doc, doc["components"]["messages"]["feature_page"]["payload"]["$ref"])
+    pushed = doc["components"]["messages"]["features"]["payload"]["$ref"]
+    assert page["properties"]["windows"]["items"]["$ref"] == pushed

@@ -155,6 +155,8 @@ KNOWN = [
      {"track_id": "{track}"}, 201),
     ("GET", "/v1/events/{event_id}/stream", "ev-full", "viewer", None, 200),
     ("GET", "/v1/events/{event_id}/features", "ev-scorers", "scorer", None, 200),
+    ("GET", "/v1/events/{event_id}/features/stream", "ev-scorers", "scorer", None, 200),
+    ("GET", "/v1/events/{event_id}/features/stream", "ev-none", "scorer", None, 403),
     ("GET", "/v1/events/{event_id}/raw_audio", "ev-scorers", "scorer", None, 403),
 ]
 
