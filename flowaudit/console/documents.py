@@ -250,7 +250,8 @@ def asyncapi_document() -> dict[str, Any]:
                                "gating: one `features` event per feature window (the window "
                                "objects of feature_page), `id:` its cursor W.S; "
                                "Last-Event-ID W.S (or a feed cursor W) resumes after it; a "
-                               "`: keep-alive` comment after 15 quiet seconds.",
+                               "`: keep-alive` comment after 15 quiet seconds; the stream "
+                               "ends when the key is revoked.",
                 "parameters": {"event_id": {"description": "the event id"}},
                 "messages": {n: {"$ref": f"#/components/messages/{n}"}
                              for n in FEATURE_MESSAGES},

@@ -12,8 +12,9 @@ client went in the middle of a window. A bare ``W`` (the GET feed's ``cursor``) 
 window ``W``, so a client can switch from polling to the stream. Without one the stream starts
 at the feed's start, like ``after=-1``.
 
-A poll that finds no taken window past the cursor reads one row (read-only, no write lock on
-SQLite); only then does it read the feed, up to ``PAGES`` pages of it.
+A poll that finds no taken window past the cursor reads two rows (read-only, no write lock
+on SQLite); only then does it read the feed, up to ``PAGES`` pages of it. The key is read at
+each poll too: once it is revoked the stream ends (reconnecting gets ``401 revoked_key``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from retention.models import LiveCrowdWindow, LiveState
+from retention.models import ConsoleKey, LiveCrowdWindow, LiveState
 from retention.store import EncryptedStore
 
 from .keys import KeyInfo
@@ -64,10 +65,14 @@ def parse_feature_cursor(value: str) -> FeatureCursor | None:
     return FeatureCursor(window, subject)
 
 
-def _due(store: EncryptedStore, event_id: str, horizon: datetime | None) -> int:
+def _due(store: EncryptedStore, event_id: str, key_id: str, horizon: datetime | None
+         ) -> int | None:
     """The last window the feed could serve now: taken by the crowd step (and, in a replay,
-    started by the replay's clock)."""
+    started by the replay's clock); ``None`` once the key is revoked."""
     with store.session() as session:
+        key = session.get(ConsoleKey, key_id)
+        if key is None or key.revoked_at is not None:
+            return None
         row = session.get(LiveState, event_id)
         stepped = -1 if row is None else int(row.crowd_window)
         if horizon is None or stepped < 0:
@@ -83,10 +88,14 @@ def _ordered(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def poll_features(store: EncryptedStore, event: EventView, key: KeyInfo,
                   cursor: FeatureCursor, now: datetime, horizon: datetime | None
-                  ) -> list[bytes]:
-    """The ``features`` events after ``cursor`` (advanced past them), up to ``PAGES`` pages."""
+                  ) -> list[bytes] | None:
+    """The ``features`` events after ``cursor`` (advanced past them), up to ``PAGES`` pages;
+    ``None`` once the key is revoked (the stream ends)."""
     partial = cursor.subject is not None  # window ``cursor.window`` was sent in part
-    if _due(store, event.id, horizon) < cursor.window + (0 if partial else 1):
+    due = _due(store, event.id, key.key_id, horizon)
+    if due is None:
+        return None
+    if due < cursor.window + (0 if partial else 1):
         return []
     out: list[bytes] = []
     for _ in range(PAGES):
@@ -118,7 +127,7 @@ def feature_stream(store: EncryptedStore, event: EventView, key: KeyInfo,
     """The stream's bytes (module docstring), on the console's one polling loop."""
     at = cursor if cursor is not None else FeatureCursor(-1)
 
-    def step() -> list[bytes]:
+    def step() -> list[bytes] | None:
         return poll_features(store, event, key, at, now(), horizon())
 
     return sse_loop(step, disconnected=disconnected, poll=poll, keepalive=keepalive,

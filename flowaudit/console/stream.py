@@ -154,21 +154,24 @@ def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, *,
                     sleep=sleep, on_open=on_open, on_close=on_close)
 
 
-async def sse_loop(step: Callable[[], list[bytes]], *,
+async def sse_loop(step: Callable[[], list[bytes] | None], *,
                    disconnected: Callable[[], Awaitable[bool]], poll: float,
                    keepalive: float, sleep: Callable[[float], Awaitable[None]],
                    on_open: Callable[[], None], on_close: Callable[[], None]
                    ) -> AsyncIterator[bytes]:
     """The polling loop every stream of the console runs: ``step`` (in a worker thread, it
-    reads the store) gives the frames of one poll; a keep-alive comment after ``keepalive``
-    quiet seconds; ``poll`` seconds between polls (no busy loop); until the client goes.
-    ``on_open`` / ``on_close`` bracket it (closed by :class:`EventStreamResponse`)."""
+    reads the store) gives the frames of one poll, or ``None`` to end the stream; a keep-alive
+    comment after ``keepalive`` quiet seconds; ``poll`` seconds between polls (no busy loop);
+    until the client goes. ``on_open`` / ``on_close`` bracket it (closed by
+    :class:`EventStreamResponse`)."""
     on_open()
     try:
         yield b"retry: 2000\n\n"
         last_sent = time.monotonic()
         while not await disconnected():
             frames = await run_in_threadpool(step)
+            if frames is None:
+                return
             now = time.monotonic()
             for chunk in frames:
                 yield chunk

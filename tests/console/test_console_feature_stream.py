@@ -2,7 +2,8 @@
 real store (SQLite and PostgreSQL): windows arrive as the crowd step takes them, each once, in
 order, exactly the GET feed's window objects; Last-Event-ID resumes exactly after it, even in
 the middle of a window; the feed's refusals (audited as the GET's are); no serial, no stored
-pseudonym, no audio in the stream; it ends when the client goes; a replay up to its clock.
+pseudonym, no audio in the stream; it ends when the client goes, and when its key is revoked;
+a replay up to its clock.
 
 The home is the scorer tests' (20 wristbands, 17 of which pass the gates).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,11 +21,19 @@ import pytest
 
 from flowaudit.console.app import create_app
 from flowaudit.console.documents import FEATURE_MESSAGES
+from flowaudit.console.keys import ConsoleKeys
 from flowaudit.console.replay import Replay
 from tests.console.console_fixtures import Home, audit, bearer, error_of
 from tests.console.page_fixtures import ConsoleServer
-from tests.console.test_console_scorers import NONE, SCORERS, bands, gated_in, scorer_home
-from tests.console.test_console_stream import Reader, Sse
+from tests.console.test_console_scorers import NONE, SCORERS, bands, gated_in, read, scorer_home
+from tests.console.test_console_stream import Reader as StreamReader
+from tests.console.test_console_stream import Sse
+
+
+class Reader(StreamReader):
+    def running(self) -> bool:
+        """Still reading: the response has not ended."""
+        return self._thread is not None and self._thread.is_alive()
 
 PATH = f"/v1/events/{SCORERS}/features/stream"
 
@@ -219,11 +229,30 @@ def test_the_stream_names_no_serial_no_stored_pseudonym_and_no_audio(
 
 def test_the_stream_ends_when_the_client_goes(home: Home, server: ConsoleServer) -> None:
     service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    assert wait_streams_closed(server) == 0  # the other tests' streams are gone
     reader = stream(server, home.key(SCORERS, "scorer", "acme goes"))
     reader.take(lambda got: len(got) >= 1)
     assert service.streams == 1
     reader.close()
     assert wait_streams_closed(server) == 0
+
+
+def test_the_stream_ends_when_its_key_is_revoked(home: Home, server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme revoked")
+    reader = stream(server, key)
+    try:
+        reader.take(lambda got: len(got) >= 1)
+        read(home.settings, lambda store: ConsoleKeys(store).revoke(key_id(server, key),
+                                                                    datetime.now(UTC)))
+        assert wait_streams_closed(server) == 0  # the server ended it; the client is still on
+        deadline = time.monotonic() + 10
+        while reader.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not reader.running() and reader.error is None  # the response ended cleanly
+    finally:
+        reader.close()
+    r = httpx.get(f"{server.url}{PATH}", headers=bearer(key))
+    assert r.status_code == 401 and error_of(r) == "revoked_key"
 
 
 # -- replay ------------------------------------------------------------------------------------
