@@ -548,7 +548,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
         """Server-sent events: sentiment, decision, adaptive_flow, privacy, control."""
         from starlette.concurrency import run_in_threadpool
 
-        _, event = await run_in_threadpool(authorize, request, READERS, event_id)
+        key, event = await run_in_threadpool(authorize, request, READERS, event_id)
         assert event is not None
         cursor = None
         if last_event_id.strip():
@@ -558,7 +558,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                                "stream (W.D.C); reconnect without it")
         service = _service(request)
         return _sse(event_stream(service.reader, event, cursor, horizon=service.horizon,
-                                 privacy=service.privacy, **_loop(request, service)))
+                                 privacy=service.privacy,
+                                 key_live=lambda: service.keys.is_live(key.key_id),
+                                 **_loop(request, service)))
 
     @app.get("/v1/events/{event_id}/features", tags=["scorers"], dependencies=auth,
              responses=_errors(*AUTH_ERRORS))

@@ -161,6 +161,12 @@ class ConsoleKeys:
         with self.store.session() as session:
             return [_info(r) for r in session.scalars(query)]
 
+    def is_live(self, key_id: str) -> bool:
+        """Whether the key still exists unrevoked (an open stream asks at each poll)."""
+        with self.store.session() as session:
+            row = session.get(ConsoleKey, key_id)
+            return row is not None and row.revoked_at is None
+
     def authenticate(self, header: str | None) -> KeyInfo:
         """The live key of an Authorization header; :class:`KeyRefused` (no_key, bad_key,
         revoked_key) otherwise. Role and event are the caller's checks."""

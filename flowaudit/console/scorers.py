@@ -77,6 +77,9 @@ def feature_windows(store: EncryptedStore, event: EventView, key: KeyInfo, after
                         "zone": payload.get("zone"),
                         "features": dict(payload.get("features") or {}),
                         "frames": int(payload.get("frames") or 0)})
+    # within a window, in the order of this key's pseudonyms: row order is the same for every
+    # key and would pair two scorers' subjects by position
+    windows.sort(key=lambda w: (w["window"], w["subject"]))
     if horizon is not None:  # a replay: the page ends where the replay's clock is
         cursor = windows[-1]["window"] if windows else after
     else:

@@ -131,11 +131,15 @@ def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, *,
                  disconnected: Callable[[], Awaitable[bool]],
                  poll: float, keepalive: float, sleep: Callable[[float], Awaitable[None]],
                  on_open: Callable[[], None], on_close: Callable[[], None],
+                 key_live: Callable[[], bool] = lambda: True,
                  privacy_every: float = 2.0) -> AsyncIterator[bytes]:
-    """The stream's bytes (module docstring)."""
+    """The stream's bytes (module docstring); it ends once ``key_live`` says the key that
+    opened it was revoked."""
     state: dict[str, Any] = {"cursor": cursor, "privacy": "", "privacy_at": 0.0}
 
-    def step() -> list[bytes]:
+    def step() -> list[bytes] | None:
+        if not key_live():
+            return None
         at = horizon()
         if state["cursor"] is None:
             state["cursor"] = start_cursor(reader, event.id, at)

@@ -26,14 +26,7 @@ from flowaudit.console.replay import Replay
 from tests.console.console_fixtures import Home, audit, bearer, error_of
 from tests.console.page_fixtures import ConsoleServer
 from tests.console.test_console_scorers import NONE, SCORERS, bands, gated_in, read, scorer_home
-from tests.console.test_console_stream import Reader as StreamReader
-from tests.console.test_console_stream import Sse
-
-
-class Reader(StreamReader):
-    def running(self) -> bool:
-        """Still reading: the response has not ended."""
-        return self._thread is not None and self._thread.is_alive()
+from tests.console.test_console_stream import Reader, Sse
 
 PATH = f"/v1/events/{SCORERS}/features/stream"
 

@@ -241,8 +241,18 @@ def test_pseudonyms_are_stable_for_a_key_and_unlinkable_across_keys(home: Home,
     # a subject is the same across windows of one key: one per wristband, in every window
     for window in {w["window"] for w in first["windows"]}:
         assert {w["subject"] for w in first["windows"] if w["window"] == window} == subjects_a
-    # and one key's subject means nothing to another key
+    # nor does the order give them away: paired by position, the two feeds would show the
+    # same features in the same order (row order); in each key's own order they do not (the
+    # chance of that with n distinct wristbands is 1/n!)
+    def in_order(page: dict[str, Any], window: int) -> list[str]:
+        return [json.dumps(w["features"], sort_keys=True) for w in page["windows"]
+                if w["window"] == window]
+
     w0 = first["windows"][0]
+    shown_a, shown_b = in_order(first, w0["window"]), in_order(other, w0["window"])
+    assert len(set(shown_a)) == len(shown_a) > 4 and sorted(shown_a) == sorted(shown_b)
+    assert shown_a != shown_b
+    # and one key's subject means nothing to another key
     r = client.post(f"/v1/events/{SCORERS}/scores", headers=bearer(b),
                     json={"scores": [{"window": w0["window"], "subject": w0["subject"],
                                       "score": 10}]})

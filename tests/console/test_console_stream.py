@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -93,6 +94,10 @@ class Reader:
             if until(got):
                 return got
         raise AssertionError(f"timed out; got {[(e.kind, e.id) for e in got]}")
+
+    def running(self) -> bool:
+        """Still reading: the response has not ended."""
+        return self._thread is not None and self._thread.is_alive()
 
     def close(self) -> None:
         """Go away: the connection is closed at once, as a browser tab closing does.
@@ -262,6 +267,26 @@ def test_the_stream_ends_when_the_client_goes(home: Home, server: ConsoleServer)
     while service.streams and time.monotonic() < deadline:
         time.sleep(0.05)
     assert service.streams == 0
+
+
+def test_the_stream_ends_when_its_key_is_revoked(home: Home, server: ConsoleServer) -> None:
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    key = home.key("ev-full", "viewer", "revoked viewer")
+    reader = stream(server, key)
+    try:
+        reader.take(lambda got: any(e.kind == "privacy" for e in got))
+        service.keys.revoke(service.keys.authenticate(f"Bearer {key}").key_id,
+                            datetime.now(UTC))
+        deadline = time.monotonic() + 10
+        while (service.streams or reader.running()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the server ended it, cleanly, with the client still on
+        assert service.streams == 0 and not reader.running() and reader.error is None
+    finally:
+        reader.close()
+    r = httpx.get(f"{server.url}/v1/events/ev-full/stream", headers={
+        "Authorization": f"Bearer {key}"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "revoked_key"
 
 
 def test_the_stream_closes_when_the_client_goes_while_a_chunk_is_sent(
