@@ -115,6 +115,13 @@ def start_gateway(home: Path, event: Path, nats_url: str, log: Path, *,
     handle.close()
     try:
         wait_for_port(port, timeout=60, process=process)
+        # the socket listens before the gateway has made its stream on the broker; it says
+        # "listening on" once both are done
+        deadline = time.monotonic() + 60
+        while "listening on" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("not ready")
+            time.sleep(0.02)
     except RuntimeError:
         raise RuntimeError("gateway did not start: " + log.read_text(errors="replace")) from None
     return GatewayProcess(process, f"http://127.0.0.1:{port}", port, log)
