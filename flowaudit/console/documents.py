@@ -182,20 +182,25 @@ def _schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _sse_message(name: str, model: type[Any], pattern: str, cursor: str) -> dict[str, Any]:
+    """One server-sent event kind: its JSON payload and the cursor its ``id:`` carries."""
+    return {
+        "name": name, "title": name, "summary": (model.__doc__ or "").strip(),
+        "contentType": "application/json",
+        "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+        "headers": {"type": "object", "properties": {
+            "id": {"type": "string", "pattern": pattern, "description": cursor}}},
+    }
+
+
 def asyncapi_document() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     for name, model in MESSAGES.items():
         defs[model.__name__] = _schema(model, defs)
-        messages[name] = {
-            "name": name, "title": name, "summary": (model.__doc__ or "").strip(),
-            "contentType": "application/json",
-            "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
-            "headers": {"type": "object", "properties": {
-                "id": {"type": "string", "pattern": CURSOR_PATTERN,
-                       "description": "the cursor after this event (W.D.C); send it back as "
-                                      "Last-Event-ID to resume"}}},
-        }
+        messages[name] = _sse_message(name, model, CURSOR_PATTERN,
+                                      "the cursor after this event (W.D.C); send it back as "
+                                      "Last-Event-ID to resume")
     defs["FeaturePage"] = _schema(FeaturePage, defs)
     messages["feature_page"] = {
         "name": "feature_page", "title": "feature page",
@@ -203,15 +208,9 @@ def asyncapi_document() -> dict[str, Any]:
         "payload": {"$ref": "#/components/schemas/FeaturePage"}}
     for name, model in FEATURE_MESSAGES.items():
         defs[model.__name__] = _schema(model, defs)
-        messages[name] = {
-            "name": name, "title": name, "summary": (model.__doc__ or "").strip(),
-            "contentType": "application/json",
-            "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
-            "headers": {"type": "object", "properties": {
-                "id": {"type": "string", "pattern": FEATURE_CURSOR_PATTERN,
-                       "description": "this window's cursor (W.S: window, subject); send it "
-                                      "back as Last-Event-ID to resume after it"}}},
-        }
+        messages[name] = _sse_message(name, model, FEATURE_CURSOR_PATTERN,
+                                      "this window's cursor (W.S: window, subject); send it "
+                                      "back as Last-Event-ID to resume after it")
     stream_refs = {n: {"$ref": f"#/components/messages/{n}"} for n in MESSAGES}
     return {
         "asyncapi": "3.0.0",
