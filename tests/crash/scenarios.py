@@ -214,16 +214,28 @@ def _per_subject(runtime: Runtime, column: Any) -> dict[str, int]:
         }
 
 
+def _ranked(receipt: Any, rank: dict[int, int]) -> Any:
+    """The receipt with its ``request_id`` replaced by the request's rank in id order."""
+    if not isinstance(receipt, dict) or "request_id" not in receipt:
+        return receipt
+    ident = receipt["request_id"]
+    return {**receipt, "request_id": rank.get(int(ident), ident) if ident is not None else None}
+
+
 def dsr_state(home: Home, last: Finished) -> dict[str, Any]:
     """The answer printed, the request and its receipt, what is left of every wristband.
 
     The erasure request's tag is compared by shape (``erased:`` + hex), the pseudonyms of the
     others exactly; intent entries (``subject.key_destroyed``) are not counted, receipts are.
+    A request's id is compared by its rank: on PostgreSQL a killed transaction's INSERT uses up
+    a sequence value (sequences do not roll back), so the rerun's request may be number 2.
     """
     runtime = home.open(DSR_AT)
     try:
         state: dict[str, Any] = dict(snapshot(runtime, DSR_AT))
         with runtime.store.session() as session:
+            rows = list(session.scalars(select(SubjectRequest).order_by(SubjectRequest.id)))
+            rank = {int(r.id): n for n, r in enumerate(rows, start=1)}
             requests = sorted(
                 (
                     r.kind,
@@ -231,16 +243,16 @@ def dsr_state(home: Home, last: Finished) -> dict[str, Any]:
                     "erased:tag"
                     if r.subject_pseudonym.startswith("erased:")
                     else r.subject_pseudonym,
-                    json.dumps(r.receipt, sort_keys=True),
+                    json.dumps(_ranked(r.receipt, rank), sort_keys=True),
                 )
-                for r in session.scalars(select(SubjectRequest))
+                for r in rows
             )
             subjects = {s.id: s.pseudonym for s in session.scalars(select(Subject))}
             consents = Counter(subjects[c.subject_id] for c in session.scalars(select(Consent)))
         erase_entries = audit_entries(runtime.store, Action.DSR_ERASE)
         state.update(
             {
-                "answer": json.loads(last.stdout),  # the receipt the command printed
+                "answer": _ranked(json.loads(last.stdout), rank),  # the receipt printed
                 "requests": requests,
                 "subjects": _subjects(runtime),
                 "consents": dict(sorted(consents.items())),
@@ -249,7 +261,7 @@ def dsr_state(home: Home, last: Finished) -> dict[str, Any]:
                 "subject_keys_destroyed": sorted(
                     p for p in subjects.values() if runtime.keys.is_subject_destroyed(p)
                 ),
-                "erase_receipts": [e.details for e in erase_entries],
+                "erase_receipts": [_ranked(e.details, rank) for e in erase_entries],
                 "audit_verify": _verified(runtime),
             }
         )
