@@ -49,7 +49,7 @@ from retention.errors import (
     StoreError,
 )
 from retention.ground.actions import Action
-from retention.ground.console_rules import CONTROL_ROLES, KEY_ROLES, READ_ROLES
+from retention.ground.console_rules import CONTROL_ROLES, KEY_ROLES, READ_ROLES, SCORER_ROLES
 
 from .controls import submit_control
 from .feature_stream import FEATURE_CURSOR, feature_stream, parse_feature_cursor
@@ -558,9 +558,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                                "stream (W.D.C); reconnect without it")
         service = _service(request)
         return _sse(event_stream(service.reader, event, cursor, horizon=service.horizon,
-                                 privacy=service.privacy,
-                                 key_live=lambda: service.keys.is_live(key.key_id),
-                                 **_loop(request, service)))
+                                 privacy=service.privacy, **_loop(request, service, key)))
 
     @app.get("/v1/events/{event_id}/features", tags=["scorers"], dependencies=auth,
              responses=_errors(*AUTH_ERRORS))
@@ -571,15 +569,12 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                                                       description="raw_audio is refused")]
                  = None) -> dict[str, Any]:
         """Pseudonymous feature windows for a scorer key (gated by the policy)."""
-        key, event = authorize(request, ("scorer",), event_id)
+        key, event = authorize(request, SCORER_ROLES, event_id)
         assert event is not None
         service = _service(request)
         if include is not None and "audio" in include.lower():
             _raw_audio_refused(service, key, request)
-        if not event.scorers_allowed:
-            service.refused("third_party_scorers_off", key, _route_name(request))
-            raise ApiError(403, "third_party_scorers_off", "the event's policy sets "
-                           "selection.third_party_scorers = false: no feature feed")
+        _require_scorers(service, key, request, event, "no feature feed")
         return feature_windows(service.store, event, key, after, service.now(),
                                service.horizon())
 
@@ -599,14 +594,11 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
         """Server-sent events: one features event per feature window, as the feed grows."""
         from starlette.concurrency import run_in_threadpool
 
-        key, event = await run_in_threadpool(authorize, request, ("scorer",), event_id)
+        key, event = await run_in_threadpool(authorize, request, SCORER_ROLES, event_id)
         assert event is not None
         service = _service(request)
-        if not event.scorers_allowed:
-            await run_in_threadpool(service.refused, "third_party_scorers_off", key,
-                                    _route_name(request))
-            raise ApiError(403, "third_party_scorers_off", "the event's policy sets "
-                           "selection.third_party_scorers = false: no feature feed")
+        await run_in_threadpool(_require_scorers, service, key, request, event,
+                                "no feature feed")
         cursor = None
         if last_event_id.strip():
             cursor = parse_feature_cursor(last_event_id)
@@ -614,19 +606,16 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                 raise ApiError(400, "bad_cursor", "Last-Event-ID is not a cursor of this "
                                "stream (W.S, or a feed cursor W); reconnect without it")
         return _sse(feature_stream(service.store, event, key, cursor, now=service.now,
-                                   horizon=service.horizon, **_loop(request, service)))
+                                   horizon=service.horizon, **_loop(request, service, key)))
 
     @app.post("/v1/events/{event_id}/scores", tags=["scorers"], dependencies=auth,
               status_code=201, responses=_errors(400, *AUTH_ERRORS, 409))
     def scores(request: Request, event_id: EventIdParam, body: ScoresBody) -> dict[str, Any]:
         """Post scores (0-100) for windows and subjects of this key's feed."""
-        key, event = authorize(request, ("scorer",), event_id)
+        key, event = authorize(request, SCORER_ROLES, event_id)
         assert event is not None
         service = _service(request)
-        if not event.scorers_allowed:
-            service.refused("third_party_scorers_off", key, _route_name(request))
-            raise ApiError(403, "third_party_scorers_off", "the event's policy sets "
-                           "selection.third_party_scorers = false: no scores are taken")
+        _require_scorers(service, key, request, event, "no scores are taken")
         if service.replay is not None:
             raise ApiError(409, "replay_read_only", "this console replays a stored event")
         posted = store_scores(service.store, event, key,
@@ -646,9 +635,10 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
         return {}
 
 
-def _loop(request: Request, service: Service) -> dict[str, Any]:
+def _loop(request: Request, service: Service, key: KeyInfo) -> dict[str, Any]:
     """What every stream's polling loop (:func:`~.stream.sse_loop`) takes from the request and
-    the service: the disconnect check, the poll and keep-alive intervals, the open count."""
+    the service: the disconnect check, the poll and keep-alive intervals, the open count, and
+    whether the stream's key is still unrevoked."""
 
     def opened() -> None:
         service.streams += 1
@@ -658,12 +648,21 @@ def _loop(request: Request, service: Service) -> dict[str, Any]:
 
     return {"disconnected": request.is_disconnected, "poll": service.poll,
             "keepalive": service.keepalive, "sleep": asyncio.sleep, "on_open": opened,
-            "on_close": closed}
+            "on_close": closed, "key_live": lambda: service.keys.is_live(key.key_id)}
 
 
 def _sse(body: AsyncIterator[bytes]) -> EventStreamResponse:
     return EventStreamResponse(body, media_type="text/event-stream",
                                headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+
+def _require_scorers(service: Service, key: KeyInfo, request: Request, event: EventView,
+                     what: str) -> None:
+    """Refuse (audited) a scorer route of an event whose policy allows no third-party scorers."""
+    if not event.scorers_allowed:
+        service.refused("third_party_scorers_off", key, _route_name(request))
+        raise ApiError(403, "third_party_scorers_off", "the event's policy sets "
+                       f"selection.third_party_scorers = false: {what}")
 
 
 def _raw_audio_refused(service: Service, key: KeyInfo, request: Request) -> None:

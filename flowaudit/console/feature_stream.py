@@ -13,8 +13,8 @@ window ``W``, so a client can switch from polling to the stream. Without one the
 at the feed's start, like ``after=-1``.
 
 A poll that finds no taken window past the cursor reads two rows (read-only, no write lock
-on SQLite); only then does it read the feed, up to ``PAGES`` pages of it. The key is read at
-each poll too: once it is revoked the stream ends (reconnecting gets ``401 revoked_key``).
+on SQLite); only then does it read the feed, up to ``PAGES`` pages of it. Like every stream
+of the console (:func:`~.stream.sse_loop`), it ends once its key is revoked.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from retention.models import ConsoleKey, LiveCrowdWindow, LiveState
+from retention.models import LiveCrowdWindow, LiveState
 from retention.store import EncryptedStore
 
 from .keys import KeyInfo
@@ -65,14 +65,10 @@ def parse_feature_cursor(value: str) -> FeatureCursor | None:
     return FeatureCursor(window, subject)
 
 
-def _due(store: EncryptedStore, event_id: str, key_id: str, horizon: datetime | None
-         ) -> int | None:
+def _due(store: EncryptedStore, event_id: str, horizon: datetime | None) -> int:
     """The last window the feed could serve now: taken by the crowd step (and, in a replay,
-    started by the replay's clock); ``None`` once the key is revoked."""
+    started by the replay's clock)."""
     with store.session() as session:
-        key = session.get(ConsoleKey, key_id)
-        if key is None or key.revoked_at is not None:
-            return None
         row = session.get(LiveState, event_id)
         stepped = -1 if row is None else int(row.crowd_window)
         if horizon is None or stepped < 0:
@@ -88,13 +84,10 @@ def _ordered(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def poll_features(store: EncryptedStore, event: EventView, key: KeyInfo,
                   cursor: FeatureCursor, now: datetime, horizon: datetime | None
-                  ) -> list[bytes] | None:
-    """The ``features`` events after ``cursor`` (advanced past them), up to ``PAGES`` pages;
-    ``None`` once the key is revoked (the stream ends)."""
+                  ) -> list[bytes]:
+    """The ``features`` events after ``cursor`` (advanced past them), up to ``PAGES`` pages."""
     partial = cursor.subject is not None  # window ``cursor.window`` was sent in part
-    due = _due(store, event.id, key.key_id, horizon)
-    if due is None:
-        return None
+    due = _due(store, event.id, horizon)
     if due < cursor.window + (0 if partial else 1):
         return []
     out: list[bytes] = []
@@ -122,13 +115,13 @@ def feature_stream(store: EncryptedStore, event: EventView, key: KeyInfo,
                    horizon: Callable[[], datetime | None],
                    disconnected: Callable[[], Awaitable[bool]], poll: float,
                    keepalive: float, sleep: Callable[[float], Awaitable[None]],
-                   on_open: Callable[[], None], on_close: Callable[[], None]
-                   ) -> AsyncIterator[bytes]:
+                   on_open: Callable[[], None], on_close: Callable[[], None],
+                   key_live: Callable[[], bool]) -> AsyncIterator[bytes]:
     """The stream's bytes (module docstring), on the console's one polling loop."""
     at = cursor if cursor is not None else FeatureCursor(-1)
 
-    def step() -> list[bytes] | None:
+    def step() -> list[bytes]:
         return poll_features(store, event, key, at, now(), horizon())
 
     return sse_loop(step, disconnected=disconnected, poll=poll, keepalive=keepalive,
-                    sleep=sleep, on_open=on_open, on_close=on_close)
+                    sleep=sleep, on_open=on_open, on_close=on_close, key_live=key_live)

@@ -133,13 +133,10 @@ def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, *,
                  on_open: Callable[[], None], on_close: Callable[[], None],
                  key_live: Callable[[], bool] = lambda: True,
                  privacy_every: float = 2.0) -> AsyncIterator[bytes]:
-    """The stream's bytes (module docstring); it ends once ``key_live`` says the key that
-    opened it was revoked."""
+    """The stream's bytes (module docstring)."""
     state: dict[str, Any] = {"cursor": cursor, "privacy": "", "privacy_at": 0.0}
 
-    def step() -> list[bytes] | None:
-        if not key_live():
-            return None
+    def step() -> list[bytes]:
         at = horizon()
         if state["cursor"] is None:
             state["cursor"] = start_cursor(reader, event.id, at)
@@ -155,27 +152,27 @@ def event_stream(reader: Reader, event: EventView, cursor: Cursor | None, *,
         return frames
 
     return sse_loop(step, disconnected=disconnected, poll=poll, keepalive=keepalive,
-                    sleep=sleep, on_open=on_open, on_close=on_close)
+                    sleep=sleep, on_open=on_open, on_close=on_close, key_live=key_live)
 
 
-async def sse_loop(step: Callable[[], list[bytes] | None], *,
+async def sse_loop(step: Callable[[], list[bytes]], *,
                    disconnected: Callable[[], Awaitable[bool]], poll: float,
                    keepalive: float, sleep: Callable[[float], Awaitable[None]],
-                   on_open: Callable[[], None], on_close: Callable[[], None]
-                   ) -> AsyncIterator[bytes]:
+                   on_open: Callable[[], None], on_close: Callable[[], None],
+                   key_live: Callable[[], bool] = lambda: True) -> AsyncIterator[bytes]:
     """The polling loop every stream of the console runs: ``step`` (in a worker thread, it
-    reads the store) gives the frames of one poll, or ``None`` to end the stream; a keep-alive
-    comment after ``keepalive`` quiet seconds; ``poll`` seconds between polls (no busy loop);
-    until the client goes. ``on_open`` / ``on_close`` bracket it (closed by
-    :class:`EventStreamResponse`)."""
+    reads the store) gives the frames of one poll; a keep-alive comment after ``keepalive``
+    quiet seconds; ``poll`` seconds between polls (no busy loop); until the client goes or
+    ``key_live`` says the key that opened the stream was revoked (asked before each poll).
+    ``on_open`` / ``on_close`` bracket it (closed by :class:`EventStreamResponse`)."""
     on_open()
     try:
         yield b"retry: 2000\n\n"
         last_sent = time.monotonic()
         while not await disconnected():
-            frames = await run_in_threadpool(step)
-            if frames is None:
+            if not await run_in_threadpool(key_live):
                 return
+            frames = await run_in_threadpool(step)
             now = time.monotonic()
             for chunk in frames:
                 yield chunk

@@ -20,6 +20,7 @@ __all__ = [
     "KEY_ROLES",
     "CONTROL_ROLES",
     "READ_ROLES",
+    "SCORER_ROLES",
     "DEFAULT_RATE",
     "DEFAULT_BURST",
     "VETO_LEAVES_NO_TRACK",
@@ -38,6 +39,7 @@ KINDS_BY_MODE: dict[str, tuple[str, ...]] = {
 KEY_ROLES = ("artist", "scorer", "viewer")
 CONTROL_ROLES = ("artist",)
 READ_ROLES = ("artist", "viewer")
+SCORER_ROLES = ("scorer",)  # the feature feed and score posts
 DEFAULT_RATE = 10.0  # requests per second, refilled continuously
 DEFAULT_BURST = 40  # bucket size: the console page's start-up burst fits in it
 
