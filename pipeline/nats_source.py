@@ -173,14 +173,13 @@ class NatsSource:
 
     async def _fill(self, sub: Any, assembler: _Assembler, index: int) -> None:
         """Read until the stream is a full window past ``index`` or has nothing more."""
-        nats = _nats()
         while not assembler.drained and assembler.newest <= index:
             if self.follow and self._stop.is_set():
                 assembler.drained = True
                 return
             try:
                 messages = await sub.fetch(self.batch, timeout=self.idle_timeout)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats' own, or the bare one a pull whose time ran out raises
                 if not self.follow:
                     assembler.drained = True
                     return

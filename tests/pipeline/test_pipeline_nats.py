@@ -86,3 +86,29 @@ def test_an_unreachable_server_is_one_clear_error(write_event: Callable[..., Pat
     with pytest.raises(InputError, match="NATS at nats://127.0.0.1:1 is unreachable"):
         next(source.windows(SET_START, 200, 1))
     assert event.id == "test-set"
+
+
+def test_a_pull_whose_time_runs_out_ends_the_replay_however_nats_says_so(
+    stream: tuple[str, str], nats_url: str,
+) -> None:
+    """nats-py ends a pull with its own TimeoutError, or with the bare one when the time runs
+    out between its two requests; a pull this short often takes the second way."""
+    import asyncio
+
+    import nats
+
+    name, prefix = stream
+
+    async def make() -> None:
+        conn = await nats.connect(nats_url)
+        try:
+            await conn.jetstream().add_stream(name=name, subjects=[f"{prefix}.>"])
+        finally:
+            await conn.close()
+
+    asyncio.run(make())
+    for _ in range(20):
+        source = NatsSource(nats_url, ["WB-1"], stream=name, subject_prefix=prefix,
+                            idle_timeout=0.0001)
+        assert list(source.windows(SET_START, 200, 3)) == []
+        assert source.late_frames == 0
