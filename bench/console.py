@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from bench._procs import stop  # noqa: E402
 from flowaudit.config import Settings, resolve_settings  # noqa: E402
 from flowaudit.console.keys import issue_key  # noqa: E402
 from retention.models import Decision, LiveCrowdWindow  # noqa: E402
@@ -102,12 +102,7 @@ def server(home: Path, poll: float, event_file: Path) -> Iterator[tuple[str, int
         wait_for_port(port, timeout=60, process=process)
         yield f"http://127.0.0.1:{port}", process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -66,6 +66,10 @@ from retention.models import LiveCrowdWindow, LiveWindowRecord
 from retention.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._procs import stop  # noqa: E402
+
 PG_URL = os.environ.get("FLOWAUDIT_BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 POLICY = "apple-music-2025"  # raw audio 24 h without speech: windows carry PCM, file storage
@@ -112,16 +116,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def write_event(path: Path, event_id: str, count: int) -> Path:
