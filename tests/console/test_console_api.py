@@ -3,7 +3,6 @@ under each artist_control mode, and what a stored control does to the real crowd
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,25 +14,14 @@ from tests.console.console_fixtures import (
     TestClient,
     audit,
     bearer,
-    console_home,
+    client_fixture,
     decisions,
     error_of,
+    home_fixture,
 )
 
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
-def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-         pg_available: bool) -> Iterator[Home]:
-    tmp = tmp_path_factory.mktemp(f"console-api-{request.param}")
-    with console_home(tmp, str(request.param), pg_available) as h:
-        yield h
-
-
-@pytest.fixture(scope="module")
-def client(home: Home) -> Iterator[TestClient]:
-    with TestClient(create_app(home.settings)) as c:
-        yield c
+home = home_fixture("console-api")
+client = client_fixture()
 
 
 def refusals(home: Home) -> list[dict[str, Any]]:

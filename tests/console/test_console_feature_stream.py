@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,30 +22,29 @@ from flowaudit.console.app import create_app
 from flowaudit.console.documents import FEATURE_MESSAGES
 from flowaudit.console.keys import ConsoleKeys
 from flowaudit.console.replay import Replay
-from tests.console.console_fixtures import Home, audit, bearer, error_of
+from tests.console.console_fixtures import (
+    NONE,
+    SCORERS,
+    Home,
+    Reader,
+    Sse,
+    audit,
+    bands,
+    bearer,
+    error_of,
+    gated_in,
+    home_fixture,
+    read,
+    scorer_home,
+    server_fixture,
+)
 from tests.console.page_fixtures import ConsoleServer
-from tests.console.test_console_scorers import NONE, SCORERS, bands, gated_in, read, scorer_home
-from tests.console.test_console_stream import Reader, Sse
 
 PATH = f"/v1/events/{SCORERS}/features/stream"
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
-def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-         pg_available: bool) -> Iterator[Home]:
-    tmp = tmp_path_factory.mktemp(f"console-feature-stream-{request.param}")
-    with scorer_home(tmp, str(request.param), pg_available) as h:
-        yield h
-
-
-@pytest.fixture(scope="module")
-def server(home: Home) -> Iterator[ConsoleServer]:
-    s = ConsoleServer(create_app(home.settings, poll_interval=0.05)).start()
-    try:
-        yield s
-    finally:
-        s.stop()
+home = home_fixture("console-feature-stream", scorer_home)
+server = server_fixture()
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from schemathesis.core import NOT_SET
 from flowaudit.console.app import create_app
 from flowaudit.console.documents import OPENAPI_FILE
 from flowaudit.console.replay import Replay
-from tests.console.console_fixtures import POLICIES, Home, TestClient, console_home
+from tests.console.console_fixtures import BACKENDS, POLICIES, Home, TestClient, console_home
 
 ROLES = ("artist", "viewer", "scorer")
 EVENTS = tuple(POLICIES)
@@ -77,8 +77,7 @@ class Api:
         return f"Api({self.home.backend})"
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
         pg_available: bool) -> Iterator[Api]:
     tmp = tmp_path_factory.mktemp(f"console-openapi-{request.param}")

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from flowaudit.config import Settings
 from flowaudit.runtime import open_runtime
 from retention.models import LiveCrowdWindow
+from tests.console.console_fixtures import BACKENDS, database
 from tests.console.page_fixtures import (
     ConsoleEvent,
     ConsoleServer,
@@ -32,7 +33,6 @@ from tests.console.page_fixtures import (
     last_decision_id,
     make_event,
     new_home,
-    pg_schema,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,13 +71,12 @@ def _issue_key(settings: Settings, event_id: str, role: str) -> str:
     return str(issue_key(settings, role=role, label=f"page test {role}", event_id=event_id))
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
          pg_available: bool) -> Iterator[Site]:
     backend = str(request.param)
     tmp = tmp_path_factory.mktemp(f"console-{backend}")
-    with _database(backend, pg_available) as db_url:
+    with database(backend, pg_available) as db_url:
         settings = new_home(tmp / "home", db_url)
         now = datetime.now(UTC).replace(microsecond=0)
         full = make_event(tmp, "console-full", "privacy-by-default", starts=now)
@@ -94,18 +93,6 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 server.stop()
             for driver in drivers.values():
                 driver.stop()
-
-
-def _database(backend: str, pg_available: bool) -> Any:
-    from contextlib import nullcontext
-
-    from tests.conftest import PG_BASE_URL
-
-    if backend == "sqlite":
-        return nullcontext("")
-    if not pg_available:
-        pytest.fail(f"PostgreSQL at {PG_BASE_URL} is unreachable; start it with `make services`")
-    return pg_schema(PG_BASE_URL)
 
 
 @pytest.fixture(scope="module")

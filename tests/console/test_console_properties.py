@@ -34,7 +34,7 @@ from pipeline.live.controls import StoredControl, merge_controls
 from pipeline.selection import Selector
 from pipeline.sentiment import Snapshot
 from retention.ground.console_rules import CONTROL_KINDS, KINDS_BY_MODE, refusal_for
-from tests.console.console_fixtures import database
+from tests.console.console_fixtures import BACKENDS, database
 from tests.console.page_fixtures import new_home
 
 MODES = tuple(KINDS_BY_MODE)
@@ -260,8 +260,7 @@ def test_a_key_round_trips_through_its_header(secret: bytes, scheme: str, pad: s
     assert base64.urlsafe_b64decode(key[len(KEY_PREFIX):] + "=") == secret
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def keys(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
          pg_available: bool) -> Iterator[tuple[ConsoleKeys, str, str]]:
     tmp: Path = tmp_path_factory.mktemp(f"console-keys-{request.param}")

@@ -10,8 +10,6 @@ feed must never name them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,48 +22,29 @@ from flowaudit.console.app import create_app
 from flowaudit.console.keys import KeyInfo
 from flowaudit.console.replay import Replay
 from flowaudit.console.scorers import FEED_WINDOWS, SCORE_KIND, subject_of
-from flowaudit.runtime import open_runtime
 from pipeline.features import FEATURE_NAMES
 from retention.models import LiveWindowRecord
-from tests.console.console_fixtures import Home, TestClient, audit, bearer, database, error_of
-from tests.console.page_fixtures import LiveDriver, make_event, new_home
+from tests.console.console_fixtures import (
+    NONE,
+    SCORERS,
+    Home,
+    TestClient,
+    audit,
+    bands,
+    bearer,
+    client_fixture,
+    error_of,
+    gated_in,
+    home_fixture,
+    read,
+    scorer_home,
+)
 
-SCORERS, NONE = "ev-scorers", "ev-none"
 FEED_KEYS = {"window", "start_at", "subject", "zone", "features", "frames"}
 
 
-@contextmanager
-def scorer_home(tmp: Path, backend: str, pg_available: bool) -> Iterator[Home]:
-    """ev-scorers (tiktok-2026: scorers allowed) with 20 wristbands, ev-none (spotify-2026)."""
-    with database(backend, pg_available) as db_url:
-        settings = new_home(tmp / "home", db_url)
-        now = datetime.now(UTC).replace(microsecond=0)
-        specs = {SCORERS: make_event(tmp, SCORERS, "tiktok-2026", starts=now, wristbands=20),
-                 NONE: make_event(tmp, NONE, "spotify-2026", starts=now)}
-        drivers = {eid: LiveDriver(settings, spec, seed=3) for eid, spec in specs.items()}
-        home = Home(settings, backend, specs, drivers)
-        try:
-            home.advance(SCORERS, 6)
-            home.advance(NONE, 2)
-            yield home
-        finally:
-            for driver in drivers.values():
-                driver.runtime.close()
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
-def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-         pg_available: bool) -> Iterator[Home]:
-    tmp = tmp_path_factory.mktemp(f"console-scorers-{request.param}")
-    with scorer_home(tmp, str(request.param), pg_available) as h:
-        yield h
-
-
-@pytest.fixture(scope="module")
-def client(home: Home) -> Iterator[TestClient]:
-    with TestClient(create_app(home.settings)) as c:
-        yield c
+home = home_fixture("console-scorers", scorer_home)
+client = client_fixture()
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -95,27 +74,6 @@ def whole_feed(client: TestClient, key: str) -> tuple[list[dict[str, Any]], int]
         assert page["cursor"] > after
         windows += page["windows"]
         after = page["cursor"]
-
-
-def bands(home: Home) -> dict[str, tuple[str, str, str, bool]]:
-    """serial -> (store pseudonym, zone, consent, staff) of ev-scorers' roster."""
-    driver = home.drivers[SCORERS]
-    serials = [w.serial for w in home.events[SCORERS].spec.wristbands]
-    return dict(zip(serials, driver.bands, strict=True))
-
-
-def gated_in(home: Home) -> dict[str, str]:
-    """store pseudonym -> zone of the wristbands whose windows pass the gates."""
-    return {p: zone for p, zone, consent, staff in bands(home).values()
-            if consent != "opted_out" and not staff}
-
-
-def read(settings: Settings, fn: Any) -> Any:
-    runtime = open_runtime(settings, datetime.now(UTC))
-    try:
-        return fn(runtime.store)
-    finally:
-        runtime.close()
 
 
 def live_rows(home: Home) -> dict[tuple[str, int], LiveWindowRecord]:

@@ -6,133 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from flowaudit.console.app import create_app
 from flowaudit.console.documents import MESSAGES
 from flowaudit.console.replay import Replay
 from flowaudit.console.stream import Cursor, EventStreamResponse, _poll, event_stream
-from tests.console.console_fixtures import Home, TestClient, console_home
+from tests.console.console_fixtures import (
+    Home,
+    Reader,
+    Sse,
+    TestClient,
+    home_fixture,
+    server_fixture,
+)
 from tests.console.page_fixtures import ConsoleServer
 
 EVENTS = {"ev-full": "privacy-by-default"}
 
 
-@dataclass
-class Sse:
-    kind: str
-    id: str | None
-    data: dict[str, Any]
-
-
-@dataclass
-class Reader:
-    """Reads one SSE response in a thread into a queue (so the test can commit meanwhile)."""
-
-    url: str
-    headers: dict[str, str]
-    events: queue.Queue[Sse] = field(default_factory=queue.Queue)
-    status: int | None = None
-    comments: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _client: httpx.Client | None = None
-    _socket: socket.socket | None = None
-    error: BaseException | None = None
-
-    def start(self) -> Reader:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=30.0))
-            with self._client as client, \
-                    client.stream("GET", self.url, headers=self.headers) as response:
-                self.status = response.status_code
-                self._socket = response.extensions["network_stream"].get_extra_info("socket")
-                kind, ident, data = "message", None, []
-                for line in response.iter_lines():
-                    if self._stop.is_set():
-                        return
-                    if line.startswith(":"):
-                        self.comments += 1
-                    elif line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("id:"):
-                        ident = line[3:].strip()
-                    elif line.startswith("data:"):
-                        data.append(line[5:].strip())
-                    elif line == "" and data:
-                        self.events.put(Sse(kind, ident, json.loads("\n".join(data))))
-                        kind, ident, data = "message", None, []
-        except BaseException as exc:  # reported by take()
-            if not self._stop.is_set():
-                self.error = exc
-
-    def take(self, until: Callable[[list[Sse]], bool], timeout: float = 20.0) -> list[Sse]:
-        got: list[Sse] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.error is not None:
-                raise AssertionError(f"the stream failed: {self.error!r}")
-            try:
-                got.append(self.events.get(timeout=0.05))
-            except queue.Empty:
-                continue
-            if until(got):
-                return got
-        raise AssertionError(f"timed out; got {[(e.kind, e.id) for e in got]}")
-
-    def running(self) -> bool:
-        """Still reading: the response has not ended."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def close(self) -> None:
-        """Go away: the connection is closed at once, as a browser tab closing does.
-
-        ``shutdown`` first: on Linux a socket closed while another thread is blocked reading it
-        stays open (no FIN) until that read returns, so the server would not see the client
-        go until it next wrote to it."""
-        self._stop.set()
-        if self._socket is not None:
-            try:
-                self._socket.shutdown(socket.SHUT_RDWR)
-            except OSError:  # already closed by the server
-                pass
-        if self._client is not None:
-            self._client.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
-def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-         pg_available: bool) -> Iterator[Home]:
-    tmp = tmp_path_factory.mktemp(f"console-stream-{request.param}")
-    with console_home(tmp, str(request.param), pg_available, EVENTS, warm=8) as h:
-        yield h
-
-
-@pytest.fixture(scope="module")
-def server(home: Home) -> Iterator[ConsoleServer]:
-    s = ConsoleServer(create_app(home.settings, poll_interval=0.05)).start()
-    try:
-        yield s
-    finally:
-        s.stop()
+home = home_fixture("console-stream", events=EVENTS, warm=8)
+server = server_fixture()
 
 
 def stream(server: ConsoleServer, key: str, last: str | None = None) -> Reader:
