@@ -225,18 +225,22 @@ def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, 
     """``INSERT … ON CONFLICT DO NOTHING``: ``True`` if this call inserted the row. On
     PostgreSQL a concurrent insert of the same key waits for the other transaction, then
     inserts nothing — the unique index decides, not a read before the write."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(model).values(**values).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    statement = _insert_for(session, model).on_conflict_do_nothing()
     # RETURNING, not rowcount: drivers report -1 for an INSERT whose count they do not know
     key = list(model.__table__.primary_key.columns)
-    return session.execute(statement.returning(*key)).first() is not None
+    return session.execute(statement.returning(*key), values).first() is not None
+
+
+def _insert_for(session: Session, model: Any) -> Any:
+    """The dialect's own INSERT (it has ``on_conflict_do_nothing``) of ``model``, without
+    values: they go as execute parameters, so the compiled statement is cached."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model)
 
 
 #: the source a live event's run is registered with (its workers' crowd steps)
@@ -674,6 +678,25 @@ class StoreTransaction:
         self._buckets: dict[str, RetentionBucket] = {}
         # entries held inside audit_last(): (at, action, object_type, object_id, details)
         self._held: list[tuple[datetime, Action, str, str, dict[str, Any]]] | None = None
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that may fail on its own (SAVEPOINT): if the block raises,
+        its rows and the audit entries it held are undone and the rest of the transaction
+        goes on. Only inside :meth:`audit_last`, where entries are held until the end: an
+        entry already appended to the chain cannot be taken back by a rollback."""
+        if self._held is None:
+            raise RuntimeError("a savepoint needs the audit entries held (audit_last)")
+        held, buckets = len(self._held), dict(self._buckets)
+        nested = self.session.begin_nested()
+        try:
+            yield
+            nested.commit()
+        except BaseException:
+            nested.rollback()
+            del self._held[held:]
+            self._buckets = buckets
+            raise
 
     @contextlib.contextmanager
     def audit_last(self) -> Iterator[None]:
@@ -1206,17 +1229,12 @@ class StoreTransaction:
             values.append({**row, "window": int(row["window"]), "worker": row["worker"][:100],
                            "start_at": _require_aware(row["start_at"], "start_at"),
                            "committed_at": _require_aware(row["committed_at"], "committed_at")})
-        if self.session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            statement: Any = pg_insert(LiveWindowRecord).values(values)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            statement = sqlite_insert(LiveWindowRecord).values(values)
-        statement = statement.on_conflict_do_nothing().returning(
-            LiveWindowRecord.subject_pseudonym, LiveWindowRecord.window)
-        return {(str(p), int(w)) for p, w in self.session.execute(statement)}
+        # one statement for any number of rows: the rows go as executemany parameters, which
+        # SQLAlchemy sends as one multi-row INSERT (its "insertmanyvalues"), so the statement
+        # is compiled once per process instead of once per batch (a .values(list) is not cached)
+        statement = _insert_for(self.session, LiveWindowRecord).on_conflict_do_nothing(
+        ).returning(LiveWindowRecord.subject_pseudonym, LiveWindowRecord.window)
+        return {(str(p), int(w)) for p, w in self.session.execute(statement, values)}
 
     def complete_live_window(
         self,

@@ -20,6 +20,7 @@ import math
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,11 +107,14 @@ class WindowCommitter:
         return self.commit_batch([window], now=now)[0]
 
     def commit_batch(
-        self, windows: list[LiveWindow], *, now: datetime | None = None
+        self, windows: list[LiveWindow], *, now: datetime | None = None,
+        then: Callable[[StoreTransaction], object] | None = None,
     ) -> list[CommitResult]:
         """Store a fetched batch in one transaction, each window unless it was stored already
         (one result per window, in order). All or nothing: a window the store refuses raises
-        and rolls back the whole batch, so the caller can retry its windows one by one."""
+        and rolls back the whole batch, so the caller can retry its windows one by one.
+        ``then`` runs last in the same transaction (the crowd step of the window the batch
+        completes), so the windows and what follows from them commit together."""
         if not windows:
             return []
         scored = []
@@ -148,6 +152,8 @@ class WindowCommitter:
                 results.append(CommitResult(True, score, stored))
                 done.append(window)
             self._audit_drops(tx, done)
+            if then is not None:
+                then(tx)
         return results
 
     def _claim_row(self, window: LiveWindow, raw_id: str | None, score_id: str | None,

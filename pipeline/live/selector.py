@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from retention.errors import InputError, StoreError
+from retention.errors import FlowauditError, InputError, StoreError
 from retention.ground.times import parse_utc
 from retention.policy import Policy
 from retention.store import (
@@ -141,7 +141,10 @@ class CrowdStepper:
         self.decisions = 0
         # a bad catalogue fails at start-up; loaded once, a fresh selector is built per step
         self.catalogue = build_selector(event, policy, scorer_parameters).catalogue
-        self._more = False  # the last step saw committed windows past its own
+        self.more = False  # the last step saw committed windows past its own
+        self.last_window = -1  # the window of the last step this stepper took
+        # (window, unix time its step's transaction committed) of the latest steps taken
+        self.done_at: deque[tuple[int, float]] = deque(maxlen=256)
         # the last look saw windows other workers committed: this one sees part of each window
         self.shared = False
 
@@ -198,7 +201,7 @@ class CrowdStepper:
         taken = 0
         while taken < limit and self.step():
             taken += 1
-            if not self._more:  # nothing committed past it: the next look finds nothing due
+            if not self.more:  # nothing committed past it: the next look finds nothing due
                 break
         return taken
 
@@ -206,64 +209,93 @@ class CrowdStepper:
         """Take the next step if it is due; ``False`` if none is (or another worker is taking
         one right now: the state row is locked with SKIP LOCKED, so nobody waits for it)."""
         tick = time.perf_counter()
-        decision_id = None
         try:
             with self.store.transaction(self.event.capture_starts, actor="pipeline") as tx, \
                     tx.audit_last():
-                locked = tx.lock_live_state(self.event_id, skip_locked=True)
-                if locked is None:
-                    raise _Conflict
-                recent = tx.live_windows(self.event_id,
-                                         after=locked.crowd_window - LATE_HORIZON)
-                self.shared = any(r.worker != self.worker for r in recent)
-                folded = _Folded.of(locked.state, locked.crowd_window)
-                late = [r for r in recent if r.window <= locked.crowd_window
-                        and not folded.has(r)]
-                due = self._due(recent, locked.crowd_window)
-                if due is None:  # nothing to step; the run may be over (that commits)
-                    self._finish_if_over(tx, locked, recent)
-                    return False
-                start = due.rows[0].start_at
-                end = start + self.event.window
-                tx.now = end
-                crowd, pacer, selector = self._restore(locked)
-                apply_live_controls(tx, self.event_id, selector.artist, end,
-                                    catalogue=selector.catalogue)
-                scores, zones = self._scores(tx, due.rows + late)
-                snapshot = crowd.update(scores, zones)
-                in_event = self.event.starts_at <= start < self.event.ends_at
-                if snapshot.crowd is not None and in_event and pacer.due(snapshot.crowd, end):
-                    choice = selector.decide(end, snapshot)
-                    latency = (time.perf_counter() - tick) * 1000
-                    decision_id = tx.record_decision(
-                        self.event_id, locked.run_id, decided_at=choice.at,
-                        track_id=choice.track_id, crowd_sentiment=choice.crowd_sentiment,
-                        adaptive_flow=choice.adaptive_flow,
-                        artist_override=choice.artist_override, inputs=choice.inputs,
-                        parameters=choice.parameters, explanation=choice.explanation,
-                        latency_ms=round(latency, 4),
-                    )
-                store_crowd_score(tx, self.event_id, start, snapshot,
-                                  retention=self.meta_retention, k_min=self.k_min,
-                                  extra={"late_windows": len(late)} if late else None)
-                state = {**self._dump(crowd, pacer, selector),
-                         **folded.after(due.window, due.rows, late)}
-                taken = tx.record_live_crowd(
-                    self.event_id, window=due.window, start_at=start,
-                    wristbands=int(snapshot.active),
-                    crowd=None if snapshot.crowd is None else round(snapshot.crowd, 2),
-                    decision_id=decision_id, state=state,
-                    committed_at=datetime.fromtimestamp(self.clock(), UTC), worker=self.worker,
-                )
-                if not taken:
-                    raise _Conflict
-                tx.record_progress(locked.run_id, windows_done=due.window + 1)
-                self._more = any(r.window > due.window for r in recent)
+                decided = self._take(tx, tick, finish=True)
         except _Conflict:
             return False
+        return self.committed(decided)
+
+    def step_within(self, tx: StoreTransaction) -> bool | None:
+        """Take the next step, if it is due now, in the caller's transaction (the worker's
+        batch that completed the window: one commit for the windows and their step). The
+        step runs in a savepoint: if it conflicts or fails, it is undone alone, the windows
+        still commit, and :meth:`step` takes it later in a transaction of its own. Returns
+        ``None`` if no step was taken, else whether it decided; the caller passes that to
+        :meth:`committed` once its transaction has committed."""
+        tick = time.perf_counter()
+        try:
+            with tx.savepoint():
+                return self._take(tx, tick, finish=False)
+        except (_Conflict, FlowauditError):
+            return None
+
+    def committed(self, decided: bool | None) -> bool:
+        """Count a step whose transaction committed (``decided``: ``None`` if none was
+        taken, else whether it decided); whether one was."""
+        if decided is None:
+            return False
         self.steps += 1
-        self.decisions += int(decision_id is not None)
+        self.decisions += int(decided)
+        self.done_at.append((self.last_window, time.time()))
         return True
+
+    def _take(self, tx: StoreTransaction, tick: float, *, finish: bool) -> bool | None:
+        """The step in ``tx`` if one is due (``None`` if not, after closing the run if it is
+        over and ``finish``); whether it decided. Raises :class:`_Conflict` when another
+        worker holds the state or took the step: the caller rolls the attempt back."""
+        locked = tx.lock_live_state(self.event_id, skip_locked=True)
+        if locked is None:
+            raise _Conflict
+        recent = tx.live_windows(self.event_id, after=locked.crowd_window - LATE_HORIZON)
+        self.shared = any(r.worker != self.worker for r in recent)
+        folded = _Folded.of(locked.state, locked.crowd_window)
+        late = [r for r in recent if r.window <= locked.crowd_window and not folded.has(r)]
+        due = self._due(recent, locked.crowd_window)
+        if due is None:  # nothing to step; the run may be over (that commits)
+            if finish:
+                self._finish_if_over(tx, locked, recent)
+            return None
+        start = due.rows[0].start_at
+        end = start + self.event.window
+        tx.now = end
+        crowd, pacer, selector = self._restore(locked)
+        apply_live_controls(tx, self.event_id, selector.artist, end,
+                            catalogue=selector.catalogue)
+        scores, zones = self._scores(tx, due.rows + late)
+        snapshot = crowd.update(scores, zones)
+        in_event = self.event.starts_at <= start < self.event.ends_at
+        decision_id = None
+        if snapshot.crowd is not None and in_event and pacer.due(snapshot.crowd, end):
+            choice = selector.decide(end, snapshot)
+            latency = (time.perf_counter() - tick) * 1000
+            decision_id = tx.record_decision(
+                self.event_id, locked.run_id, decided_at=choice.at,
+                track_id=choice.track_id, crowd_sentiment=choice.crowd_sentiment,
+                adaptive_flow=choice.adaptive_flow,
+                artist_override=choice.artist_override, inputs=choice.inputs,
+                parameters=choice.parameters, explanation=choice.explanation,
+                latency_ms=round(latency, 4),
+            )
+        store_crowd_score(tx, self.event_id, start, snapshot,
+                          retention=self.meta_retention, k_min=self.k_min,
+                          extra={"late_windows": len(late)} if late else None)
+        state = {**self._dump(crowd, pacer, selector),
+                 **folded.after(due.window, due.rows, late)}
+        taken = tx.record_live_crowd(
+            self.event_id, window=due.window, start_at=start,
+            wristbands=int(snapshot.active),
+            crowd=None if snapshot.crowd is None else round(snapshot.crowd, 2),
+            decision_id=decision_id, state=state,
+            committed_at=datetime.fromtimestamp(self.clock(), UTC), worker=self.worker,
+        )
+        if not taken:
+            raise _Conflict
+        tx.record_progress(locked.run_id, windows_done=due.window + 1)
+        self.more = any(r.window > due.window for r in recent)
+        self.last_window = due.window
+        return decision_id is not None
 
     def _due(self, recent: list[LiveWindowRow], stepped: int) -> _Due | None:
         """The next window to step, if it is settled (module docstring); ``recent`` are the

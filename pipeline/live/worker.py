@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from retention.errors import FlowauditError, InputError, StoreError
+from retention.store import StoreTransaction
 
 from ..run import percentiles
 from .commit import CommitResult, WindowCommitter
@@ -105,6 +106,9 @@ class WorkerMetrics:
     commit_ms: list[float] = field(default_factory=list, repr=False)
     step_ms: list[float] = field(default_factory=list, repr=False)
     batch_sizes: list[int] = field(default_factory=list, repr=False)
+    # (window, unix time its crowd step's transaction committed) of the latest steps: the
+    # bench's "score/decision committed" (a row's committed_at is stamped before the commit)
+    step_done: list[tuple[int, float]] = field(default_factory=list, repr=False)
     started: float = field(default_factory=time.monotonic)
     # process CPU seconds at the first and after the latest batch: the CPU a drain cost,
     # start-up (imports, connecting) left out
@@ -129,6 +133,7 @@ class WorkerMetrics:
             "step_ms": percentiles(self.step_ms),
             "batches": len(self.batch_sizes),
             "batch_mean": round(sum(self.batch_sizes) / max(len(self.batch_sizes), 1), 2),
+            "step_done": [[window, round(at, 6)] for window, at in self.step_done],
             "cpu_seconds": round(time.process_time(), 3),
             "busy_cpu_seconds": (None if self.cpu_first is None or self.cpu_last is None
                                  else round(self.cpu_last - self.cpu_first, 3)),
@@ -195,6 +200,14 @@ class _Completion:
             return 0
         have = self.bands.get(k, set()) | {p for p, w in keys if w == k}
         return len(before - have)
+
+    def completes(self, windows: list[LiveWindow]) -> bool:
+        """Would :meth:`add` of this batch say it completes a window (asked before the batch
+        commits, so its commit can take the step too)? Answered by noting it on a copy."""
+        trial = _Completion(self.roster)
+        trial.bands = {k: set(v) for k, v in self.bands.items()}
+        trial.stepped = self.stepped
+        return trial.add(windows)
 
     def add(self, windows: list[LiveWindow]) -> bool:
         """Note a committed batch; ``True`` if it completed a window not looked at yet."""
@@ -405,9 +418,20 @@ class Worker:
             self.metrics.cpu_first = time.process_time()
         for _ in accepted:
             self.fault.reach("before_commit")
+        windows = [window for _, window in accepted]
+        # the batch that completes a window takes its crowd step in its own transaction: one
+        # commit for the last windows and the score/decision they make due
+        fused: list[tuple[bool | None, float]] = []
+
+        def step_too(tx: StoreTransaction) -> None:
+            started = time.perf_counter()
+            fused.append((self.stepper.step_within(tx), time.perf_counter() - started))
+
+        alone = not self.stepper.shared
+        then = step_too if alone and self.completion.completes(windows) else None
         tick = time.perf_counter()
         try:
-            results = self.committer.commit_batch([window for _, window in accepted])
+            results = self.committer.commit_batch(windows, then=then)
         except StoreError:
             self.metrics.store_retries += len(accepted)
             for message, _ in accepted:
@@ -420,12 +444,19 @@ class Worker:
             return
         self.metrics.commit_ms.append((time.perf_counter() - tick) * 1000)
         self.metrics.batch_sizes.append(len(accepted))
+        stepped = bool(fused) and self.stepper.committed(fused[0][0])
+        if stepped:
+            self.metrics.crowd_steps += 1
+            self.metrics.step_ms.append(fused[0][1] * 1000)
+            self.metrics.decisions = self.stepper.decisions
         for (message, window), result in zip(accepted, results, strict=True):
             await self._settle(message, window, result)
         # alone on the stream (as far as the last step saw), this worker's view of a window
         # is the whole of it; shared, it is a part, and the quiet-stream looks take the steps
-        complete = self.completion.add([window for _, window in accepted])
-        self._complete = complete and not self.stepper.shared
+        complete = self.completion.add(windows)
+        # a step taken with the batch leaves nothing due unless it saw windows past its own
+        self._complete = (complete and not self.stepper.shared
+                          and (not stepped or self.stepper.more))
         self.metrics.cpu_last = time.process_time()
 
     async def _commit_one(self, message: Any, window: LiveWindow) -> None:
@@ -471,6 +502,7 @@ class Worker:
         return taken
 
     def _report(self) -> None:
+        self.metrics.step_done = list(self.stepper.done_at)
         if self.progress is not None:
             self.progress(self.metrics)
         path = self.config.metrics_file
