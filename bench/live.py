@@ -317,6 +317,15 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
                 if window > first:
                     from_gateway.append((at.timestamp() - stamp[0]) * 1000)
             last_begun[window] = max(last_begun.get(window, 0.0), at.timestamp())
+    worker: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        worker = json.loads((tmp / "worker-latency.json").read_text())
+    # a crowd row's committed_at is stamped inside its transaction; the worker says when that
+    # transaction's commit returned (the step taken with its batch commits after the batch's
+    # windows are written): the later of the two is when the score/decision was committed
+    for w, done in worker.get("step_done") or []:
+        if int(w) in steps and done > steps[int(w)].timestamp():
+            steps[int(w)] = datetime.fromtimestamp(done, UTC)
     # score/decision committed: the window's crowd step (crowd score, and the decision when
     # one is due) minus the send of the last frame that window needed from any wristband
     # (the first window's step has no window before it to say it is complete: it waits
@@ -339,9 +348,6 @@ def latency_run(tmp: Path, db_url: str | None, nats_url: str, wristbands: int,
             step_hops["→ last stored in broker"].append((last_stored[w] - sent) * 1000)
             step_hops["→ last commit begins"].append((last_begun[w] - last_stored[w]) * 1000)
             step_hops["→ step committed"].append((steps[w].timestamp() - last_begun[w]) * 1000)
-    worker: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        worker = json.loads((tmp / "worker-latency.json").read_text())
     return {"wristbands": wristbands, "windows": len(rows), "expected": wristbands * windows,
             "p50": pct(latencies, 50), "p99": pct(latencies, 99), "n": len(latencies),
             "first_max": max(warm, default=float("nan")),

@@ -77,6 +77,7 @@ __all__ = [
     "LIVE_RUN_SOURCE",
     "RAW_AUDIO",
     "METADATA",
+    "LiveWindowMark",
     "LiveWindowRow",
     "LiveStateData",
 ]
@@ -189,6 +190,21 @@ class LiveWindowRow:
 
 
 @dataclass(frozen=True)
+class LiveWindowMark:
+    """What a crowd step reads of a committed live window: which wristband and window, when
+    and by whom it was committed, and its score's record id (no counts: a step reads a few
+    hundred of these each window, and their drop counts are JSON to parse)."""
+
+    pseudonym: str
+    window: int
+    start_at: datetime
+    score_record_id: str | None
+    committed_at: datetime
+    worker: str
+    row_id: int
+
+
+@dataclass(frozen=True)
 class LiveStateData:
     """The crowd step's carried state of one live event (see :class:`models.LiveState`)."""
 
@@ -198,27 +214,36 @@ class LiveStateData:
     state: Mapping[str, Any]
 
 
-def _live_row(row: LiveWindowRecord) -> LiveWindowRow:
-    return LiveWindowRow(
-        event_id=row.event_id, pseudonym=row.subject_pseudonym, window=row.window,
-        start_at=row.start_at, frames_received=row.frames_received,
-        frames_stored=row.frames_stored, scored=row.scored, drops=dict(row.drops or {}),
-        raw_segment_id=row.raw_segment_id, score_record_id=row.score_record_id,
-        committed_at=row.committed_at, worker=row.worker, row_id=int(row.id),
-    )
+_LIVE_ROW_COLUMNS = (
+    LiveWindowRecord.event_id, LiveWindowRecord.subject_pseudonym, LiveWindowRecord.window,
+    LiveWindowRecord.start_at, LiveWindowRecord.frames_received,
+    LiveWindowRecord.frames_stored, LiveWindowRecord.scored, LiveWindowRecord.drops,
+    LiveWindowRecord.raw_segment_id, LiveWindowRecord.score_record_id,
+    LiveWindowRecord.committed_at, LiveWindowRecord.worker, LiveWindowRecord.id,
+)
 
 
 def _read_live_windows(
     session: Session, event_id: str, window: int | None, after: int | None
 ) -> list[LiveWindowRow]:
-    """An event's committed live windows (one window, or all after one), in window order."""
-    query = select(LiveWindowRecord).where(LiveWindowRecord.event_id == event_id)
+    """An event's committed live windows (one window, or all after one), in window order.
+    Columns, not ORM objects: a crowd step reads some hundred of these each window."""
+    query = select(*_LIVE_ROW_COLUMNS).where(LiveWindowRecord.event_id == event_id)
     if window is not None:
         query = query.where(LiveWindowRecord.window == window)
     if after is not None:
         query = query.where(LiveWindowRecord.window > after)
     query = query.order_by(LiveWindowRecord.window, LiveWindowRecord.id)
-    return [_live_row(r) for r in session.scalars(query)]
+    return [
+        LiveWindowRow(
+            event_id=event, pseudonym=pseudonym, window=k, start_at=start,
+            frames_received=received, frames_stored=stored, scored=scored,
+            drops=dict(drops or {}), raw_segment_id=raw_id, score_record_id=score_id,
+            committed_at=committed, worker=worker, row_id=int(row_id),
+        )
+        for (event, pseudonym, k, start, received, stored, scored, drops, raw_id, score_id,
+             committed, worker, row_id) in session.execute(query)
+    ]
 
 
 def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> bool:
@@ -1307,12 +1332,18 @@ class StoreTransaction:
         )
         return True
 
-    def live_windows(
-        self, event_id: str, *, window: int | None = None, after: int | None = None
-    ) -> list[LiveWindowRow]:
-        """The committed wristband windows of one live window (or of all after one), read
-        in this transaction, in window order."""
-        return _read_live_windows(self.session, event_id, window, after)
+    def live_window_marks(self, event_id: str, *, after: int) -> list[LiveWindowMark]:
+        """The committed wristband windows after window ``after``, read in this transaction,
+        in window order (what a crowd step needs of them, :class:`LiveWindowMark`)."""
+        query = (select(LiveWindowRecord.subject_pseudonym, LiveWindowRecord.window,
+                        LiveWindowRecord.start_at, LiveWindowRecord.score_record_id,
+                        LiveWindowRecord.committed_at, LiveWindowRecord.worker,
+                        LiveWindowRecord.id)
+                 .where(LiveWindowRecord.event_id == event_id, LiveWindowRecord.window > after)
+                 .order_by(LiveWindowRecord.window, LiveWindowRecord.id))
+        return [LiveWindowMark(p, int(k), start, score_id, committed, worker, int(row_id))
+                for p, k, start, score_id, committed, worker, row_id
+                in self.session.execute(query)]
 
     def run_status(self, run_id: int) -> str | None:
         """The status a run's row says (``running`` even if its process died), or ``None``."""

@@ -36,7 +36,7 @@ from retention.store import (
     RUN_RUNNING,
     EncryptedStore,
     LiveStateData,
-    LiveWindowRow,
+    LiveWindowMark,
     RunTotals,
     StoreTransaction,
 )
@@ -79,12 +79,12 @@ class _Folded:
         return cls(windows, int(state.get("rows_folded") or 0), int(state.get("late") or 0),
                    tracking=isinstance(raw, dict) or stepped < 0)
 
-    def has(self, row: LiveWindowRow) -> bool:
+    def has(self, row: LiveWindowMark) -> bool:
         if not self.tracking:
             return True  # stepped before late windows were tracked: taken as folded
         return any(lo <= row.row_id <= hi for lo, hi in self.windows.get(row.window, ()))
 
-    def after(self, window: int, rows: list[LiveWindowRow], late: list[LiveWindowRow]
+    def after(self, window: int, rows: list[LiveWindowMark], late: list[LiveWindowMark]
               ) -> dict[str, Any]:
         """The bookkeeping once ``window``'s step folded ``rows`` and the ``late`` ones."""
         windows = dict(self.windows)
@@ -110,7 +110,7 @@ def _add(ranges: list[list[int]], value: int) -> list[list[int]]:
 @dataclass
 class _Due:
     window: int
-    rows: list[LiveWindowRow]
+    rows: list[LiveWindowMark]
 
 
 class CrowdStepper:
@@ -248,7 +248,7 @@ class CrowdStepper:
         locked = tx.lock_live_state(self.event_id, skip_locked=True)
         if locked is None:
             raise _Conflict
-        recent = tx.live_windows(self.event_id, after=locked.crowd_window - LATE_HORIZON)
+        recent = tx.live_window_marks(self.event_id, after=locked.crowd_window - LATE_HORIZON)
         self.shared = any(r.worker != self.worker for r in recent)
         folded = _Folded.of(locked.state, locked.crowd_window)
         late = [r for r in recent if r.window <= locked.crowd_window and not folded.has(r)]
@@ -297,7 +297,7 @@ class CrowdStepper:
         self.last_window = due.window
         return decision_id is not None
 
-    def _due(self, recent: list[LiveWindowRow], stepped: int) -> _Due | None:
+    def _due(self, recent: list[LiveWindowMark], stepped: int) -> _Due | None:
         """The next window to step, if it is settled (module docstring); ``recent`` are the
         committed rows from a few windows before the last step on, read under the lock."""
         ahead = [r for r in recent if r.window > stepped]
@@ -320,7 +320,7 @@ class CrowdStepper:
 
     # -- the run's end -----------------------------------------------------------------------
     def _finish_if_over(self, tx: StoreTransaction, locked: LiveStateData,
-                        recent: list[LiveWindowRow], *, stopping: bool = False) -> bool:
+                        recent: list[LiveWindowMark], *, stopping: bool = False) -> bool:
         """Close the live run once the event's capture is over and every window is stepped:
         the last window of the capture was stepped, or the capture ended and nothing was
         committed for ``FINISH_GRACE`` seconds (or this worker is stopping: nobody is
@@ -368,13 +368,13 @@ class CrowdStepper:
                 locked = tx.lock_live_state(self.event_id, skip_locked=True)
                 if locked is None:
                     return False
-                recent = tx.live_windows(self.event_id, after=locked.crowd_window)
+                recent = tx.live_window_marks(self.event_id, after=locked.crowd_window)
                 return self._finish_if_over(tx, locked, recent, stopping=True)
         except StoreError:
             return False
 
     @staticmethod
-    def _scores(tx: StoreTransaction, rows: list[LiveWindowRow]) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(tx: StoreTransaction, rows: list[LiveWindowMark]) -> tuple[np.ndarray, np.ndarray]:
         """The rows' scores and zones from their sealed ``window_score`` records."""
         wanted = [r.score_record_id for r in rows if r.score_record_id]
         records = tx.read_metadata(wanted)

@@ -34,7 +34,7 @@ from pipeline.frames import FRAME_BYTES
 from pipeline.gates import DROP_REASONS
 from pipeline.live.stream_config import stream_config
 from pipeline.live.wire import LiveWindow, encode_window, stream_name, window_start
-from retention.models import Decision, LiveCrowdWindow, LiveWindowRecord
+from retention.models import Decision, LiveCrowdWindow, LiveState, LiveWindowRecord
 from retention.policy import Policy, load_policy
 from tests.pipeline.pipeline_helpers import SET_START, event_doc, to_toml
 from tests.servers import NatsServer
@@ -260,6 +260,8 @@ class StoreView:
     decisions_without_weights: int
     raw_segments: int
     score_records: int
+    rows_folded: int = 0  # wristband windows the crowd steps folded (on time or late)
+    late: int = 0  # of those, the ones folded into a later window's step
 
 
 def store_view(setup: LiveSetup, *, readable: bool = False) -> StoreView:
@@ -272,6 +274,7 @@ def store_view(setup: LiveSetup, *, readable: bool = False) -> StoreView:
             keys = [(p, int(w)) for p, w in session.execute(
                 select(LiveWindowRecord.subject_pseudonym, LiveWindowRecord.window))]
             crowd = [int(w) for w in session.scalars(select(LiveCrowdWindow.window))]
+            state = session.scalar(select(LiveState.state)) or {}
             params = list(session.scalars(select(Decision.parameters)))
             raw = session.scalar(select(func.count()).select_from(RawSegment)) or 0
             scores = session.scalar(select(func.count()).select_from(MetadataRecord)
@@ -285,7 +288,7 @@ def store_view(setup: LiveSetup, *, readable: bool = False) -> StoreView:
         runtime.close()
     return StoreView(keys, crowd, len(params),
                      sum(1 for p in params if not (p or {}).get("weights")), int(raw),
-                     int(scores))
+                     int(scores), int(state.get("rows_folded") or 0), int(state.get("late") or 0))
 
 
 def verified(setup: LiveSetup) -> str:
