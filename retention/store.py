@@ -872,24 +872,27 @@ class StoreTransaction:
         ends = starts + timedelta(hours=1)
         expires = None if retention is None else ends + retention
         if bucket is None:
-            bucket = RetentionBucket(
-                id=bucket_id,
-                event_id=event_id,
-                category=category,
-                starts_at=starts,
-                ends_at=ends,
-                expires_at=expires,
-                state=BUCKET_ACTIVE,
-            )
-            self.session.add(bucket)
-            self.session.flush()  # rows reference it; no ORM relationship orders the inserts
-            self.audit(
-                Action.BUCKET_OPEN,
-                "retention_bucket",
-                bucket_id,
-                {"category": category, "expires_at": expires.isoformat() if expires else None},
-            )
-        elif bucket.state != BUCKET_ACTIVE or self.store.keys.is_bucket_destroyed(bucket_id):
+            # INSERT … ON CONFLICT DO NOTHING: two workers opening one new bucket (the first
+            # windows of an hour) both go on; the second waits for the first's row and uses
+            # it, and only the one that inserted it writes bucket.open. The row goes in now:
+            # the rows sealed into it reference it (no ORM relationship orders the inserts)
+            opened = _insert_ignoring_duplicates(self.session, RetentionBucket, {
+                "id": bucket_id, "event_id": event_id, "category": category,
+                "starts_at": starts, "ends_at": ends, "expires_at": expires,
+                "state": BUCKET_ACTIVE,
+            })
+            bucket = self.session.get(RetentionBucket, bucket_id)
+            if bucket is None:  # inserted, or there: the unique key allows nothing else
+                raise IntegrityError(f"bucket {bucket_id} is neither new nor stored")
+            if opened:
+                self.audit(
+                    Action.BUCKET_OPEN,
+                    "retention_bucket",
+                    bucket_id,
+                    {"category": category,
+                     "expires_at": expires.isoformat() if expires else None},
+                )
+        if bucket.state != BUCKET_ACTIVE or self.store.keys.is_bucket_destroyed(bucket_id):
             raise RetentionError(
                 f"bucket {bucket_id} was already shredded; refusing to write into it"
             )

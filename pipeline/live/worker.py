@@ -15,12 +15,14 @@ Windows go first: after a batch the worker pulls again at once (a 3 ms pull when
 waiting), so a burst — every wristband closes its window at the same instant of the event
 timeline — is committed in one or two transactions; a pull that brought part of a burst waits
 up to 10 ms for the wristbands still to come for its window (those this worker committed for
-the window before), so the burst usually commits in one. The crowd steps that are due
-(:class:`~pipeline.live.selector.CrowdStepper`) are taken as soon as a batch completes a
-window as far as this worker can tell (every wristband it committed for the window before has
-committed this one, or every wristband of the roster has: :class:`_Completion`), else when the
-stream is quiet, or every 0.25 s of a stream that never is; the store decides whether a step
-is really due. A worker whose last step saw windows other workers committed sees only part of
+the window before), so the burst usually commits in one. A batch that completes a window as
+far as this worker can tell (every wristband it committed for the window before has committed
+this one, or every wristband of the roster has: :class:`_Completion`) takes the window's crowd
+step (:class:`~pipeline.live.selector.CrowdStepper`) in its own transaction, in a savepoint:
+the windows and the score/decision they make due commit together, and a step that cannot be
+taken there is undone alone. Other due steps are taken right after a completing batch, when
+the stream is quiet, or every 0.25 s of a stream that never is; the store decides whether a
+step is really due. A worker whose last step saw windows other workers committed sees only part of
 each window: it neither waits for the rest of a burst nor looks at a step after each batch
 (those looks would mostly find the step not due yet), and goes by the quiet stream. On its
 way out it closes the live run if the event's capture is over and every window is stepped.

@@ -27,7 +27,8 @@ from pipeline.frames import FRAME
 from pipeline.live.commit import WindowCommitter
 from pipeline.live.selector import LATE_HORIZON, CrowdStepper
 from pipeline.sentiment import BuiltinScorer
-from retention.models import EventRun, LiveCrowdWindow
+from retention.ground.actions import Action
+from retention.models import AuditEntry, EventRun, LiveCrowdWindow
 from retention.store import (
     METADATA,
     RAW_AUDIO,
@@ -91,6 +92,69 @@ def test_two_workers_creating_one_key_seal_with_the_kept_one(live_setup: LiveSet
         a.close()
         b.close()
     view = store_view(live_setup, readable=True)  # every sealed record opens
+    assert (view.raw_segments, view.score_records) == (2, 2)
+    assert verified(live_setup) == "ok"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite has one writer by design
+def test_two_workers_opening_one_new_bucket_both_commit(live_setup: LiveSetup) -> None:
+    """The first windows of a new hour from two workers at once: the second waits for the
+    first's bucket rows, then uses them (no unique-key error, no retry, one bucket.open)."""
+    a, b = open_runtime(live_setup.settings, SET_START), open_runtime(live_setup.settings,
+                                                                      SET_START)
+    watcher = create_engine(live_setup.settings.db_url)
+    holding, release = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def hold(_tx: object) -> None:  # a's transaction, its new bucket rows inserted
+        holding.set()
+        release.wait(30)
+
+    def run(name: str, work: object) -> None:
+        try:
+            outcome[name] = work()  # type: ignore[operator]
+        except Exception as exc:  # the failure is the test's finding, not a crash
+            outcome[name] = exc
+
+    try:
+        with signing(a), signing(b):
+            commit_a, _ = _parts(live_setup, a)
+            commit_b, _ = _parts(live_setup, b)
+            first, second = make_window(live_setup, 0, 0), make_window(live_setup, 1, 0)
+            thread_a = threading.Thread(target=run, args=(
+                "a", lambda: commit_a.commit_batch([first], then=hold)))
+            thread_a.start()
+            assert holding.wait(30)
+            thread_b = threading.Thread(target=run, args=("b", lambda: commit_b.commit(second)))
+            thread_b.start()
+            with watcher.connect() as conn:  # b is waiting on a's uncommitted bucket row
+                for _ in range(300):
+                    waiting = conn.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    )).scalar()
+                    if waiting or not thread_b.is_alive():
+                        break
+                    threading.Event().wait(0.05)
+            release.set()
+            thread_a.join(30)
+            thread_b.join(30)
+    finally:
+        release.set()
+        a.close()
+        b.close()
+        watcher.dispose()
+    assert not isinstance(outcome.get("a"), Exception), outcome.get("a")
+    assert not isinstance(outcome.get("b"), Exception), outcome.get("b")
+    assert getattr(outcome["b"], "committed", False)
+    runtime = open_runtime(live_setup.settings, READ_AT)
+    try:
+        with runtime.store.session() as session:
+            opened = list(session.scalars(select(AuditEntry.object_id).where(
+                AuditEntry.action == Action.BUCKET_OPEN.value)))
+    finally:
+        runtime.close()
+    assert len(opened) == len(set(opened))  # each bucket opened once
+    view = store_view(live_setup, readable=True)
     assert (view.raw_segments, view.score_records) == (2, 2)
     assert verified(live_setup) == "ok"
 
