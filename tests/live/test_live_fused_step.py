@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from datetime import timedelta
 
 import pytest
@@ -59,15 +60,22 @@ def _last_seq(runtime) -> int:  # type: ignore[no-untyped-def]
                                   .limit(1)) or 0)
 
 
+def _commit_with_step(setup: LiveSetup, committer: WindowCommitter, stepper: CrowdStepper,
+                      bands: Iterable[int]) -> tuple[list, list[bool | None]]:
+    """Window 0 of ``bands`` in one batch whose transaction also tries the crowd step."""
+    outcome: list[bool | None] = []
+    results = committer.commit_batch([make_window(setup, b, 0) for b in bands],
+                                     then=lambda tx: outcome.append(stepper.step_within(tx)))
+    return results, outcome
+
+
 @BOTH
 def test_the_windows_and_their_step_commit_in_one_transaction(live_setup: LiveSetup) -> None:
     setup = live_setup
     bands = range(len(setup.pseudonyms))
     with opened(setup) as (runtime, committer, stepper):
         before = _last_seq(runtime)
-        outcome: list[bool | None] = []
-        results = committer.commit_batch([make_window(setup, b, 0) for b in bands],
-                                         then=lambda tx: outcome.append(stepper.step_within(tx)))
+        results, outcome = _commit_with_step(setup, committer, stepper, bands)
         assert all(r.committed for r in results)
         assert outcome and outcome[0] is not None  # the step was taken with the batch
         assert stepper.committed(outcome[0]) and stepper.steps == 1
@@ -90,9 +98,7 @@ def test_a_step_not_due_yet_writes_nothing_and_the_windows_commit(live_setup: Li
     setup = live_setup
     with opened(setup) as (runtime, committer, stepper):
         before = _last_seq(runtime)
-        outcome: list[bool | None] = []
-        committer.commit_batch([make_window(setup, b, 0) for b in (0, 1)],  # half the roster
-                               then=lambda tx: outcome.append(stepper.step_within(tx)))
+        _, outcome = _commit_with_step(setup, committer, stepper, (0, 1))  # half the roster
         assert outcome == [None]
         assert stepper.steps == 0
         state = runtime.store.live_state(setup.event.id)
@@ -114,10 +120,7 @@ def test_a_state_row_another_worker_holds_leaves_the_step_for_later(
         with runtime.engine.connect() as other, other.begin():
             other.execute(select(LiveState).where(LiveState.event_id == setup.event.id)
                           .with_for_update())
-            outcome: list[bool | None] = []
-            results = committer.commit_batch(
-                [make_window(setup, b, 0) for b in bands],
-                then=lambda tx: outcome.append(stepper.step_within(tx)))
+            results, outcome = _commit_with_step(setup, committer, stepper, bands)
             assert outcome == [None] and all(r.committed for r in results)
         assert store_view(setup).crowd_windows == []
         assert stepper.step_all() == 1  # a step of its own takes it now
@@ -134,9 +137,7 @@ def test_a_step_that_fails_is_undone_alone(live_setup: LiveSetup) -> None:
         # a crowd score the store refuses (already past a 1 s retention when stored): the
         # step fails after it has written and held entries (the decision comes first)
         stepper.meta_retention = timedelta(seconds=1)
-        outcome: list[bool | None] = []
-        results = committer.commit_batch([make_window(setup, b, 0) for b in bands],
-                                         then=lambda tx: outcome.append(stepper.step_within(tx)))
+        results, outcome = _commit_with_step(setup, committer, stepper, bands)
         assert outcome == [None] and all(r.committed for r in results)
         with runtime.store.session() as session:
             kinds = list(session.scalars(select(MetadataRecord.kind)))
