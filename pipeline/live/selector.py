@@ -3,10 +3,12 @@
 Any worker may take the step of window ``k`` once ``k`` is *settled*: every wristband of the
 roster has committed ``k``, or every wristband of window ``k−1`` has, or the stream has
 committed windows two past ``k``, or the first commit of ``k`` is ``settle`` seconds old (a
-wristband that went quiet does not hold the crowd up). The step runs in one transaction
-that locks the event's ``live_state`` row (``SELECT … FOR UPDATE``), so steps are taken one
-at a time, in window order, and the unique ``live_crowd_windows`` row makes a second attempt
-at the same window write nothing.
+wristband that went quiet does not hold the crowd up). The step locks the event's
+``live_state`` row (``SELECT … FOR UPDATE``), so steps are taken one at a time, in window
+order, and the unique ``live_crowd_windows`` row makes a second attempt at the same window
+write nothing. It runs in a transaction of its own (:meth:`CrowdStepper.step`), or in a
+savepoint of the worker's batch that completed the window (:meth:`CrowdStepper.step_within`),
+so the last windows and the score/decision they make due commit together.
 
 What the step carries from window to window — the crowd and zone EMAs, the trend history,
 the decision pacing, the tracks played and the artist overrides used — lives in that row,
