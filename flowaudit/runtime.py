@@ -6,6 +6,7 @@ This is the only place where `retention` and `audit` meet; neither imports the o
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ __all__ = [
     "transit_config",
     "kv_location",
     "initialise_home",
+    "TransitTarget",
     "pii_text_filter",
     "signing",
 ]
@@ -166,34 +168,81 @@ def kv_location(settings: Settings) -> KvLocation:
     return KvLocation(mount=settings.shared_kv_mount, path=settings.shared_kv_path)
 
 
+@dataclass(frozen=True)
+class TransitTarget:
+    """Where ``flowaudit init --transit`` puts a new home's keys (the token: environment only)."""
+
+    address: str
+    mount: str = "transit"
+    key: str = "flowaudit"
+
+
 def initialise_home(
     home: Path,
     *,
     db_url: str | None = None,
     policy: str = "privacy-by-default",
     environ: Mapping[str, str] | None = None,
+    transit: TransitTarget | None = None,
 ) -> Settings:
-    """Create a data home: keys with mode 0600, the key store, config, a migrated database."""
+    """Create a data home: keys with mode 0600, the key store, config, a migrated database.
+
+    With ``transit`` the keys are wrapped by that Transit key from the start (no master.key,
+    no keystore.bin); the token and the server are checked before anything is written.
+    """
     env = os.environ if environ is None else environ
     home = home.expanduser().resolve()
     if (home / CONFIG_NAME).exists():
         raise ConfigError(f"'{home}' is already a flowaudit home; use it, or pick another --home")
     load_policy(policy)  # fail before creating anything if the policy is bad
+    lines = [f'policy = "{policy}"']
+    config = _check_transit(home, transit, env) if transit is not None else None
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    master_file = home / "master.key"
-    if not env.get(MASTER_KEY_ENV):
-        create_master_key_file(master_file)
-    master_key = load_master_key(master_file, env)
-    FileKeyStore.create(home / "keystore.bin", master_key)
+    if config is not None:
+        from retention.transit import create_empty_transit_store
+
+        create_empty_transit_store(home / "keystore.transit.json", config)
+        lines += [
+            'key_provider = "transit"',
+            f"transit_address = {json.dumps(config.address)}",
+            f"transit_mount = {json.dumps(config.mount)}",
+            f"transit_key = {json.dumps(config.key)}",
+        ]
+    else:
+        master_file = home / "master.key"
+        if not env.get(MASTER_KEY_ENV):
+            create_master_key_file(master_file)
+        master_key = load_master_key(master_file, env)
+        FileKeyStore.create(home / "keystore.bin", master_key)
     create_signing_key(home / "signing.key")
-    lines = [f'policy = "{policy}"']
     if db_url:
         lines.insert(0, f'database_url = "{db_url}"')
     (home / CONFIG_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
     settings = resolve_settings(home, db_url, env)
     db.upgrade(settings.db_url)
     return settings
+
+
+def _check_transit(home: Path, transit: TransitTarget, env: Mapping[str, str]) -> TransitConfig:
+    """The token is set, the server answers and the Transit key exists (created if missing)."""
+    from retention.transit import TransitClient
+
+    if not transit.address.strip():
+        raise ConfigError("--transit needs the server's URL, e.g. http://127.0.0.1:8200")
+    other = env.get(TRANSIT_ADDR_ENV)
+    if other and other != transit.address:
+        # resolve_settings lets the variable override the config: later commands would go there
+        raise ConfigError(
+            f"{TRANSIT_ADDR_ENV} is {other}, not {transit.address}, and it overrides the home's "
+            f"address for every later command; unset it or pass the same URL to --transit"
+        )
+    target = Settings(home=home, db_url="", policy="", key_provider="transit",
+                      transit_address=transit.address, transit_mount=transit.mount,
+                      transit_key=transit.key)
+    config = transit_config(target, env)
+    TransitClient(config).ensure_key()
+    return config
 
 
 def pii_text_filter(policy: Policy) -> Callable[[str], str] | None:

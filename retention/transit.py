@@ -33,7 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._keyfile import BUCKETS, SUBJECTS, KeyFileStore, write_atomic
+from ._crypto import random_key
+from ._keyfile import BUCKETS, SUBJECTS, KeyFileStore, empty_state, write_atomic
 from .errors import ConfigError, IntegrityError, RecordShreddedError
 from .ground.times import iso_utc
 
@@ -45,6 +46,7 @@ __all__ = [
     "TransitRotation",
     "open_transit_store",
     "create_transit_store",
+    "create_empty_transit_store",
     "rotate_transit",
     "wrapped_versions",
 ]
@@ -118,11 +120,13 @@ class TransitClient:
         """Create the Transit key if it is missing; True if it was created."""
         import hvac.exceptions as hx
 
-        try:
-            self.key_info()
-            return False
-        except ConfigError:
-            pass
+        # only a missing key is created: server down or token refused say so as they are
+        with self._call("reading the key"):
+            try:
+                self._transit.read_key(name=self.config.key, mount_point=self.config.mount)
+                return False
+            except hx.InvalidPath:
+                pass
         with self._call("creating the key"):
             try:
                 self._transit.create_key(
@@ -387,7 +391,8 @@ def open_transit_store(path: Path, config: TransitConfig) -> TransitKeyStore:
 def create_transit_store(path: Path, config: TransitConfig, state: Mapping[str, Any]) -> int:
     """Wrap a file store's state (raw keys, base64) under Transit into a new file; the count.
 
-    Used by ``keys use-transit``: pseudonyms, tombstones and the ledger position carry over.
+    Used by ``keys use-transit`` (pseudonyms, tombstones and the ledger position carry over)
+    and, with an empty state, by ``flowaudit init --transit``.
     """
     if path.exists():
         raise ConfigError(f"'{path}' already exists; refusing to overwrite it")
@@ -407,3 +412,13 @@ def create_transit_store(path: Path, config: TransitConfig, state: Mapping[str, 
     os.close(fd)
     write_atomic(path, blob)
     return len(out[BUCKETS]) + len(out[SUBJECTS])
+
+
+def create_empty_transit_store(path: Path, config: TransitConfig) -> None:
+    """A new home's key store under Transit (``flowaudit init --transit``): no keys yet and a
+    fresh pepper, written by :func:`create_transit_store` exactly as ``keys use-transit`` does.
+
+    The pepper is random (a file store seeds it from its KEK; a Transit home has no KEK).
+    """
+    state = {**empty_state(), "pepper": base64.b64encode(random_key()).decode()}
+    create_transit_store(path, config, state)

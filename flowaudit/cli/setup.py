@@ -10,7 +10,7 @@ import typer
 from retention import db as dbmod
 
 from ..config import default_home
-from ..runtime import initialise_home
+from ..runtime import TransitTarget, initialise_home
 from ._common import DbOption, HomeOption, settings_from
 
 db_app = typer.Typer(
@@ -24,13 +24,44 @@ def init(
     policy: Annotated[
         str, typer.Option(help="Default policy for this home.")
     ] = "privacy-by-default",
+    transit: Annotated[
+        str | None,
+        typer.Option(
+            "--transit",
+            metavar="ADDRESS",
+            help="Wrap the keys with a Vault/OpenBao Transit key at this URL instead of a local "
+            "master key (token from FLOWAUDIT_TRANSIT_TOKEN, VAULT_TOKEN or BAO_TOKEN; the key "
+            "is created if missing). No master.key or keystore.bin is written.",
+        ),
+    ] = None,
+    transit_mount: Annotated[
+        str, typer.Option("--transit-mount", help="Transit mount path (with --transit).")
+    ] = "transit",
+    transit_key: Annotated[
+        str, typer.Option("--transit-key", help="Transit key name (with --transit).")
+    ] = "flowaudit",
 ) -> None:
-    """Create a data home: master key (0600), signing key, key store, config, migrated database."""
-    target = home or default_home()
-    settings = initialise_home(Path(target), db_url=db, policy=policy)
+    """Create a data home: master key (0600), signing key, key store, config, migrated database.
+
+    With --transit the keys are wrapped by a Transit key from the start (as after
+    `flowaudit keys use-transit`); the token and the server are checked before anything is
+    written.
+    """
+    target = Path(home or default_home())
+    where = TransitTarget(transit, transit_mount, transit_key) if transit is not None else None
+    settings = initialise_home(target, db_url=db, policy=policy, transit=where)
     typer.echo(f"initialised flowaudit home at {settings.home}")
     typer.echo(f"  database: {dbmod.redact_url(settings.db_url)}")
     typer.echo(f"  policy:   {settings.policy}")
+    if where is not None:
+        typer.echo(
+            f"  keys:     wrapped by Transit key '{transit_key}' at {transit} "
+            f"(mount '{transit_mount}'); no master.key or keystore.bin"
+        )
+        typer.echo(
+            "  keep signing.key private; the token stays in the environment, never in the home"
+        )
+        return
     typer.echo(
         "  keep master.key and signing.key private; "
         "back up keystore.bin only within the retention window"
