@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from retention import db as dbmod
+from retention.errors import InputError
 
 from ..config import default_home
 from ..runtime import TransitTarget, initialise_home
@@ -35,11 +36,17 @@ def init(
         ),
     ] = None,
     transit_mount: Annotated[
-        str, typer.Option("--transit-mount", help="Transit mount path (with --transit).")
-    ] = "transit",
+        str | None,
+        typer.Option(
+            "--transit-mount", help="Transit mount path, with --transit (default: transit)."
+        ),
+    ] = None,
     transit_key: Annotated[
-        str, typer.Option("--transit-key", help="Transit key name (with --transit).")
-    ] = "flowaudit",
+        str | None,
+        typer.Option(
+            "--transit-key", help="Transit key name, with --transit (default: flowaudit)."
+        ),
+    ] = None,
 ) -> None:
     """Create a data home: master key (0600), signing key, key store, config, migrated database.
 
@@ -48,15 +55,19 @@ def init(
     written.
     """
     target = Path(home or default_home())
-    where = TransitTarget(transit, transit_mount, transit_key) if transit is not None else None
+    where = None
+    if transit is not None:
+        where = TransitTarget(transit, transit_mount or "transit", transit_key or "flowaudit")
+    elif transit_mount is not None or transit_key is not None:
+        raise InputError("--transit-mount and --transit-key need --transit URL (the server)")
     settings = initialise_home(target, db_url=db, policy=policy, transit=where)
     typer.echo(f"initialised flowaudit home at {settings.home}")
     typer.echo(f"  database: {dbmod.redact_url(settings.db_url)}")
     typer.echo(f"  policy:   {settings.policy}")
     if where is not None:
         typer.echo(
-            f"  keys:     wrapped by Transit key '{transit_key}' at {transit} "
-            f"(mount '{transit_mount}'); no master.key or keystore.bin"
+            f"  keys:     wrapped by Transit key '{where.key}' at {where.address} "
+            f"(mount '{where.mount}'); no master.key or keystore.bin"
         )
         typer.echo(
             "  keep signing.key private; the token stays in the environment, never in the home"

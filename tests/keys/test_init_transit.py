@@ -197,3 +197,11 @@ def test_a_missing_transit_engine_is_refused_before_anything_is_written(
     line = _one_error_line(_init(home, bao.address, transit_key, "--transit-mount", "nowhere"))
     assert "no Transit engine at mount 'nowhere'" in line and "secrets enable" in line
     assert not home.exists()
+
+
+@pytest.mark.parametrize("option", ["--transit-mount", "--transit-key"])
+def test_a_transit_option_without_transit_is_refused(tmp_path: Path, option: str) -> None:
+    home = tmp_path / "home"
+    line = _one_error_line(cli("init", "--home", str(home), option, "x"))
+    assert "need --transit URL" in line
+    assert not home.exists()
