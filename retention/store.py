@@ -515,6 +515,28 @@ class EncryptedStore:
                 return None
             return LiveStateData(row.event_id, row.run_id, row.crowd_window, dict(row.state))
 
+    def live_window_watermark(self) -> int | None:
+        """The highest ``live_windows`` row id such that every row with an id up to it is
+        committed (and shows now) or never will be; 0 if there is none yet; ``None`` if writers
+        held the table for over a second (ask again later).
+
+        A row's id is drawn at its insert, not at its commit: on PostgreSQL a worker can commit
+        id 7 after another worker's id 8 showed, so a reader that took "the largest id seen"
+        as its position would skip 7. A brief ``SHARE`` lock waits out the inserts in flight
+        (new ones wait behind it, for one ``max(id)``). SQLite has one writer at a time, which
+        commits its ids in order, so the largest id seen is the watermark."""
+        with self.session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                connection = session.connection()
+                connection.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+                try:
+                    connection.exec_driver_sql("LOCK TABLE live_windows IN SHARE MODE")
+                except Exception as exc:
+                    if getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03":
+                        return None  # lock_not_available: the timeout ran out
+                    raise
+            return int(session.scalar(select(func.max(LiveWindowRecord.id))) or 0)
+
     def get_raw(self, record_id: str, *, now: datetime) -> RawSegmentData:
         with self.session() as session:
             row = session.get(RawSegment, record_id)

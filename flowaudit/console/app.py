@@ -587,8 +587,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
              response_class=StreamingResponse)
     async def features_stream(request: Request, event_id: EventIdParam,
                               last_event_id: Annotated[str, Header(
-                                  max_length=64, description="resume after this event (W.S), "
-                                  "or after window W of the feed (400 if it is neither)",
+                                  max_length=128, description="resume after this event (its "
+                                  "id, W.S@M or W.S@M+W.S@L), or after an older cursor W.S or "
+                                  "window W of the feed (400 if it is none of these)",
                                   json_schema_extra={"pattern": FEATURE_CURSOR})] = ""
                               ) -> StreamingResponse:
         """Server-sent events: one features event per feature window, as the feed grows."""
@@ -604,7 +605,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
             cursor = parse_feature_cursor(last_event_id)
             if cursor is None:
                 raise ApiError(400, "bad_cursor", "Last-Event-ID is not a cursor of this "
-                               "stream (W.S, or a feed cursor W); reconnect without it")
+                               "stream (an event's id, W.S, or a feed cursor W); reconnect "
+                               "without it")
         return _sse(feature_stream(service.store, event, key, cursor, now=service.now,
                                    horizon=service.horizon, **_loop(request, service, key)))
 

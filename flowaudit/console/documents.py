@@ -29,8 +29,9 @@ OPENAPI_FILE = HERE / "openapi.json"
 ASYNCAPI_FILE = HERE / "asyncapi.yaml"
 #: a stream event's ``id:``, the cursor W.D.C after it
 CURSOR_PATTERN = r"^-?\d+\.\d+\.\d+$"
-#: a feature stream event's ``id:``, the cursor W.S (window, subject) of it
-FEATURE_CURSOR_PATTERN = r"^\d+\.[0-9a-f]{24}$"
+#: a feature stream event's ``id:``, the cursor after it: W.S@M (window, subject, row id
+#: watermark), or W.S@M+W.S@L (W@M+W.S@L) while it sends windows committed late
+FEATURE_CURSOR_PATTERN = r"^\d+(\.[0-9a-f]{24})?@\d+(\+\d+\.[0-9a-f]{24}@\d+)?$"
 
 
 class _Msg(BaseModel):
@@ -209,8 +210,10 @@ def asyncapi_document() -> dict[str, Any]:
     for name, model in FEATURE_MESSAGES.items():
         defs[model.__name__] = _schema(model, defs)
         messages[name] = _sse_message(name, model, FEATURE_CURSOR_PATTERN,
-                                      "this window's cursor (W.S: window, subject); send it "
-                                      "back as Last-Event-ID to resume after it")
+                                      "the cursor after this window (W.S@M: window, subject "
+                                      "and row-id watermark, or W.S@M+W.S@L while windows "
+                                      "committed late are sent); send it back as "
+                                      "Last-Event-ID to resume after it")
     stream_refs = {n: {"$ref": f"#/components/messages/{n}"} for n in MESSAGES}
     return {
         "asyncapi": "3.0.0",
@@ -247,8 +250,11 @@ def asyncapi_document() -> dict[str, Any]:
                 "title": "scorer feature feed pushed (text/event-stream)",
                 "description": "The feature feed as server-sent events, with the feed's "
                                "gating: one `features` event per feature window (the window "
-                               "objects of feature_page), `id:` its cursor W.S; "
-                               "Last-Event-ID W.S (or a feed cursor W) resumes after it; a "
+                               "objects of feature_page), each exactly once, in window and "
+                               "subject order, except that a window committed late (after "
+                               "the stream passed it) comes when it is committed; `id:` the "
+                               "cursor after it; Last-Event-ID (an id, an older W.S, or a "
+                               "feed cursor W) resumes after it; a "
                                "`: keep-alive` comment after 15 quiet seconds; the stream "
                                "ends when the key is revoked.",
                 "parameters": {"event_id": {"description": "the event id"}},

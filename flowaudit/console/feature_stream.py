@@ -5,16 +5,29 @@ same gating, the same per-key pseudonyms, windows the crowd step has taken, a re
 its clock), sent as it grows: one ``features`` event per feature window, its data the very
 window object the GET feed pages carry.
 
-The cursor is ``W.S``: the window and the subject (this key's pseudonym) of the event; within
-a window the events go in subject order, so ``Last-Event-ID: W.S`` resumes with the rest of
-window ``W`` and then the windows after it, nothing twice and nothing skipped, even when the
-client went in the middle of a window. A bare ``W`` (the GET feed's ``cursor``) resumes after
-window ``W``, so a client can switch from polling to the stream. Without one the stream starts
-at the feed's start, like ``after=-1``.
+Every wristband window reaches the stream once, a *late* one too: one a worker committed
+after the crowd step of its window was taken and after the stream had passed that window (a
+worker was killed holding its messages and they were redelivered). So the cursor is over two
+orders: the feed's (window, then this key's pseudonym of the subject) and the store's commit
+order (the ``live_windows`` row id, up to a watermark below which every row is committed,
+:meth:`~retention.store.EncryptedStore.live_window_watermark`). ``W.S@M`` says: every row up
+to id ``M`` at or before window ``W``, subject ``S``, was sent (``W@M``: all of window ``W``).
+A poll with the watermark ``L`` sends first the late rows (ids in ``M..L``, at or before
+``W.S``) in feed order, each with the id ``W.S@M+W'.S'@L`` (the late rows up to ``W'.S'`` of
+those sent as well), then the windows after ``W.S`` in feed order, each with ``W'.S'@L``. So
+``Last-Event-ID`` resumes exactly after the last event the client saw: nothing twice, nothing
+skipped, even in the middle of a window or of the late rows. Within a window, and within the
+late rows, events go in this key's subject order, never in the store's row order (which is
+the same for every key and would pair two scorers' subjects by position).
 
-A poll that finds no taken window past the cursor reads two rows (read-only, no write lock
-on SQLite); only then does it read the feed, up to ``PAGES`` pages of it. Like every stream
-of the console (:func:`~.stream.sse_loop`), it ends once its key is revoked.
+An older cursor is taken too: ``W.S`` (a previous version's event id) or a bare ``W`` (the GET
+feed's ``cursor``) resumes after it, the rows committed when the stream opens counting as sent
+(what that cursor meant). Without one the stream starts at the feed's start.
+
+A poll that finds nothing new past the cursor reads a few rows (read-only, no write lock on
+SQLite); only then does it take the watermark and read the feed, up to ``PAGES`` pages of
+windows. Like every stream of the console (:func:`~.stream.sse_loop`), it ends once its key
+is revoked.
 """
 
 from __future__ import annotations
@@ -27,31 +40,55 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from retention.models import LiveCrowdWindow, LiveState
+from retention.models import LiveCrowdWindow, LiveState, LiveWindowRecord
 from retention.store import EncryptedStore
 
 from .keys import KeyInfo
 from .reader import EventView
-from .scorers import feature_windows
+from .scorers import FEED_WINDOWS, window_objects
 from .stream import frame, sse_loop
 
 __all__ = ["FeatureCursor", "PAGES", "feature_stream", "parse_feature_cursor",
-           "FEATURE_CURSOR"]
+           "FEATURE_CURSOR", "poll_features"]
 
 PAGES = 5  # feed pages one poll sends at most (a new stream catches up over a few polls)
-#: a ``Last-Event-ID`` this stream takes: ``W.S`` (an event's id), ``W`` (a feed cursor) or
-#: nothing
-FEATURE_CURSOR = r"^\s*(-?[0-9]{1,9}(\.[0-9a-f]{24})?)?\s*$"
-_CURSOR_RE = re.compile(r"(-?\d{1,9})(?:\.([0-9a-f]{24}))?")
+_POINT = r"-?[0-9]{1,9}(\.[0-9a-f]{24})?"
+_LATE = r"[0-9]{1,9}\.[0-9a-f]{24}@[0-9]{1,12}"
+#: a ``Last-Event-ID`` this stream takes: ``W.S@M`` or ``W.S@M+W.S@L`` (an event's id),
+#: ``W@M``, the older ``W.S`` and ``W`` (module docstring), or nothing
+FEATURE_CURSOR = rf"^\s*({_POINT}(@[0-9]{{1,12}}(\+{_LATE})?)?)?\s*$"
+_CURSOR_RE = re.compile(r"(-?[0-9]{1,9})(?:\.([0-9a-f]{24}))?"
+                        r"(?:@([0-9]{1,12})(?:\+([0-9]{1,9})\.([0-9a-f]{24})@([0-9]{1,12}))?)?")
+_NEWS = 256  # rows past the cursor a quiet poll looks at; more is news at once
 
 
 @dataclass
 class FeatureCursor:
+    """What a stream has sent (module docstring): every row with an id up to ``upto`` at or
+    before (``window``, ``subject``); and, while it sends late rows, every row with an id up
+    to ``late[2]`` at or before (``late[0]``, ``late[1]``)."""
+
     window: int
     subject: str | None = None  # the last subject sent of ``window``; None: all of it
+    upto: int | None = None  # None: an older cursor, the rows committed at the first poll
+    late: tuple[int, str, int] | None = None
 
     def __str__(self) -> str:
-        return str(self.window) if self.subject is None else f"{self.window}.{self.subject}"
+        text = str(self.window) if self.subject is None else f"{self.window}.{self.subject}"
+        if self.upto is not None:
+            text += f"@{self.upto}"
+        if self.late is not None:
+            text += f"+{self.late[0]}.{self.late[1]}@{self.late[2]}"
+        return text
+
+    def covers(self, window: int, subject: str) -> bool:
+        """Whether (``window``, ``subject``) is at or before the cursor's feed position."""
+        return _at_or_before(window, subject, self.window, self.subject)
+
+
+def _at_or_before(window: int, subject: str, at_window: int, at_subject: str | None) -> bool:
+    return window < at_window or (window == at_window
+                                  and (at_subject is None or subject <= at_subject))
 
 
 def parse_feature_cursor(value: str) -> FeatureCursor | None:
@@ -60,9 +97,18 @@ def parse_feature_cursor(value: str) -> FeatureCursor | None:
     if match is None:
         return None
     window, subject = int(match.group(1)), match.group(2)
+    upto = None if match.group(3) is None else int(match.group(3))
+    late = None
+    if match.group(4) is not None:
+        late = (int(match.group(4)), str(match.group(5)), int(match.group(6)))
+        # late rows are after ``upto`` and at or before the position: anything else was
+        # never an id of this stream
+        if upto is None or late[2] <= upto or not _at_or_before(late[0], late[1], window,
+                                                                 subject):
+            return None
     if window < 0:  # before the first window: the whole feed
-        return FeatureCursor(-1)
-    return FeatureCursor(window, subject)
+        return FeatureCursor(-1, None, upto)
+    return FeatureCursor(window, subject, upto, late)
 
 
 def _due(store: EncryptedStore, event_id: str, horizon: datetime | None) -> int:
@@ -78,35 +124,80 @@ def _due(store: EncryptedStore, event_id: str, horizon: datetime | None) -> int:
     return -1 if shown is None else min(stepped, int(shown))
 
 
-def _ordered(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _news(store: EncryptedStore, event_id: str, cursor: FeatureCursor, due: int) -> bool:
+    """Whether a poll may have something to send: a window taken past the cursor, or a row
+    committed since it (read by id, the primary key, so a quiet poll reads a few rows)."""
+    if cursor.upto is None or cursor.late is not None:
+        return True
+    if due > cursor.window or (cursor.subject is not None and due == cursor.window):
+        return True
+    with store.session() as session:
+        rows = session.execute(
+            select(LiveWindowRecord.event_id, LiveWindowRecord.window,
+                   LiveWindowRecord.score_record_id)
+            .where(LiveWindowRecord.id > cursor.upto)
+            .order_by(LiveWindowRecord.id).limit(_NEWS)).all()
+    return len(rows) == _NEWS or any(
+        e == event_id and w <= due and rid is not None for e, w, rid in rows)
+
+
+def _rows(tx: Any, event_id: str, low: int, high: int, first: int, last: int
+          ) -> list[LiveWindowRecord]:
+    """The event's scored rows with ids in ``low+1..high``, windows ``first..last``."""
+    return list(tx.session.scalars(
+        select(LiveWindowRecord)
+        .where(LiveWindowRecord.event_id == event_id,
+               LiveWindowRecord.id > low, LiveWindowRecord.id <= high,
+               LiveWindowRecord.window >= first, LiveWindowRecord.window <= last,
+               LiveWindowRecord.score_record_id.is_not(None))))
+
+
+def _ordered(tx: Any, key: KeyInfo, rows: list[LiveWindowRecord]) -> list[dict[str, Any]]:
+    windows = [w for _, w in window_objects(tx, key, rows)]
     return sorted(windows, key=lambda w: (w["window"], w["subject"]))
 
 
 def poll_features(store: EncryptedStore, event: EventView, key: KeyInfo,
                   cursor: FeatureCursor, now: datetime, horizon: datetime | None
                   ) -> list[bytes]:
-    """The ``features`` events after ``cursor`` (advanced past them), up to ``PAGES`` pages."""
-    partial = cursor.subject is not None  # window ``cursor.window`` was sent in part
+    """The ``features`` events after ``cursor`` (advanced past them), up to ``PAGES`` pages
+    of windows after the late rows (module docstring)."""
     due = _due(store, event.id, horizon)
-    if due < cursor.window + (0 if partial else 1):
+    if not _news(store, event.id, cursor, due):
         return []
+    bound = store.live_window_watermark()
+    ahead = max(cursor.upto or 0, cursor.late[2] if cursor.late is not None else 0)
+    if bound is None or ahead > bound:
+        return []  # writers held the table, or a cursor from past the store: later
+    if cursor.upto is None:
+        cursor.upto = bound  # an older cursor: what is committed now counts as sent
     out: list[bytes] = []
-    for _ in range(PAGES):
-        partial = cursor.subject is not None
-        after = cursor.window - 1 if partial else cursor.window
-        page = feature_windows(store, event, key, after, now, horizon)
-        for window in _ordered(page["windows"]):
-            if partial and window["window"] == cursor.window \
-                    and window["subject"] <= str(cursor.subject):
-                continue  # sent before
-            cursor.window, cursor.subject = window["window"], window["subject"]
-            out.append(frame("features", window, cursor))
-        if page["cursor"] >= cursor.window:  # every window up to the page's cursor was sent
-            done = page["cursor"] > after
-            cursor.window, cursor.subject = int(page["cursor"]), None
-            if done and page["cursor"] < page["stepped"]:
-                continue
-        break
+    with store.transaction(now, actor="console") as tx:
+        if cursor.late is not None:  # the rest of the late rows a client went in the middle of
+            window, subject, upto = cursor.late
+            rows = _rows(tx, event.id, cursor.upto, upto, window, min(cursor.window, due))
+            for w in _ordered(tx, key, rows):
+                if cursor.covers(w["window"], w["subject"]) \
+                        and not _at_or_before(w["window"], w["subject"], window, subject):
+                    cursor.late = (w["window"], w["subject"], upto)
+                    out.append(frame("features", w, cursor))
+            cursor.upto, cursor.late = upto, None
+        # the late rows: committed since the cursor, at or before its position
+        rows = _rows(tx, event.id, cursor.upto, bound, 0, min(cursor.window, due))
+        for w in _ordered(tx, key, rows):
+            if cursor.covers(w["window"], w["subject"]):
+                cursor.late = (w["window"], w["subject"], bound)
+                out.append(frame("features", w, cursor))
+        cursor.upto, cursor.late = bound, None
+        # the windows after the position, committed up to the watermark
+        top = min(due, max(cursor.window, -1) + PAGES * FEED_WINDOWS)
+        rows = _rows(tx, event.id, -1, bound, cursor.window, top)
+        for w in _ordered(tx, key, rows):
+            if not cursor.covers(w["window"], w["subject"]):
+                cursor.window, cursor.subject = w["window"], w["subject"]
+                out.append(frame("features", w, cursor))
+        if top >= cursor.window:  # every row up to the watermark of windows up to top was sent
+            cursor.window, cursor.subject = top, None
     return out
 
 
@@ -118,7 +209,7 @@ def feature_stream(store: EncryptedStore, event: EventView, key: KeyInfo,
                    on_open: Callable[[], None], on_close: Callable[[], None],
                    key_live: Callable[[], bool]) -> AsyncIterator[bytes]:
     """The stream's bytes (module docstring), on the console's one polling loop."""
-    at = cursor if cursor is not None else FeatureCursor(-1)
+    at = cursor if cursor is not None else FeatureCursor(-1, None, 0)
 
     def step() -> list[bytes]:
         return poll_features(store, event, key, at, now(), horizon())

@@ -33,8 +33,8 @@ from retention.store import EncryptedStore
 from .keys import KeyInfo
 from .reader import EventView, iso
 
-__all__ = ["FEED_WINDOWS", "SCORE_KIND", "Posted", "feature_windows", "subject_of",
-           "duplicate_of", "store_scores", "count_scores"]
+__all__ = ["FEED_WINDOWS", "SCORE_KIND", "Posted", "feature_windows", "window_objects",
+           "subject_of", "duplicate_of", "store_scores", "count_scores"]
 
 FEED_WINDOWS = 20  # windows per page of the feed
 SCORE_KIND = "third_party_score"
@@ -65,18 +65,7 @@ def feature_windows(store: EncryptedStore, event: EventView, key: KeyInfo, after
         if horizon is not None:
             query = query.where(LiveWindowRecord.start_at <= horizon)
         rows = list(tx.session.scalars(query))
-        records = {r.id: r for r in tx.read_metadata([str(r.score_record_id) for r in rows])}
-    windows = []
-    for row in rows:
-        record = records.get(str(row.score_record_id))
-        if record is None:  # expired or shredded since: not served
-            continue
-        payload = record.payload
-        windows.append({"window": row.window, "start_at": iso(row.start_at),
-                        "subject": subject_of(key, row.subject_pseudonym),
-                        "zone": payload.get("zone"),
-                        "features": dict(payload.get("features") or {}),
-                        "frames": int(payload.get("frames") or 0)})
+        windows = [w for _, w in window_objects(tx, key, rows)]
     # within a window, in the order of this key's pseudonyms: row order is the same for every
     # key and would pair two scorers' subjects by position
     windows.sort(key=lambda w: (w["window"], w["subject"]))
@@ -85,6 +74,25 @@ def feature_windows(store: EncryptedStore, event: EventView, key: KeyInfo, after
     else:
         cursor = max(after, until)
     return {"cursor": cursor, "windows": windows, "stepped": stepped}
+
+
+def window_objects(tx: Any, key: KeyInfo, rows: Sequence[LiveWindowRecord]
+                   ) -> list[tuple[LiveWindowRecord, dict[str, Any]]]:
+    """The feed's window object of each row, with its row, in ``tx`` (a store transaction):
+    a row whose record expired or was shredded since is left out (never served)."""
+    records = {r.id: r for r in tx.read_metadata([str(r.score_record_id) for r in rows])}
+    out = []
+    for row in rows:
+        record = records.get(str(row.score_record_id))
+        if record is None:
+            continue
+        payload = record.payload
+        out.append((row, {"window": row.window, "start_at": iso(row.start_at),
+                          "subject": subject_of(key, row.subject_pseudonym),
+                          "zone": payload.get("zone"),
+                          "features": dict(payload.get("features") or {}),
+                          "frames": int(payload.get("frames") or 0)}))
+    return out
 
 
 def duplicate_of(pairs: Sequence[tuple[int, str]]) -> tuple[int, int] | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -182,13 +182,21 @@ class LiveDriver:
         except BaseException as exc:  # reported by stop() and wait_for()
             self.error = exc
 
-    def advance(self) -> None:
-        """Commit the next window of every wristband, then take the due crowd steps."""
+    def advance(self, hold: Collection[int] = ()) -> None:
+        """Commit the next window of every wristband (but those at the indices ``hold``, as a
+        killed worker holds its messages), then take the due crowd steps."""
         k = self.window + 1
-        windows = [self._window(i, k) for i in range(len(self.bands))]
+        windows = [self._window(i, k) for i in range(len(self.bands)) if i not in hold]
         self.committer.commit_batch(windows, now=datetime.now(UTC))
         self.steps += self.stepper.step_all()
         self.window = k
+
+    def commit_late(self, held: Collection[tuple[int, int]]) -> None:
+        """Commit the ``(wristband index, window)`` windows held back (redelivered after their
+        crowd steps were taken), then take the due crowd steps."""
+        self.committer.commit_batch([self._window(i, k) for i, k in held],
+                                    now=datetime.now(UTC))
+        self.steps += self.stepper.step_all()
 
     def advance_until(self, check: Callable[[], list[Any]], limit: int = 60) -> list[Any]:
         """While paused: commit windows one by one until ``check`` finds something; nothing

@@ -10,6 +10,8 @@ The home is the scorer tests' (20 wristbands, 17 of which pass the gates).
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import time
 from datetime import UTC, datetime
@@ -17,11 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowaudit.console.app import create_app
-from flowaudit.console.documents import FEATURE_MESSAGES
+from flowaudit.console.documents import FEATURE_CURSOR_PATTERN, FEATURE_MESSAGES
+from flowaudit.console.feature_stream import FeatureCursor, parse_feature_cursor, poll_features
 from flowaudit.console.keys import ConsoleKeys
 from flowaudit.console.replay import Replay
+from flowaudit.console.scorers import feature_windows
 from tests.console.console_fixtures import (
     NONE,
     SCORERS,
@@ -80,12 +86,14 @@ def upto(top: int, count: int) -> Any:
 
 def checked(events: list[Sse]) -> list[tuple[int, str]]:
     """The (window, subject) of each event, once each is checked: a ``features`` event whose
-    payload is the documented window object and whose id is its own cursor."""
+    payload is the documented window object and whose id is the documented cursor at it (no
+    late window among them)."""
     out = []
     for e in events:
         assert e.kind == "features"
         FEATURE_MESSAGES["features"].model_validate(e.data)
-        assert e.id == f"{e.data['window']}.{e.data['subject']}"
+        assert e.id is not None and re.fullmatch(FEATURE_CURSOR_PATTERN, e.id)
+        assert e.id.startswith(f"{e.data['window']}.{e.data['subject']}@")
         out.append((e.data["window"], e.data["subject"]))
     return out
 
@@ -274,3 +282,148 @@ def test_a_replay_streams_the_feed_up_to_its_clock(home: Home) -> None:
     assert {w for w, _ in checked(first)} == {0, 1, 2}
     assert {w for w, _ in checked(more)} == {3, 4}
     assert len(first) == 3 * per_window and len(more) == 2 * per_window
+
+
+# -- windows committed late --------------------------------------------------------------------
+def held_band(home: Home) -> int:
+    """The index of a wristband whose windows pass the gates (so the feed serves them)."""
+    gated = gated_in(home)
+    return next(i for i, band in enumerate(home.drivers[SCORERS].bands) if band[0] in gated)
+
+
+def test_a_window_committed_late_arrives_once_on_the_stream_and_after_a_reconnect(
+        home: Home, server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme late")
+    driver, per_window, band = home.drivers[SCORERS], len(gated_in(home)), held_band(home)
+    reader = stream(server, key)
+    try:
+        first = reader.take(upto(driver.window, per_window))
+        late = driver.window + 1
+        driver.advance(hold={band})  # a killed worker holds the band's window `late`
+        home.advance(SCORERS, 2)
+        top = driver.window
+        passed = reader.take(upto(top, per_window))
+        # the crowd step of `late` was taken without it, and the stream went past it
+        assert sum(e.data["window"] == late for e in passed) == per_window - 1
+        before = passed[-1].id  # a client that goes now resumes from here
+        driver.commit_late([(band, late)])  # redelivered
+        got = reader.take(lambda g: len(g) >= 1)
+        driver.advance()
+        after = reader.take(upto(top + 1, per_window))
+    finally:
+        reader.close()
+    assert [e.data["window"] for e in got] == [late]
+    assert got[0].id is not None and re.fullmatch(FEATURE_CURSOR_PATTERN, got[0].id)
+    FEATURE_MESSAGES["features"].model_validate(got[0].data)
+    assert {e.data["window"] for e in after} == {top + 1}
+    seen = first + passed + got + after
+    pairs = [(e.data["window"], e.data["subject"]) for e in seen]
+    feed = get_feed(server, key)
+    assert len(pairs) == len(set(pairs)) == len(feed)  # each once, the late one too
+    def order(w: dict[str, Any]) -> tuple[int, str]:
+        return w["window"], w["subject"]
+
+    assert sorted((e.data for e in seen), key=order) == feed  # the GET feed's very objects
+    # a client that went before the late commit gets it, then the next window, nothing twice
+    driver.advance()
+    for cursor, expected in ((before, got + after), (got[0].id, after), (after[-1].id, [])):
+        again = stream(server, key, cursor)
+        try:
+            resumed = again.take(upto(top + 2, per_window))
+        finally:
+            again.close()
+        assert [e.data for e in resumed[:len(expected)]] == [e.data for e in expected]
+        assert {e.data["window"] for e in resumed[len(expected):]} == {top + 2}
+        assert len(resumed) == len(expected) + per_window
+
+
+def test_an_older_w_s_cursor_still_resumes_after_it(home: Home, server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme older cursor")
+    per_window = len(gated_in(home))
+    whole = get_feed(server, key)
+    at = whole[per_window + 2]  # window 1, its third subject
+    old = stream(server, key, f"{at['window']}.{at['subject']}")
+    try:
+        rest = old.take(lambda got: len(got) >= len(whole) - per_window - 3)
+    finally:
+        old.close()
+    assert [e.data for e in rest] == whole[per_window + 3:]
+
+
+def _frames(chunks: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
+    """The (id, data) of each ``features`` event of a poll."""
+    out = []
+    for chunk in chunks:
+        head, _, body = chunk.decode().partition("\ndata: ")
+        ident = head.split("\n", 1)[0].removeprefix("id: ")
+        assert "event: features" in head
+        out.append((ident, json.loads(body)))
+    return out
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_commit_order_any_reconnects_each_window_once(home: Home, server: ConsoleServer,
+                                                          data: st.DataObject) -> None:
+    """Property: windows held back and committed late in any order, the client polling and
+    going (even in the middle of a poll's events) at any point and resuming from the last id
+    it saw: it gets every served window of the example exactly once."""
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    driver = home.drivers[SCORERS]
+    event = service.reader.event(SCORERS)
+    key = service.keys.authenticate(f"Bearer {prop_key(home)}")
+    cursor = _drained(service.store, event, key)
+    last = str(cursor)
+    base, n = driver.window + 1, data.draw(st.integers(1, 3), label="windows")
+    held = data.draw(st.lists(st.tuples(st.integers(0, len(driver.bands) - 1),
+                                        st.integers(0, n - 1)),
+                              max_size=5, unique=True), label="held")
+    seen: list[tuple[int, str]] = []
+
+    def poll(cut: bool) -> None:
+        nonlocal cursor, last
+        frames = _frames(poll_features(service.store, event, key, cursor, datetime.now(UTC),
+                                       None))
+        keep = data.draw(st.integers(0, len(frames)), label="cut") if cut else len(frames)
+        for ident, window in frames[:keep]:
+            seen.append((window["window"], window["subject"]))
+            last = ident
+        if keep < len(frames) or (cut and data.draw(st.booleans(), label="reconnect")):
+            reconnected = parse_feature_cursor(last)  # the client went: it resumes from last
+            assert reconnected is not None
+            cursor = reconnected
+
+    for offset in range(n):
+        driver.advance(hold={b for b, o in held if o == offset})
+        if data.draw(st.booleans(), label="poll"):
+            poll(cut=True)
+    for b, o in data.draw(st.permutations(held), label="late order"):
+        if data.draw(st.booleans(), label="poll"):
+            poll(cut=True)
+        driver.commit_late([(b, base + o)])
+    for _ in range(3):
+        poll(cut=False)
+    expected = [(w["window"], w["subject"]) for w in
+                feature_windows(service.store, event, key, base - 1, datetime.now(UTC),
+                                None)["windows"] if w["window"] < base + n]
+    assert len(seen) == len(set(seen))  # nothing twice
+    assert sorted(seen) == sorted(expected)  # nothing skipped, nothing else
+
+
+_PROP_KEYS: dict[str, str] = {}
+
+
+def prop_key(home: Home) -> str:
+    """One scorer key per home for the property (its examples go on from each other)."""
+    if home.backend not in _PROP_KEYS:
+        _PROP_KEYS[home.backend] = home.key(SCORERS, "scorer", "acme property")
+    return _PROP_KEYS[home.backend]
+
+
+def _drained(store: Any, event: Any, key: Any) -> FeatureCursor:
+    """A cursor past everything the feed serves now."""
+    cursor = FeatureCursor(-1, None, 0)
+    while poll_features(store, event, key, cursor, datetime.now(UTC), None):
+        pass
+    return cursor
