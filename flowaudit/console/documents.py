@@ -241,7 +241,9 @@ def asyncapi_document() -> dict[str, Any]:
                 "title": "scorer feature feed (polled with ?after=cursor)",
                 "description": "Only for scorer keys, only where the policy sets "
                                "selection.third_party_scorers = true; never audio, never "
-                               "serials, per-key pseudonyms.",
+                               "serials, per-key pseudonyms. Pages go by window: a window "
+                               "committed late, after the cursor passed it, is not in a later "
+                               "page (the stream sends it).",
                 "parameters": {"event_id": {"description": "the event id"}},
                 "messages": {"feature_page": {"$ref": "#/components/messages/feature_page"}},
             },

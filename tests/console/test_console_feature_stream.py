@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -427,3 +428,29 @@ def _drained(store: Any, event: Any, key: Any) -> FeatureCursor:
     while poll_features(store, event, key, cursor, datetime.now(UTC), None):
         pass
     return cursor
+
+
+def test_the_watermark_is_below_every_insert_in_flight(home: Home, server: ConsoleServer
+                                                       ) -> None:
+    """On PostgreSQL the watermark waits out a transaction that may still commit a lower id
+    (one holding ``live_windows`` as an insert does), and gives up after a second; on SQLite
+    (one writer, ids committed in order) it is the largest id."""
+    store = server.server.config.app.state.service.store  # type: ignore[attr-defined]
+    top = read(home.settings, lambda s: s.live_window_watermark())
+    if home.backend == "sqlite":
+        home.advance(SCORERS)  # one row per wristband, the ids in commit order
+        after = read(home.settings, lambda s: s.live_window_watermark())
+        assert after == top + len(home.drivers[SCORERS].bands)
+        return
+    got: list[int | None] = []
+    with store.engine.connect() as writer, writer.begin():
+        writer.exec_driver_sql("LOCK TABLE live_windows IN ROW EXCLUSIVE MODE")
+        began = time.monotonic()
+        assert store.live_window_watermark() is None  # gave up after its lock timeout
+        assert 0.9 <= time.monotonic() - began < 10
+        waiting = threading.Thread(target=lambda: got.append(store.live_window_watermark()))
+        waiting.start()
+        time.sleep(0.3)
+        assert not got  # still waiting for the writer
+    waiting.join(10)
+    assert got == [top]
