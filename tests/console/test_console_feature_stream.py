@@ -433,7 +433,7 @@ def _drained(store: Any, event: Any, key: Any) -> FeatureCursor:
 def test_the_watermark_is_below_every_insert_in_flight(home: Home, server: ConsoleServer
                                                        ) -> None:
     """On PostgreSQL the watermark waits out a transaction that may still commit a lower id
-    (one holding ``live_windows`` as an insert does), and gives up after a second; on SQLite
+    (one holding ``live_windows`` as an insert does), and gives up after 0.1 s; on SQLite
     (one writer, ids committed in order) it is the largest id."""
     store = server.server.config.app.state.service.store  # type: ignore[attr-defined]
     top = read(home.settings, lambda s: s.live_window_watermark())
@@ -447,10 +447,11 @@ def test_the_watermark_is_below_every_insert_in_flight(home: Home, server: Conso
         writer.exec_driver_sql("LOCK TABLE live_windows IN ROW EXCLUSIVE MODE")
         began = time.monotonic()
         assert store.live_window_watermark() is None  # gave up after its lock timeout
-        assert 0.9 <= time.monotonic() - began < 10
-        waiting = threading.Thread(target=lambda: got.append(store.live_window_watermark()))
+        assert 0.09 <= time.monotonic() - began < 5
+        waiting = threading.Thread(
+            target=lambda: got.append(store.live_window_watermark(wait=30.0)))
         waiting.start()
-        time.sleep(0.3)
+        time.sleep(0.5)
         assert not got  # still waiting for the writer
     waiting.join(10)
     assert got == [top]
