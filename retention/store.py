@@ -515,25 +515,25 @@ class EncryptedStore:
                 return None
             return LiveStateData(row.event_id, row.run_id, row.crowd_window, dict(row.state))
 
-    def live_window_watermark(self, *, wait: float = 0.1) -> int | None:
+    def live_window_watermark(self) -> int | None:
         """The highest ``live_windows`` row id such that every row with an id up to it is
-        committed (and shows now) or never will be; 0 if there is none yet; ``None`` if writers
-        held the table for over ``wait`` seconds (ask again later).
+        committed (and shows now) or never will be; 0 if there is none yet; ``None`` if a
+        writer holds the table right now (ask again later).
 
         A row's id is drawn at its insert, not at its commit: on PostgreSQL a worker can commit
         id 7 after another worker's id 8 showed, so a reader that took "the largest id seen"
-        as its position would skip 7. A brief ``SHARE`` lock waits out the inserts in flight
-        (new ones wait behind it, so it waits ``wait`` at most). SQLite has one writer at a time,
-        which commits its ids in order, so the largest id seen is the watermark."""
+        as its position would skip 7. A ``SHARE`` lock taken with ``NOWAIT`` is granted only
+        when no insert is in flight; it never waits, so no worker's insert ever queues behind
+        it (it is held for one ``max(id)`` read). SQLite has one writer at a time, which commits
+        its ids in order, so the largest id seen is the watermark."""
         with self.session() as session:
             if session.get_bind().dialect.name == "postgresql":
-                connection = session.connection()
-                connection.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
                 try:
-                    connection.exec_driver_sql("LOCK TABLE live_windows IN SHARE MODE")
+                    session.connection().exec_driver_sql(
+                        "LOCK TABLE live_windows IN SHARE MODE NOWAIT")
                 except Exception as exc:
                     if getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03":
-                        return None  # lock_not_available: the timeout ran out
+                        return None  # lock_not_available: an insert is in flight
                     raise
             return int(session.scalar(select(func.max(LiveWindowRecord.id))) or 0)
 
