@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,6 +198,19 @@ def initialise_home(
     load_policy(policy)  # fail before creating anything if the policy is bad
     lines = [f'policy = "{policy}"']
     config = _check_transit(home, transit, env) if transit is not None else None
+    made_home = not home.exists()
+    before = set() if made_home else {entry.name for entry in home.iterdir()}
+    try:
+        return _write_home(home, db_url, env, lines, config)
+    except BaseException:
+        # a failed init leaves no half home behind (a config naming a database that was never
+        # migrated would refuse the next init as "already a home"); only what it made goes
+        _remove_new_entries(home, before, made_home)
+        raise
+
+
+def _write_home(home: Path, db_url: str | None, env: Mapping[str, str], lines: list[str],
+                config: TransitConfig | None) -> Settings:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     if config is not None:
@@ -222,6 +236,22 @@ def initialise_home(
     settings = resolve_settings(home, db_url, env)
     db.upgrade(settings.db_url)
     return settings
+
+
+def _remove_new_entries(home: Path, before: set[str], made_home: bool) -> None:
+    """Remove what a failed init added to ``home`` (the directory too if it made it)."""
+    if not home.exists():
+        return
+    for entry in home.iterdir():
+        if entry.name in before:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if made_home:
+        with contextlib.suppress(OSError):
+            home.rmdir()
 
 
 def _check_transit(home: Path, transit: TransitTarget, env: Mapping[str, str]) -> TransitConfig:

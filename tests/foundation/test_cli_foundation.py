@@ -128,3 +128,25 @@ def test_a_usage_error_is_one_line_naming_the_help_to_read(
     assert len(lines) == 1 and lines[0].startswith("flowaudit: error: "), result.output
     assert names in lines[0] and lines[0].endswith(f"see '{help_of} --help'")
     assert "Traceback" not in result.output and result.stdout == ""
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_failed_init_leaves_no_half_home(tmp_path: Path, existing: bool) -> None:
+    """A database that does not answer: one line, and nothing of the home is left (a config
+    naming an unmigrated database would refuse the next init); what was in the directory
+    before stays; the next init with a database that answers makes the home."""
+    home = tmp_path / "h"
+    if existing:
+        home.mkdir()
+        (home / "notes.txt").write_text("kept\n", encoding="utf-8")
+    dead = "postgresql+psycopg://postgres@127.0.0.1:9/none"  # port 9: nothing listens
+    _one_clean_error(runner.invoke(app, ["init", "--home", str(home), "--db", dead]),
+                     "database")
+    if existing:
+        assert [p.name for p in home.iterdir()] == ["notes.txt"]
+        assert (home / "notes.txt").read_text(encoding="utf-8") == "kept\n"
+    else:
+        assert not home.exists()
+    result = runner.invoke(app, ["init", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert (home / "master.key").exists() and (home / "flowaudit.toml").exists()
