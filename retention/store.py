@@ -723,6 +723,10 @@ class StoreTransaction:
         self.now = now
         self.actor = actor
         self._buckets: dict[str, RetentionBucket] = {}
+        # metadata sealed in this transaction, as read_metadata would open it, with its bucket
+        # (in memory only, as the caller's payload is): a crowd step taken in the batch that
+        # sealed its windows' scores reads them here, not back from the database
+        self._sealed: dict[str, tuple[MetadataData, str]] = {}
         # entries held inside audit_last(): (at, action, object_type, object_id, details)
         self._held: list[tuple[datetime, Action, str, str, dict[str, Any]]] | None = None
 
@@ -734,7 +738,7 @@ class StoreTransaction:
         entry already appended to the chain cannot be taken back by a rollback."""
         if self._held is None:
             raise RuntimeError("a savepoint needs the audit entries held (audit_last)")
-        held, buckets = len(self._held), dict(self._buckets)
+        held, buckets, sealed = len(self._held), dict(self._buckets), dict(self._sealed)
         nested = self.session.begin_nested()
         try:
             yield
@@ -742,7 +746,7 @@ class StoreTransaction:
         except BaseException:
             nested.rollback()
             del self._held[held:]
-            self._buckets = buckets
+            self._buckets, self._sealed = buckets, sealed
             raise
 
     @contextlib.contextmanager
@@ -1030,6 +1034,9 @@ class StoreTransaction:
         )
         self._seal(row, "metadata_records", METADATA + ":" + kind, data)
         self.session.add(row)
+        self._sealed[row.id] = (MetadataData(
+            id=row.id, event_id=event_id, pseudonym=pseudonym, kind=kind, start_at=start_at,
+            expires_at=expires, anonymised=anonymised, payload=json.loads(data)), bucket.id)
         self.audit(
             Action.METADATA_PUT,
             "metadata_record",
@@ -1387,13 +1394,30 @@ class StoreTransaction:
         """What a live run committed so far (see :func:`live_run_totals`)."""
         return live_run_totals(self.session, event_id, run_id)
 
+    def _sealed_here(self, record_id: str) -> MetadataData | None:
+        """A record this transaction sealed, if it is still readable now (what opening its
+        row would say: not past its retention, neither its bucket nor its subject shredded)."""
+        found = self._sealed.get(record_id)
+        if found is None:
+            return None
+        data, bucket_id = found
+        keys = self.store.keys
+        if ((data.expires_at is not None and data.expires_at <= self.now)
+                or keys.is_bucket_destroyed(bucket_id)
+                or (data.pseudonym is not None and keys.is_subject_destroyed(data.pseudonym))):
+            return None
+        return data
+
     def read_metadata(self, record_ids: list[str]) -> list[MetadataData]:
         """Readable metadata records by id, in this transaction (expired or shredded ones are
         left out)."""
         if not record_ids:
             return []
-        rows = self.session.scalars(select(MetadataRecord).where(MetadataRecord.id.in_(record_ids)))
-        out = []
+        out = [data for data in map(self._sealed_here, record_ids) if data is not None]
+        rest = [i for i in record_ids if i not in self._sealed]
+        if not rest:
+            return out
+        rows = self.session.scalars(select(MetadataRecord).where(MetadataRecord.id.in_(rest)))
         for row in rows:
             with contextlib.suppress(RetentionError):
                 out.append(self.store._open_metadata(row, self.now))

@@ -72,6 +72,39 @@ def test_metadata_round_trip(runtime: Runtime, text: str, extra: object) -> None
     assert record.expires_at is None
 
 
+@DB_SETTINGS
+@given(extra=json_values, expired=st.booleans())
+def test_metadata_read_in_its_own_transaction_is_what_a_later_read_opens(
+    runtime: Runtime, extra: object, expired: bool
+) -> None:
+    """A record sealed in a transaction reads back in it (from memory, not the row) exactly as
+    a later transaction opens it from the database: same payload, same fields, and left out
+    the same way once past its retention; one sealed in a savepoint that rolled back is not
+    there at all."""
+    store, now = runtime.store, runtime.now
+    register_event(store, now)
+    payload = {"extra": extra, "n": 1.5}
+    at = now + timedelta(hours=2) if expired else now  # a read after a 1 h retention
+    with store.transaction(now) as tx, tx.audit_last():
+        pseudonym = tx.register_subject("WB-HERE")
+        rid = tx.put_metadata(event_id=EVENT_ID, pseudonym=pseudonym, kind="window_score",
+                              start_at=now, payload=payload, retention=timedelta(hours=1))
+        try:
+            with tx.savepoint():
+                gone = tx.put_metadata(event_id=EVENT_ID, pseudonym=pseudonym,
+                                       kind="window_score", start_at=now, payload=payload,
+                                       retention=None)
+                raise LookupError  # the savepoint's part fails
+        except LookupError:
+            pass
+        tx.now = at
+        here = tx.read_metadata([rid, gone])
+    with store.transaction(at) as tx:
+        later = tx.read_metadata([rid, gone])
+    assert here == later
+    assert [r.id for r in later] == ([] if expired else [rid])
+
+
 def test_iteration_filters_by_event_subject_and_time(runtime: Runtime) -> None:
     store, now = runtime.store, runtime.now
     register_event(store, now)
