@@ -893,7 +893,12 @@ class StoreTransaction:
         self, event_id: str, category: str, at: datetime, retention: Duration, tag: str = ""
     ) -> RetentionBucket:
         bucket_id = bucket_id_for(event_id, category, at, tag)
-        bucket = self._buckets.get(bucket_id) or self.session.get(RetentionBucket, bucket_id)
+        bucket = self._buckets.get(bucket_id)
+        if bucket is None:
+            # no autoflush: the rows added so far go in with the rest at the next flush (one
+            # INSERT for a batch's raw segments, not one for the first and one for the others)
+            with self.session.no_autoflush:
+                bucket = self.session.get(RetentionBucket, bucket_id)
         starts = _hour_floor(at)
         ends = starts + timedelta(hours=1)
         expires = None if retention is None else ends + retention
