@@ -52,12 +52,19 @@ from retention.ground.actions import Action
 from retention.ground.console_rules import CONTROL_ROLES, KEY_ROLES, READ_ROLES, SCORER_ROLES
 
 from .controls import submit_control
-from .feature_stream import FEATURE_CURSOR, feature_stream, parse_feature_cursor
+from .feature_stream import (
+    FEATURE_CURSOR,
+    FeatureCursor,
+    after_page,
+    feature_page,
+    feature_stream,
+    parse_feature_cursor,
+)
 from .keys import ConsoleKeys, KeyInfo, KeyRefused
 from .limits import MinuteTally, RateLimiter
 from .reader import EventView, Reader
 from .replay import Replay
-from .scorers import feature_windows, store_scores
+from .scorers import store_scores
 from .stream import EventStreamResponse, event_stream, parse_cursor
 
 __all__ = ["create_app", "build_app", "Service", "ApiError", "SECURITY_HEADERS", "API_VERSION"]
@@ -561,10 +568,17 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
                                  privacy=service.privacy, **_loop(request, service, key)))
 
     @app.get("/v1/events/{event_id}/features", tags=["scorers"], dependencies=auth,
-             responses=_errors(*AUTH_ERRORS))
+             responses=_errors(400, *AUTH_ERRORS))
     def features(request: Request, event_id: EventIdParam,
                  after: Annotated[int, Query(ge=-1, le=10_000_000,
-                                             description="the cursor of the last page")] = -1,
+                                             description="the cursor of the last page (pages "
+                                             "by window: a window committed late is not "
+                                             "sent; use cursor)")] = -1,
+                 cursor: Annotated[str | None, Query(
+                     max_length=128, description="instead of after: the next_cursor of the "
+                     "last page (or a stream event's id, W.S, W; empty: the feed's start); "
+                     "every window once, a late one too (400 if it is not a cursor, or with "
+                     "after)", json_schema_extra={"pattern": FEATURE_CURSOR})] = None,
                  include: Annotated[str | None, Query(max_length=40,
                                                       description="raw_audio is refused")]
                  = None) -> dict[str, Any]:
@@ -575,8 +589,17 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every route
         if include is not None and "audio" in include.lower():
             _raw_audio_refused(service, key, request)
         _require_scorers(service, key, request, event, "no feature feed")
-        return feature_windows(service.store, event, key, after, service.now(),
-                               service.horizon())
+        if cursor is None:
+            return after_page(service.store, event, key, after, service.now(),
+                              service.horizon())
+        if "after" in request.query_params:
+            raise ApiError(400, "bad_cursor", "send after or cursor, not both; cursor (the "
+                           "last page's next_cursor) is the one that misses no window")
+        at = parse_feature_cursor(cursor) if cursor.strip() else FeatureCursor(-1, None, 0)
+        if at is None:
+            raise ApiError(400, "bad_cursor", "cursor is not a cursor of this feed (a page's "
+                           "next_cursor, a stream event's id, W.S, or W); start without it")
+        return feature_page(service.store, event, key, at, service.now(), service.horizon())
 
     @app.get("/v1/events/{event_id}/features/stream", tags=["scorers"], dependencies=auth,
              responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},

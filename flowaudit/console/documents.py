@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from .app import API_VERSION, Control, build_app
+from .scorers import FEED_WINDOWS
 
 __all__ = ["OPENAPI_FILE", "ASYNCAPI_FILE", "MESSAGES", "FEATURE_MESSAGES", "openapi_text",
            "asyncapi_text", "asyncapi_document", "drift", "write_documents"]
@@ -32,6 +33,9 @@ CURSOR_PATTERN = r"^-?\d+\.\d+\.\d+$"
 #: a feature stream event's ``id:``, the cursor after it: W.S@M (window, subject, row id
 #: watermark), or W.S@M+W.S@L (W@M+W.S@L) while it sends windows committed late
 FEATURE_CURSOR_PATTERN = r"^\d+(\.[0-9a-f]{24})?@\d+(\+\d+\.[0-9a-f]{24}@\d+)?$"
+#: a feature page's ``next_cursor``: a feature stream event's id, ``-1@M`` before the first
+#: window, or a bare window while a writer held the table after an ``after`` page
+NEXT_CURSOR_PATTERN = r"^-?\d+(\.[0-9a-f]{24})?(@\d+(\+\d+\.[0-9a-f]{24}@\d+)?)?$"
 
 
 class _Msg(BaseModel):
@@ -118,11 +122,13 @@ class FeatureWindow(_Msg):
 
 
 class FeaturePage(_Msg):
-    """One page of the scorer feed; ask again with ``after=cursor``."""
+    """One page of the scorer feed; ask again with ``cursor=next_cursor`` (every window once,
+    a late one too) or, as before, ``after=cursor`` (by window)."""
 
     cursor: int
     stepped: int
     windows: list[FeatureWindow]
+    next_cursor: str = Field(pattern=NEXT_CURSOR_PATTERN)
 
 
 #: SSE ``event:`` name -> payload model
@@ -238,12 +244,19 @@ def asyncapi_document() -> dict[str, Any]:
             },
             "featureFeed": {
                 "address": "/v1/events/{event_id}/features",
-                "title": "scorer feature feed (polled with ?after=cursor)",
+                "title": "scorer feature feed (polled with ?cursor=next_cursor)",
                 "description": "Only for scorer keys, only where the policy sets "
                                "selection.third_party_scorers = true; never audio, never "
-                               "serials, per-key pseudonyms. Pages go by window: a window "
-                               "committed late, after the cursor passed it, is not in a later "
-                               "page (the stream sends it).",
+                               "serials, per-key pseudonyms. Polled with "
+                               "`?cursor=next_cursor` (the stream's cursor: an event's id "
+                               "W.S@M or W.S@M+W.S@L, or W.S, W; empty: the start), a page "
+                               "holds the windows the stream would send next, each exactly "
+                               "once: first any window committed late (after the cursor "
+                               f"passed it), then up to {FEED_WINDOWS} windows in window and "
+                               "subject order. Polled with `?after=cursor` (not both: 400 "
+                               "bad_cursor), pages go by window as before and a window "
+                               "committed late after the cursor passed it is not in a later "
+                               "page; its next_cursor (C@M) lets a client switch.",
                 "parameters": {"event_id": {"description": "the event id"}},
                 "messages": {"feature_page": {"$ref": "#/components/messages/feature_page"}},
             },
@@ -255,8 +268,9 @@ def asyncapi_document() -> dict[str, Any]:
                                "objects of feature_page), each exactly once, in window and "
                                "subject order, except that a window committed late (after "
                                "the stream passed it) comes when it is committed; `id:` the "
-                               "cursor after it; Last-Event-ID (an id, an older W.S, or a "
-                               "feed cursor W) resumes after it; a "
+                               "cursor after it; Last-Event-ID (an id, a page's "
+                               "next_cursor, an older W.S, or a feed cursor W) resumes after "
+                               "it; a "
                                "`: keep-alive` comment after 15 quiet seconds; the stream "
                                "ends when the key is revoked.",
                 "parameters": {"event_id": {"description": "the event id"}},

@@ -3,7 +3,9 @@
 The same feed as ``GET /v1/events/{id}/features`` (:func:`~.scorers.feature_windows`: the
 same gating, the same per-key pseudonyms, windows the crowd step has taken, a replay up to
 its clock), sent as it grows: one ``features`` event per feature window, its data the very
-window object the GET feed pages carry.
+window object the GET feed pages carry. The GET feed asked with ``?cursor=`` is this stream
+polled (:func:`feature_events`, one implementation): a page holds the windows the next events
+would carry, and ``next_cursor``, the cursor after them (``W@M`` once a page is done).
 
 Every wristband window reaches the stream once, a *late* one too: one a worker committed
 after the crowd step of its window was taken and after the stream had passed that window (a
@@ -45,11 +47,12 @@ from retention.store import EncryptedStore
 
 from .keys import KeyInfo
 from .reader import EventView
-from .scorers import FEED_WINDOWS, window_objects
+from .scorers import FEED_WINDOWS, feature_windows, window_objects
 from .stream import frame, sse_loop
 
-__all__ = ["FeatureCursor", "PAGES", "feature_stream", "parse_feature_cursor",
-           "FEATURE_CURSOR", "poll_features"]
+__all__ = ["FeatureCursor", "PAGES", "Polled", "feature_stream", "parse_feature_cursor",
+           "FEATURE_CURSOR", "after_page", "feature_events", "feature_page",
+           "poll_features"]
 
 PAGES = 5  # feed pages one poll sends at most (a new stream catches up over a few polls)
 _POINT = r"-?[0-9]{1,9}(\.[0-9a-f]{24})?"
@@ -111,17 +114,26 @@ def parse_feature_cursor(value: str) -> FeatureCursor | None:
     return FeatureCursor(window, subject, upto, late)
 
 
-def _due(store: EncryptedStore, event_id: str, horizon: datetime | None) -> int:
-    """The last window the feed could serve now: taken by the crowd step (and, in a replay,
-    started by the replay's clock)."""
+def _due(store: EncryptedStore, event_id: str, horizon: datetime | None) -> tuple[int, int]:
+    """The last window the crowd step took, and the last the feed could serve now: taken by
+    the crowd step (and, in a replay, started by the replay's clock)."""
     with store.session() as session:
         row = session.get(LiveState, event_id)
         stepped = -1 if row is None else int(row.crowd_window)
         if horizon is None or stepped < 0:
-            return stepped
+            return stepped, stepped
         shown = session.scalar(select(func.max(LiveCrowdWindow.window)).where(
             LiveCrowdWindow.event_id == event_id, LiveCrowdWindow.start_at <= horizon))
-    return -1 if shown is None else min(stepped, int(shown))
+    return stepped, -1 if shown is None else min(stepped, int(shown))
+
+
+@dataclass(frozen=True)
+class Polled:
+    """What one poll of the feed found: each window object with the cursor after it, and the
+    last window the crowd step took."""
+
+    sent: list[tuple[dict[str, Any], str]]
+    stepped: int
 
 
 def _news(store: EncryptedStore, event_id: str, cursor: FeatureCursor, due: int) -> bool:
@@ -157,21 +169,22 @@ def _ordered(tx: Any, key: KeyInfo, rows: list[LiveWindowRecord]) -> list[dict[s
     return sorted(windows, key=lambda w: (w["window"], w["subject"]))
 
 
-def poll_features(store: EncryptedStore, event: EventView, key: KeyInfo,
-                  cursor: FeatureCursor, now: datetime, horizon: datetime | None
-                  ) -> list[bytes]:
-    """The ``features`` events after ``cursor`` (advanced past them), up to ``PAGES`` pages
-    of windows after the late rows (module docstring)."""
-    due = _due(store, event.id, horizon)
+def feature_events(store: EncryptedStore, event: EventView, key: KeyInfo,
+                   cursor: FeatureCursor, now: datetime, horizon: datetime | None,
+                   pages: int = PAGES) -> Polled:
+    """The feed's windows after ``cursor``, each with the cursor after it (``cursor`` is
+    advanced past them): the late rows, then up to ``pages`` pages of windows (module
+    docstring). The one implementation behind the stream and the ``cursor`` GET."""
+    stepped, due = _due(store, event.id, horizon)
     if not _news(store, event.id, cursor, due):
-        return []
+        return Polled([], stepped)
     bound = store.live_window_watermark()
     ahead = max(cursor.upto or 0, cursor.late[2] if cursor.late is not None else 0)
     if bound is None or ahead > bound:
-        return []  # writers held the table, or a cursor from past the store: later
+        return Polled([], stepped)  # writers held the table, or a cursor from past the store
     if cursor.upto is None:
         cursor.upto = bound  # an older cursor: what is committed now counts as sent
-    out: list[bytes] = []
+    out: list[tuple[dict[str, Any], str]] = []
     with store.transaction(now, actor="console") as tx:
         if cursor.late is not None:  # the rest of the late rows a client went in the middle of
             window, subject, upto = cursor.late
@@ -180,25 +193,60 @@ def poll_features(store: EncryptedStore, event: EventView, key: KeyInfo,
                 if cursor.covers(w["window"], w["subject"]) \
                         and not _at_or_before(w["window"], w["subject"], window, subject):
                     cursor.late = (w["window"], w["subject"], upto)
-                    out.append(frame("features", w, cursor))
+                    out.append((w, str(cursor)))
             cursor.upto, cursor.late = upto, None
         # the late rows: committed since the cursor, at or before its position
         rows = _rows(tx, event.id, cursor.upto, bound, 0, min(cursor.window, due))
         for w in _ordered(tx, key, rows):
             if cursor.covers(w["window"], w["subject"]):
                 cursor.late = (w["window"], w["subject"], bound)
-                out.append(frame("features", w, cursor))
+                out.append((w, str(cursor)))
         cursor.upto, cursor.late = bound, None
         # the windows after the position, committed up to the watermark
-        top = min(due, max(cursor.window, -1) + PAGES * FEED_WINDOWS)
+        top = min(due, max(cursor.window, -1) + pages * FEED_WINDOWS)
         rows = _rows(tx, event.id, -1, bound, cursor.window, top)
         for w in _ordered(tx, key, rows):
             if not cursor.covers(w["window"], w["subject"]):
                 cursor.window, cursor.subject = w["window"], w["subject"]
-                out.append(frame("features", w, cursor))
+                out.append((w, str(cursor)))
         if top >= cursor.window:  # every row up to the watermark of windows up to top was sent
             cursor.window, cursor.subject = top, None
-    return out
+    return Polled(out, stepped)
+
+
+def poll_features(store: EncryptedStore, event: EventView, key: KeyInfo,
+                  cursor: FeatureCursor, now: datetime, horizon: datetime | None
+                  ) -> list[bytes]:
+    """The stream's ``features`` events after ``cursor`` (advanced past them): the frames of
+    :func:`feature_events`."""
+    polled = feature_events(store, event, key, cursor, now, horizon)
+    return [frame("features", w, after) for w, after in polled.sent]
+
+
+def feature_page(store: EncryptedStore, event: EventView, key: KeyInfo,
+                 cursor: FeatureCursor, now: datetime, horizon: datetime | None
+                 ) -> dict[str, Any]:
+    """One page of the GET feed asked with ``cursor``: the windows :func:`feature_events`
+    sends (late rows, then one page of windows), ``next_cursor`` the cursor after them, and
+    the ``after`` page's fields (``cursor``: the last window wholly passed)."""
+    polled = feature_events(store, event, key, cursor, now, horizon, pages=1)
+    passed = cursor.window if cursor.subject is None else cursor.window - 1
+    return {"cursor": max(-1, passed), "windows": [w for w, _ in polled.sent],
+            "stepped": polled.stepped, "next_cursor": str(cursor)}
+
+
+def after_page(store: EncryptedStore, event: EventView, key: KeyInfo, after: int,
+               now: datetime, horizon: datetime | None) -> dict[str, Any]:
+    """The page ``after=W`` asks for, as ever (:func:`~.scorers.feature_windows`), and
+    ``next_cursor``: ``C@M``, its ``cursor`` C and the watermark M taken before the page was
+    read, so a client that goes on with ``cursor`` skips nothing committed since (a window
+    committed while the page was read may come once more); a bare ``C`` while a writer held
+    the table."""
+    bound = store.live_window_watermark()
+    page = feature_windows(store, event, key, after, now, horizon)
+    at = page["cursor"]
+    page["next_cursor"] = str(at) if bound is None else f"{at}@{bound}"
+    return page
 
 
 def feature_stream(store: EncryptedStore, event: EventView, key: KeyInfo,

@@ -24,7 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowaudit.console.app import create_app
-from flowaudit.console.documents import FEATURE_CURSOR_PATTERN, FEATURE_MESSAGES
+from flowaudit.console.documents import (
+    FEATURE_CURSOR_PATTERN,
+    FEATURE_MESSAGES,
+    NEXT_CURSOR_PATTERN,
+    FeaturePage,
+)
 from flowaudit.console.feature_stream import FeatureCursor, parse_feature_cursor, poll_features
 from flowaudit.console.keys import ConsoleKeys
 from flowaudit.console.replay import Replay
@@ -349,6 +354,122 @@ def test_an_older_w_s_cursor_still_resumes_after_it(home: Home, server: ConsoleS
     finally:
         old.close()
     assert [e.data for e in rest] == whole[per_window + 3:]
+
+
+FEED = f"/v1/events/{SCORERS}/features"
+
+
+def page(server: ConsoleServer, key: str, **params: Any) -> dict[str, Any]:
+    """One page of the polled feed, checked against the documented page."""
+    r = httpx.get(f"{server.url}{FEED}", params=params, headers=bearer(key))
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    FeaturePage.model_validate(body)
+    assert re.fullmatch(NEXT_CURSOR_PATTERN, body["next_cursor"])
+    return body
+
+
+def drain(server: ConsoleServer, key: str, cursor: str) -> tuple[list[dict[str, Any]], str]:
+    """Every window the polled feed has past ``cursor``, page by page with ``next_cursor``,
+    and the cursor after them."""
+    windows: list[dict[str, Any]] = []
+    for _ in range(100):
+        body = page(server, key, cursor=cursor)
+        windows += body["windows"]
+        if not body["windows"] and body["next_cursor"] == cursor:
+            return windows, cursor
+        cursor = body["next_cursor"]
+    raise AssertionError("the polled feed never ends")
+
+
+def test_polling_with_next_cursor_gets_a_late_window_once_as_the_stream_does(
+        home: Home, server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme late poll")
+    driver, per_window, band = home.drivers[SCORERS], len(gated_in(home)), held_band(home)
+    reader = stream(server, key)
+    try:
+        pushed = reader.take(upto(driver.window, per_window))
+        polled, cursor = drain(server, key, "")  # from the feed's start
+        late = driver.window + 1
+        driver.advance(hold={band})  # a killed worker holds the band's window `late`
+        home.advance(SCORERS, 2)
+        top = driver.window
+        pushed += reader.take(upto(top, per_window))
+        more, cursor = drain(server, key, cursor)
+        assert sum(w["window"] == late for w in more) == per_window - 1  # passed without it
+        polled += more
+        driver.commit_late([(band, late)])  # redelivered
+        pushed += reader.take(lambda g: len(g) >= 1)
+        got, cursor = drain(server, key, cursor)
+        assert [w["window"] for w in got] == [late]
+        polled += got
+        driver.advance()
+        pushed += reader.take(upto(top + 1, per_window))
+        more, cursor = drain(server, key, cursor)
+        assert {w["window"] for w in more} == {top + 1}
+        polled += more
+    finally:
+        reader.close()
+    pairs = [(w["window"], w["subject"]) for w in polled]
+    assert len(pairs) == len(set(pairs))  # each once, the late one too
+    assert polled == [e.data for e in pushed]  # what the stream sent, in its order
+    feed = get_feed(server, key)  # paged afresh by window, it has the late one too
+    assert sorted(polled, key=lambda w: (w["window"], w["subject"])) == feed
+    # the stream resumes from a page's next_cursor exactly after it, and the other way round
+    driver.advance()
+    again = stream(server, key, cursor)
+    try:
+        resumed = again.take(upto(top + 2, per_window))
+    finally:
+        again.close()
+    assert [e.data for e in resumed] == drain(server, key, cursor)[0]
+    assert {e.data["window"] for e in resumed} == {top + 2} and len(resumed) == per_window
+    assert drain(server, key, str(resumed[-1].id))[0] == []
+
+
+def test_an_after_poll_is_as_before_and_its_next_cursor_goes_on_with_cursor(
+        home: Home, server: ConsoleServer) -> None:
+    key = home.key(SCORERS, "scorer", "acme after poll")
+    driver, band = home.drivers[SCORERS], held_band(home)
+    service = server.server.config.app.state.service  # type: ignore[attr-defined]
+    event, info = service.reader.event(SCORERS), service.keys.authenticate(f"Bearer {key}")
+    first = page(server, key, after=-1)
+    old = feature_windows(service.store, event, info, -1, datetime.now(UTC), None)
+    assert set(first) == {"cursor", "windows", "stepped", "next_cursor"}
+    assert {k: first[k] for k in old} == old  # the page an old client gets, as it was
+    after = first["cursor"]
+    while (body := page(server, key, after=after))["windows"]:
+        after = body["cursor"]
+    assert body["cursor"] == after and body["next_cursor"].startswith(f"{after}@")
+    switch = body["next_cursor"]
+    late = driver.window + 1
+    driver.advance(hold={band})
+    driver.advance()
+    by_window = page(server, key, after=after)
+    assert {w["window"] for w in by_window["windows"]} == {late, late + 1}
+    driver.commit_late([(band, late)])
+    # after= still pages by window: the late window is in no later page
+    assert page(server, key, after=by_window["cursor"])["windows"] == []
+    # with cursor= from the page before, every window once, the late one too
+    windows, _ = drain(server, key, switch)
+    pairs = sorted((w["window"], w["subject"]) for w in windows)
+    assert pairs == sorted((w["window"], w["subject"]) for w in feature_windows(
+        service.store, event, info, after, datetime.now(UTC), None)["windows"])
+    assert len(pairs) == len(set(pairs)) == len(by_window["windows"]) + 1
+
+
+@pytest.mark.parametrize("params", [
+    {"cursor": "nope"}, {"cursor": "2.3.4"}, {"cursor": "2.ABCDEF"},
+    {"cursor": "2." + "a" * 23}, {"cursor": "1e3"},
+    {"cursor": f"3.{'a' * 24}@5+4.{'b' * 24}@9"},  # late rows past the position: never an id
+    {"cursor": "3@5", "after": "3"}, {"cursor": "", "after": "-1"},
+])
+def test_a_bad_cursor_or_both_cursor_and_after_is_400_bad_cursor(
+        home: Home, server: ConsoleServer, params: dict[str, str]) -> None:
+    key = home.key(SCORERS, "scorer", "acme bad poll")
+    r = httpx.get(f"{server.url}{FEED}", params=params, headers=bearer(key))
+    assert r.status_code == 400 and error_of(r) == "bad_cursor"
+    assert "windows" not in r.json()
 
 
 def _frames(chunks: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
