@@ -164,11 +164,6 @@ def _rows(tx: Any, event_id: str, low: int, high: int, first: int, last: int
                LiveWindowRecord.score_record_id.is_not(None))))
 
 
-def _ordered(tx: Any, key: KeyInfo, rows: list[LiveWindowRecord]) -> list[dict[str, Any]]:
-    windows = [w for _, w in window_objects(tx, key, rows)]
-    return sorted(windows, key=lambda w: (w["window"], w["subject"]))
-
-
 def feature_events(store: EncryptedStore, event: EventView, key: KeyInfo,
                    cursor: FeatureCursor, now: datetime, horizon: datetime | None,
                    pages: int = PAGES) -> Polled:
@@ -189,7 +184,7 @@ def feature_events(store: EncryptedStore, event: EventView, key: KeyInfo,
         if cursor.late is not None:  # the rest of the late rows a client went in the middle of
             window, subject, upto = cursor.late
             rows = _rows(tx, event.id, cursor.upto, upto, window, min(cursor.window, due))
-            for w in _ordered(tx, key, rows):
+            for w in window_objects(tx, key, rows):
                 if cursor.covers(w["window"], w["subject"]) \
                         and not _at_or_before(w["window"], w["subject"], window, subject):
                     cursor.late = (w["window"], w["subject"], upto)
@@ -197,7 +192,7 @@ def feature_events(store: EncryptedStore, event: EventView, key: KeyInfo,
             cursor.upto, cursor.late = upto, None
         # the late rows: committed since the cursor, at or before its position
         rows = _rows(tx, event.id, cursor.upto, bound, 0, min(cursor.window, due))
-        for w in _ordered(tx, key, rows):
+        for w in window_objects(tx, key, rows):
             if cursor.covers(w["window"], w["subject"]):
                 cursor.late = (w["window"], w["subject"], bound)
                 out.append((w, str(cursor)))
@@ -205,7 +200,7 @@ def feature_events(store: EncryptedStore, event: EventView, key: KeyInfo,
         # the windows after the position, committed up to the watermark
         top = min(due, max(cursor.window, -1) + pages * FEED_WINDOWS)
         rows = _rows(tx, event.id, -1, bound, cursor.window, top)
-        for w in _ordered(tx, key, rows):
+        for w in window_objects(tx, key, rows):
             if not cursor.covers(w["window"], w["subject"]):
                 cursor.window, cursor.subject = w["window"], w["subject"]
                 out.append((w, str(cursor)))

@@ -64,11 +64,7 @@ def feature_windows(store: EncryptedStore, event: EventView, key: KeyInfo, after
                  .order_by(LiveWindowRecord.window, LiveWindowRecord.id))
         if horizon is not None:
             query = query.where(LiveWindowRecord.start_at <= horizon)
-        rows = list(tx.session.scalars(query))
-        windows = [w for _, w in window_objects(tx, key, rows)]
-    # within a window, in the order of this key's pseudonyms: row order is the same for every
-    # key and would pair two scorers' subjects by position
-    windows.sort(key=lambda w: (w["window"], w["subject"]))
+        windows = window_objects(tx, key, list(tx.session.scalars(query)))
     if horizon is not None:  # a replay: the page ends where the replay's clock is
         cursor = windows[-1]["window"] if windows else after
     else:
@@ -77,9 +73,11 @@ def feature_windows(store: EncryptedStore, event: EventView, key: KeyInfo, after
 
 
 def window_objects(tx: Any, key: KeyInfo, rows: Sequence[LiveWindowRecord]
-                   ) -> list[tuple[LiveWindowRecord, dict[str, Any]]]:
-    """The feed's window object of each row, with its row, in ``tx`` (a store transaction):
-    a row whose record expired or was shredded since is left out (never served)."""
+                   ) -> list[dict[str, Any]]:
+    """The feed's window objects of ``rows``, in ``tx`` (a store transaction), in window order
+    and within a window in the order of this key's pseudonyms (row order is the same for
+    every key and would pair two scorers' subjects by position); a row whose record expired
+    or was shredded since is left out (never served)."""
     records = {r.id: r for r in tx.read_metadata([str(r.score_record_id) for r in rows])}
     out = []
     for row in rows:
@@ -87,12 +85,12 @@ def window_objects(tx: Any, key: KeyInfo, rows: Sequence[LiveWindowRecord]
         if record is None:
             continue
         payload = record.payload
-        out.append((row, {"window": row.window, "start_at": iso(row.start_at),
-                          "subject": subject_of(key, row.subject_pseudonym),
-                          "zone": payload.get("zone"),
-                          "features": dict(payload.get("features") or {}),
-                          "frames": int(payload.get("frames") or 0)}))
-    return out
+        out.append({"window": row.window, "start_at": iso(row.start_at),
+                    "subject": subject_of(key, row.subject_pseudonym),
+                    "zone": payload.get("zone"),
+                    "features": dict(payload.get("features") or {}),
+                    "frames": int(payload.get("frames") or 0)})
+    return sorted(out, key=lambda w: (w["window"], w["subject"]))
 
 
 def duplicate_of(pairs: Sequence[tuple[int, str]]) -> tuple[int, int] | None:
