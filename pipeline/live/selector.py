@@ -109,6 +109,14 @@ def _add(ranges: list[list[int]], value: int) -> list[list[int]]:
     return out
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A crowd step taken: its window, and whether it made a decision."""
+
+    window: int
+    decided: bool
+
+
 @dataclass
 class _Due:
     window: int
@@ -144,7 +152,6 @@ class CrowdStepper:
         # a bad catalogue fails at start-up; loaded once, a fresh selector is built per step
         self.catalogue = build_selector(event, policy, scorer_parameters).catalogue
         self.more = False  # the last step saw committed windows past its own
-        self.last_window = -1  # the window of the last step this stepper took
         # (window, unix time its step's transaction committed) of the latest steps taken
         self.done_at: deque[tuple[int, float]] = deque(maxlen=256)
         # the last look saw windows other workers committed: this one sees part of each window
@@ -214,18 +221,18 @@ class CrowdStepper:
         try:
             with self.store.transaction(self.event.capture_starts, actor="pipeline") as tx, \
                     tx.audit_last():
-                decided = self._take(tx, tick, finish=True)
+                taken = self._take(tx, tick, finish=True)
         except _Conflict:
             return False
-        return self.committed(decided)
+        return self.committed(taken)
 
-    def step_within(self, tx: StoreTransaction) -> bool | None:
+    def step_within(self, tx: StoreTransaction) -> Taken | None:
         """Take the next step, if it is due now, in the caller's transaction (the worker's
         batch that completed the window: one commit for the windows and their step). The
         step runs in a savepoint: if it conflicts or fails, it is undone alone, the windows
         still commit, and :meth:`step` takes it later in a transaction of its own. Returns
-        ``None`` if no step was taken, else whether it decided; the caller passes that to
-        :meth:`committed` once its transaction has committed."""
+        the step taken (``None`` if none); the caller passes it to :meth:`committed` once its
+        transaction has committed."""
         tick = time.perf_counter()
         try:
             with tx.savepoint():
@@ -233,19 +240,19 @@ class CrowdStepper:
         except (_Conflict, FlowauditError):
             return None
 
-    def committed(self, decided: bool | None) -> bool:
-        """Count a step whose transaction committed (``decided``: ``None`` if none was
-        taken, else whether it decided); whether one was."""
-        if decided is None:
+    def committed(self, taken: Taken | None) -> bool:
+        """Count a step whose transaction committed (``None``: none was taken); whether one
+        was."""
+        if taken is None:
             return False
         self.steps += 1
-        self.decisions += int(decided)
-        self.done_at.append((self.last_window, time.time()))
+        self.decisions += int(taken.decided)
+        self.done_at.append((taken.window, time.time()))
         return True
 
-    def _take(self, tx: StoreTransaction, tick: float, *, finish: bool) -> bool | None:
+    def _take(self, tx: StoreTransaction, tick: float, *, finish: bool) -> Taken | None:
         """The step in ``tx`` if one is due (``None`` if not, after closing the run if it is
-        over and ``finish``); whether it decided. Raises :class:`_Conflict` when another
+        over and ``finish``). Raises :class:`_Conflict` when another
         worker holds the state or took the step: the caller rolls the attempt back."""
         locked = tx.lock_live_state(self.event_id, skip_locked=True)
         if locked is None:
@@ -296,8 +303,7 @@ class CrowdStepper:
             raise _Conflict
         tx.record_progress(locked.run_id, windows_done=due.window + 1)
         self.more = any(r.window > due.window for r in recent)
-        self.last_window = due.window
-        return decision_id is not None
+        return Taken(due.window, decision_id is not None)
 
     def _due(self, recent: list[LiveWindowMark], stepped: int) -> _Due | None:
         """The next window to step, if it is settled (module docstring); ``recent`` are the

@@ -55,7 +55,7 @@ from retention.store import StoreTransaction
 
 from ..run import percentiles
 from .commit import CommitResult, WindowCommitter
-from .selector import CrowdStepper
+from .selector import CrowdStepper, Taken
 from .wire import MSG_ID_HEADER, LiveWindow, decode_window, stream_name, stream_subjects
 
 __all__ = ["WorkerConfig", "WorkerMetrics", "Worker", "FAULT_ENV", "DEFAULT_DURABLE"]
@@ -423,7 +423,7 @@ class Worker:
         windows = [window for _, window in accepted]
         # the batch that completes a window takes its crowd step in its own transaction: one
         # commit for the last windows and the score/decision they make due
-        fused: list[tuple[bool | None, float]] = []
+        fused: list[tuple[Taken | None, float]] = []
 
         def step_too(tx: StoreTransaction) -> None:
             started = time.perf_counter()

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from flowaudit.runtime import open_runtime, signing
 from pipeline.live.commit import WindowCommitter
-from pipeline.live.selector import CrowdStepper
+from pipeline.live.selector import CrowdStepper, Taken
 from pipeline.live.worker import _Completion
 from pipeline.sentiment import BuiltinScorer
 from retention.ground.actions import Action
@@ -61,9 +61,9 @@ def _last_seq(runtime) -> int:  # type: ignore[no-untyped-def]
 
 
 def _commit_with_step(setup: LiveSetup, committer: WindowCommitter, stepper: CrowdStepper,
-                      bands: Iterable[int]) -> tuple[list, list[bool | None]]:
+                      bands: Iterable[int]) -> tuple[list, list[Taken | None]]:
     """Window 0 of ``bands`` in one batch whose transaction also tries the crowd step."""
-    outcome: list[bool | None] = []
+    outcome: list[Taken | None] = []
     results = committer.commit_batch([make_window(setup, b, 0) for b in bands],
                                      then=lambda tx: outcome.append(stepper.step_within(tx)))
     return results, outcome
