@@ -214,36 +214,27 @@ class LiveStateData:
     state: Mapping[str, Any]
 
 
-_LIVE_ROW_COLUMNS = (
-    LiveWindowRecord.event_id, LiveWindowRecord.subject_pseudonym, LiveWindowRecord.window,
-    LiveWindowRecord.start_at, LiveWindowRecord.frames_received,
-    LiveWindowRecord.frames_stored, LiveWindowRecord.scored, LiveWindowRecord.drops,
-    LiveWindowRecord.raw_segment_id, LiveWindowRecord.score_record_id,
-    LiveWindowRecord.committed_at, LiveWindowRecord.worker, LiveWindowRecord.id,
-)
+def _live_row(row: LiveWindowRecord) -> LiveWindowRow:
+    return LiveWindowRow(
+        event_id=row.event_id, pseudonym=row.subject_pseudonym, window=row.window,
+        start_at=row.start_at, frames_received=row.frames_received,
+        frames_stored=row.frames_stored, scored=row.scored, drops=dict(row.drops or {}),
+        raw_segment_id=row.raw_segment_id, score_record_id=row.score_record_id,
+        committed_at=row.committed_at, worker=row.worker, row_id=int(row.id),
+    )
 
 
 def _read_live_windows(
     session: Session, event_id: str, window: int | None, after: int | None
 ) -> list[LiveWindowRow]:
-    """An event's committed live windows (one window, or all after one), in window order.
-    Columns, not ORM objects: a crowd step reads some hundred of these each window."""
-    query = select(*_LIVE_ROW_COLUMNS).where(LiveWindowRecord.event_id == event_id)
+    """An event's committed live windows (one window, or all after one), in window order."""
+    query = select(LiveWindowRecord).where(LiveWindowRecord.event_id == event_id)
     if window is not None:
         query = query.where(LiveWindowRecord.window == window)
     if after is not None:
         query = query.where(LiveWindowRecord.window > after)
     query = query.order_by(LiveWindowRecord.window, LiveWindowRecord.id)
-    return [
-        LiveWindowRow(
-            event_id=event, pseudonym=pseudonym, window=k, start_at=start,
-            frames_received=received, frames_stored=stored, scored=scored,
-            drops=dict(drops or {}), raw_segment_id=raw_id, score_record_id=score_id,
-            committed_at=committed, worker=worker, row_id=int(row_id),
-        )
-        for (event, pseudonym, k, start, received, stored, scored, drops, raw_id, score_id,
-             committed, worker, row_id) in session.execute(query)
-    ]
+    return [_live_row(r) for r in session.scalars(query)]
 
 
 def _insert_ignoring_duplicates(session: Session, model: Any, values: dict[str, Any]) -> bool:
