@@ -6,7 +6,6 @@ This is the only place where `retention` and `audit` meet; neither imports the o
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -44,6 +43,7 @@ from .config import (
     TRANSIT_TOKEN_ENV,
     Settings,
     resolve_settings,
+    set_config_values,
 )
 
 if TYPE_CHECKING:
@@ -196,12 +196,11 @@ def initialise_home(
     if (home / CONFIG_NAME).exists():
         raise ConfigError(f"'{home}' is already a flowaudit home; use it, or pick another --home")
     load_policy(policy)  # fail before creating anything if the policy is bad
-    lines = [f'policy = "{policy}"']
     config = _check_transit(home, transit, env) if transit is not None else None
     made_home = not home.exists()
     before = set() if made_home else {entry.name for entry in home.iterdir()}
     try:
-        return _write_home(home, db_url, env, lines, config)
+        return _write_home(home, db_url, env, policy, config)
     except BaseException:
         # a failed init leaves no half home behind (a config naming a database that was never
         # migrated would refuse the next init as "already a home"); only what it made goes
@@ -209,7 +208,7 @@ def initialise_home(
         raise
 
 
-def _write_home(home: Path, db_url: str | None, env: Mapping[str, str], lines: list[str],
+def _write_home(home: Path, db_url: str | None, env: Mapping[str, str], policy: str,
                 config: TransitConfig | None) -> Settings:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
@@ -217,12 +216,6 @@ def _write_home(home: Path, db_url: str | None, env: Mapping[str, str], lines: l
         from retention.transit import create_empty_transit_store
 
         create_empty_transit_store(home / "keystore.transit.json", config)
-        lines += [
-            'key_provider = "transit"',
-            f"transit_address = {json.dumps(config.address)}",
-            f"transit_mount = {json.dumps(config.mount)}",
-            f"transit_key = {json.dumps(config.key)}",
-        ]
     else:
         master_file = home / "master.key"
         if not env.get(MASTER_KEY_ENV):
@@ -230,9 +223,13 @@ def _write_home(home: Path, db_url: str | None, env: Mapping[str, str], lines: l
         master_key = load_master_key(master_file, env)
         FileKeyStore.create(home / "keystore.bin", master_key)
     create_signing_key(home / "signing.key")
+    lines = [f'policy = "{policy}"']
     if db_url:
         lines.insert(0, f'database_url = "{db_url}"')
     (home / CONFIG_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if config is not None:  # as keys use-transit writes them
+        set_config_values(home, {"key_provider": "transit", "transit_address": config.address,
+                                 "transit_mount": config.mount, "transit_key": config.key})
     settings = resolve_settings(home, db_url, env)
     db.upgrade(settings.db_url)
     return settings
